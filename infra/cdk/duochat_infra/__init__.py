@@ -1,0 +1,1 @@
+"""duochat CDK constructs."""

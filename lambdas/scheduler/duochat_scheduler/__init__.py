@@ -1,0 +1,1 @@
+"""Business-hours scheduler for the duochat stack."""
