@@ -1,0 +1,213 @@
+"""Publish to and consume from Redis Streams with consumer groups.
+
+Delivery is at least once. A consumer:
+- skips an event whose id it already handled (a marker per group, set after success), so a
+  redelivered entry changes nothing;
+- reclaims entries that another (dead) consumer of its group left pending (XAUTOCLAIM);
+- moves an entry that keeps failing, or cannot be parsed, to ``<stream>.dead`` and acks it, so one
+  poison entry never blocks the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from duochat_common.events.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Envelope], Awaitable[None]]
+FIELD = "event"
+
+
+def dead_letter_stream(stream: str) -> str:
+    return f"{stream}.dead"
+
+
+class EventBus:
+    """Appends envelopes to streams (each producer owns its stream)."""
+
+    def __init__(self, redis: aioredis.Redis, *, maxlen: int = 200_000) -> None:
+        self.redis = redis
+        self.maxlen = maxlen
+
+    async def publish(self, stream: str, envelope: Envelope) -> str:
+        entry_id = await self.redis.xadd(
+            stream, {FIELD: envelope.to_json()}, maxlen=self.maxlen, approximate=True
+        )
+        return str(entry_id)
+
+    async def publish_many(self, stream: str, envelopes: Sequence[Envelope]) -> list[str]:
+        """One round trip for a batch."""
+        if not envelopes:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for envelope in envelopes:
+                pipe.xadd(stream, {FIELD: envelope.to_json()}, maxlen=self.maxlen, approximate=True)
+            return list(await pipe.execute())
+
+
+class Consumer:
+    """One member of a consumer group, running ``handler`` for each event."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        stream: str,
+        group: str,
+        consumer: str,
+        handler: Handler,
+        batch: int = 100,
+        block_ms: int = 2000,
+        claim_idle_ms: int = 30_000,
+        max_attempts: int = 5,
+        done_ttl_s: int = 7 * 86400,
+    ) -> None:
+        self.redis = redis
+        self.stream = stream
+        self.group = group
+        self.consumer = consumer
+        self.handler = handler
+        self.batch = batch
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.max_attempts = max_attempts
+        self.done_ttl_s = done_ttl_s
+        self._attempts_key = f"events:attempts:{stream}:{group}"
+        self._last_claim = 0.0
+
+    def _done_key(self, event_id: str) -> str:
+        return f"events:done:{self.group}:{event_id}"
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _dead_letter(self, entry_id: str, raw: str, reason: str) -> None:
+        log.error(
+            "event dead-lettered",
+            extra={"fields": {"stream": self.stream, "entry": entry_id, "reason": reason}},
+        )
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                dead_letter_stream(self.stream),
+                {FIELD: raw, "entry": entry_id, "group": self.group, "reason": reason[:500]},
+                maxlen=100_000,
+                approximate=True,
+            )
+            pipe.xack(self.stream, self.group, entry_id)
+            pipe.hdel(self._attempts_key, entry_id)
+            await pipe.execute()
+
+    async def _process(self, entries: list[tuple[str, dict[str, Any]]]) -> int:
+        parsed: list[tuple[str, str, Envelope]] = []
+        for entry_id, fields in entries:
+            raw = (fields or {}).get(FIELD, "")
+            try:
+                parsed.append((entry_id, raw, Envelope.from_json(raw)))
+            except (ValidationError, ValueError, json.JSONDecodeError) as exc:
+                await self._dead_letter(entry_id, raw, f"unparseable: {exc}")
+        if not parsed:
+            return 0
+        done = await self.redis.mget([self._done_key(env.id) for _, _, env in parsed])
+        handled = 0
+        for (entry_id, raw, envelope), already in zip(parsed, done, strict=True):
+            if not already:
+                try:
+                    await self.handler(envelope)
+                except Exception as exc:
+                    attempts = int(await self.redis.hincrby(self._attempts_key, entry_id, 1))
+                    log.warning(
+                        "event handler failed",
+                        exc_info=True,
+                        extra={
+                            "fields": {"type": envelope.type, "id": envelope.id, "try": attempts}
+                        },
+                    )
+                    if attempts >= self.max_attempts:
+                        await self._dead_letter(entry_id, raw, f"{type(exc).__name__}: {exc}")
+                    continue
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(self._done_key(envelope.id), "1", ex=self.done_ttl_s)
+                pipe.xack(self.stream, self.group, entry_id)
+                pipe.hdel(self._attempts_key, entry_id)
+                await pipe.execute()
+            handled += 1
+        return handled
+
+    async def reclaim(self) -> int:
+        """Take over entries idle longer than ``claim_idle_ms`` (a dead consumer's, or retries)."""
+        start = "0-0"
+        total = 0
+        while True:
+            reply = await self.redis.xautoclaim(
+                self.stream, self.group, self.consumer, self.claim_idle_ms, start, count=self.batch
+            )
+            start, entries = reply[0], reply[1]
+            entries = [(eid, fields) for eid, fields in entries if fields is not None]
+            if entries:
+                total += len(entries)
+                await self._process(entries)
+            if start in ("0-0", b"0-0") or not entries:
+                return total
+
+    async def run_once(self) -> int:
+        """Reclaim if due, then read one batch of new entries. Returns entries seen."""
+        seen = 0
+        now = time.monotonic()
+        if now - self._last_claim >= self.claim_idle_ms / 2000:
+            self._last_claim = now
+            seen += await self.reclaim()
+        try:
+            reply: Any = await self.redis.xreadgroup(
+                self.group, self.consumer, {self.stream: ">"}, count=self.batch, block=self.block_ms
+            )
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):  # Redis lost the group (restart without persistence)
+                await self.ensure_group()
+                return seen
+            raise
+        for _stream, entries in reply or []:
+            seen += len(entries)
+            await self._process(entries)
+        return seen
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Consume until ``stop`` is set or the task is cancelled; survives Redis outages."""
+        stop = stop or asyncio.Event()
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                await self.ensure_group()
+                while not stop.is_set():
+                    started = time.monotonic()
+                    seen = await self.run_once()
+                    backoff = 0.1
+                    # fakeredis answers an empty XREADGROUP at once instead of blocking.
+                    if not seen and time.monotonic() - started < self.block_ms / 4000:
+                        await asyncio.sleep(min(0.05, self.block_ms / 1000))
+            except asyncio.CancelledError:
+                raise
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                log.warning("redis unavailable, consumer retrying", exc_info=False)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:
+                log.exception("consumer loop error")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)

@@ -1,0 +1,52 @@
+"""Alembic, run programmatically: each service keeps its own versions folder."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import MetaData, engine_from_config, pool
+
+from duochat_common.db import ensure_sqlite_dir, sync_url
+
+
+def alembic_config(*, script_location: str, database_url: str, version_table: str) -> Config:
+    """An Alembic config for one service (``script_location`` like ``duochat_auth:migrations``)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", script_location)
+    cfg.set_main_option(
+        "sqlalchemy.url", sync_url(database_url).render_as_string(hide_password=False)
+    )
+    cfg.attributes["version_table"] = version_table
+    return cfg
+
+
+def upgrade(*, script_location: str, database_url: str, version_table: str) -> None:
+    """Bring the service's schema to head."""
+    ensure_sqlite_dir(database_url)
+    command.upgrade(
+        alembic_config(
+            script_location=script_location,
+            database_url=database_url,
+            version_table=version_table,
+        ),
+        "head",
+    )
+
+
+def run_env(target_metadata: MetaData) -> None:
+    """The body of every service's ``migrations/env.py`` (online mode only)."""
+    from alembic import context
+
+    config = context.config
+    section = config.get_section(config.config_ini_section) or {}
+    section["sqlalchemy.url"] = config.get_main_option("sqlalchemy.url") or ""
+    connectable = engine_from_config(section, prefix="sqlalchemy.", poolclass=pool.NullPool)
+    with connectable.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            version_table=config.attributes.get("version_table", "alembic_version"),
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
