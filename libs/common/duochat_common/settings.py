@@ -23,6 +23,8 @@ class ServiceSettings(BaseSettings):
     database_url: str = "sqlite:///./data/duochat.db"
     redis_url: str = "memory://embedded"
     redis_max_connections: int = 256
+    # Prefixes every Redis key and stream name, so that test runs and tenants never collide.
+    redis_prefix: str = ""
     # Where every service fetches the public keys that verify access tokens.
     auth_jwks_url: str = "http://127.0.0.1:8000/auth/.well-known/jwks.json"
     jwt_issuer: str = "duochat-auth"
@@ -42,6 +44,10 @@ class ServiceSettings(BaseSettings):
         if problems:
             raise ValueError("unsafe production settings: " + "; ".join(problems))
         return self
+
+    def key(self, name: str) -> str:
+        """A Redis key or stream name in this deployment's namespace."""
+        return f"{self.redis_prefix}{name}"
 
     def production_problems(self) -> list[str]:
         """Reasons this configuration must not run in production (subclasses add their own)."""

@@ -1,0 +1,33 @@
+"""What every service's ``create_app`` shares: error mapping, request ids, health routes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRouter
+
+from duochat_common.errors import install_error_handlers
+from duochat_common.health import Check, health_router
+from duochat_common.logs import RequestIdMiddleware
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+
+def build_app(
+    *,
+    title: str,
+    routers: list[APIRouter],
+    lifespan: Lifespan,
+    health_checks: Callable[[FastAPI], dict[str, Check]],
+) -> FastAPI:
+    """A FastAPI app with the shared middleware, error handlers and health routes."""
+    app = FastAPI(title=title, lifespan=lifespan, version="1.0.0")
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health_router(lambda: health_checks(app)))
+    for router in routers:
+        app.include_router(router)
+    return app

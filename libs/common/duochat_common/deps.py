@@ -1,0 +1,34 @@
+"""FastAPI dependencies every service uses, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from duochat_common.errors import Unauthorized
+from duochat_common.tokens import AuthUser, TokenVerifier
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from POST /auth/login")
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.db.session() as session:
+        yield session
+
+
+async def get_current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> AuthUser:
+    if credentials is None:
+        raise Unauthorized("sign in first: send Authorization: Bearer <access token>")
+    verifier: TokenVerifier = request.app.state.verifier
+    return await verifier.verify(credentials.credentials)
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+CurrentUser = Annotated[AuthUser, Depends(get_current_user)]
