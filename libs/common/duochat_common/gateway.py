@@ -10,7 +10,6 @@ Run ``python -m duochat_common.gateway --mode compose|local --out FILE``.
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -44,7 +43,11 @@ _MIME_TYPES = {
 
 
 def alb_pattern_to_regex(pattern: str) -> str:
-    """The anchored nginx regex for an ALB path pattern (``*`` any run, ``?`` one character)."""
+    """The anchored regex for an ALB path pattern (``*`` any run, ``?`` one character).
+
+    Regex metacharacters become one-character classes (``.`` -> ``[.]``), so the result has
+    no backslash and reads the same to nginx (PCRE) and to Python's ``re``.
+    """
     if not pattern.startswith("/"):
         raise ValueError(f"path pattern must start with '/': {pattern!r}")
     parts = []
@@ -53,8 +56,12 @@ def alb_pattern_to_regex(pattern: str) -> str:
             parts.append(".*")
         elif char == "?":
             parts.append(".")
+        elif char in '\\^[]"':
+            raise ValueError(f"unsupported character {char!r} in path pattern {pattern!r}")
+        elif char in ".+()|{}$":
+            parts.append(f"[{char}]")
         else:
-            parts.append(re.escape(char))
+            parts.append(char)
     return "^" + "".join(parts) + "$"
 
 
@@ -63,8 +70,10 @@ def _upstream_name(service: str) -> str:
 
 
 def _quote(value: str) -> str:
-    """An nginx string literal: regexes carry characters ({ ; space) that must be quoted."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """An nginx string literal: regexes may carry characters ({ ; space) that need quotes."""
+    if '"' in value or "\\" in value:
+        raise ValueError(f"cannot quote {value!r}")
+    return f'"{value}"'
 
 
 def _proxy_block(
@@ -143,7 +152,7 @@ def _default_location(web_upstream: Sequence[str] | None, static_root: str | Non
         "      add_header X-Request-ID $duochat_request_id always;",
         "    }",
         "    # Vite fingerprints these file names, so they never change under the same URL.",
-        "    location ^~ /assets/ {",
+        '    location ~ "^/assets/" {',
         f"      root {_quote(static_root)};",
         "      expires 1y;",
         '      add_header Cache-Control "public, immutable" always;',
@@ -196,7 +205,7 @@ def render_nginx_conf(
     lines += [
         "  # Keep the caller's X-Request-ID, or make one, and pass it to the service.",
         "  map $http_x_request_id $duochat_request_id {",
-        '    default $http_x_request_id;',
+        "    default $http_x_request_id;",
         '    "" $request_id;',
         "  }",
         "  # Upgrade only when the client asked to; otherwise keep upstream connections alive.",
@@ -256,7 +265,7 @@ def local_conf(*, static_root: str, run_dir: str) -> str:
         listen=GATEWAY_PORT,
         static_root=static_root,
         pid_path=f"{run_dir}/nginx.pid",
-        temp_dir=f"{run_dir}/tmp",
+        temp_dir=f"{run_dir}/temp",
         error_log=f"{run_dir}/error.log",
         access_log=f"{run_dir}/access.log",
     )
@@ -273,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         text = compose_conf()
     else:
         run_dir = Path(args.run_dir).resolve()
-        (run_dir / "tmp").mkdir(parents=True, exist_ok=True)
+        (run_dir / "temp").mkdir(parents=True, exist_ok=True)
         text = local_conf(static_root=str(Path(args.static_root).resolve()), run_dir=str(run_dir))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

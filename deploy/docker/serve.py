@@ -1,0 +1,133 @@
+"""The entrypoint of every service image: prepare the database, migrate, then run uvicorn.
+
+``python serve.py`` runs the service named by ``DUOCHAT_SERVICE`` on ``PORT``;
+``python serve.py healthcheck`` is the image's HEALTHCHECK (``/healthz``, no curl needed).
+
+On ECS, credentials arrive from Secrets Manager: ``DB_SECRET`` (the RDS secret, JSON with
+username, password, host, port) and ``REDIS_AUTH_TOKEN``. ECS injects a secret only whole,
+never into the middle of a URL, so this script assembles ``DUOCHAT_DATABASE_URL`` (database
+``DB_NAME``) and ``DUOCHAT_REDIS_URL`` (``rediss://`` to ``REDIS_HOST``:``REDIS_PORT``) from
+them, and creates the service's database on the shared instance when it is missing. Where the
+URLs are set directly (docker compose), they are used as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Mapping, MutableMapping
+from urllib.parse import quote
+
+GRACEFUL_SHUTDOWN_S = 20  # below ECS's stopTimeout and compose's stop_grace_period (30 s)
+_DB_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def database_url(*, secret_json: str, db_name: str) -> str:
+    """A SQLAlchemy async MySQL URL from an RDS secret and a database name."""
+    if not _DB_NAME.match(db_name):
+        raise ValueError(f"bad database name {db_name!r}")
+    secret = json.loads(secret_json)
+    user = quote(secret["username"], safe="")
+    password = quote(secret["password"], safe="")
+    return f"mysql+aiomysql://{user}:{password}@{secret['host']}:{secret['port']}/{db_name}"
+
+
+def redis_url(*, host: str, port: str, auth_token: str | None) -> str:
+    """A TLS Redis URL (ElastiCache with encryption in transit)."""
+    auth = f":{quote(auth_token, safe='')}@" if auth_token else ""
+    return f"rediss://{auth}{host}:{port}/0"
+
+
+def assemble_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The ``DUOCHAT_*`` URLs that ``env`` lacks but whose parts it carries."""
+    extra: dict[str, str] = {}
+    if not env.get("DUOCHAT_DATABASE_URL") and env.get("DB_SECRET"):
+        extra["DUOCHAT_DATABASE_URL"] = database_url(
+            secret_json=env["DB_SECRET"], db_name=env["DB_NAME"]
+        )
+    if not env.get("DUOCHAT_REDIS_URL") and env.get("REDIS_HOST"):
+        extra["DUOCHAT_REDIS_URL"] = redis_url(
+            host=env["REDIS_HOST"],
+            port=env.get("REDIS_PORT", "6379"),
+            auth_token=env.get("REDIS_AUTH_TOKEN"),
+        )
+    return extra
+
+
+def create_database(*, secret_json: str, db_name: str) -> None:
+    """Create ``db_name`` on the RDS instance (which starts with none of the four)."""
+    import pymysql  # in the image through duochat-common
+
+    if not _DB_NAME.match(db_name):
+        raise ValueError(f"bad database name {db_name!r}")
+    secret = json.loads(secret_json)
+    connection = pymysql.connect(
+        host=secret["host"],
+        port=int(secret["port"]),
+        user=secret["username"],
+        password=secret["password"],
+        connect_timeout=10,
+    )
+    try:
+        with connection.cursor() as cursor:
+            # The name is checked against _DB_NAME above; identifiers cannot be parameters.
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{db_name}`")
+    finally:
+        connection.close()
+
+
+def healthcheck(port: str) -> int:
+    """0 when ``/healthz`` answers 200 within 2 s."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return 0 if response.status == 200 else 1
+    except OSError:
+        return 1
+
+
+def serve(env: MutableMapping[str, str]) -> None:
+    """Migrate, then replace this process with uvicorn so that it gets SIGTERM directly."""
+    service = env["DUOCHAT_SERVICE"]
+    if env.get("DB_SECRET") and not env.get("DUOCHAT_DATABASE_URL"):
+        create_database(secret_json=env["DB_SECRET"], db_name=env["DB_NAME"])
+    env.update(assemble_env(env))
+    subprocess.run([sys.executable, "-m", f"duochat_{service}.migrate"], check=True, env=env)  # noqa: S603
+    os.execve(  # noqa: S606 - fixed program and arguments
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            f"duochat_{service}.main:create_app",
+            "--host",
+            "0.0.0.0",  # noqa: S104 - a container listens on its own interface
+            "--port",
+            env["PORT"],
+            "--timeout-graceful-shutdown",
+            str(GRACEFUL_SHUTDOWN_S),
+            "--proxy-headers",
+            "--forwarded-allow-ips",
+            "*",
+            "--no-server-header",
+        ],
+        env,
+    )
+
+
+def main(argv: list[str]) -> int:
+    if argv[1:] == ["healthcheck"]:
+        return healthcheck(os.environ["PORT"])
+    if argv[1:]:
+        print(f"usage: {argv[0]} [healthcheck]", file=sys.stderr)
+        return 2
+    serve(dict(os.environ))
+    return 0  # not reached: execve replaced the process
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
