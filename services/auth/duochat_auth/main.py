@@ -1,0 +1,80 @@
+"""auth: users, credentials, refresh tokens and the token-signing key."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from duochat_common.app import build_app
+from duochat_common.db import Database
+from duochat_common.redis_store import create_redis
+from duochat_common.tokens import TokenVerifier
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from duochat_auth import service
+from duochat_auth.config import Settings
+from duochat_auth.keys import KeyRing, load_key_ring
+from duochat_auth.models import User
+from duochat_auth.ratelimit import LoginLimiter
+from duochat_auth.routes import router
+
+log = logging.getLogger(__name__)
+DEMO_ACCOUNTS = ("happydaddy", "angrydaddy")
+DEMO_PASSWORD = "1234"  # noqa: S105 - the embedded mode's documented demo password
+
+
+async def seed_demo_accounts(db: Database) -> None:
+    """Create the demo accounts if missing (embedded mode only; production refuses the flag)."""
+    async with db.session() as session:
+        for name in DEMO_ACCOUNTS:
+            if await session.scalar(select(User.id).where(User.username == name)) is None:
+                await service.create_user(session=session, username=name, password=DEMO_PASSWORD)
+                log.info("seeded demo account %s", name)
+
+
+def _local_verifier(keys: KeyRing, settings: Settings) -> TokenVerifier:
+    async def fetch() -> dict[str, Any]:
+        return keys.jwks()
+
+    return TokenVerifier(fetch, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        redis = create_redis(settings.redis_url, max_connections=settings.redis_max_connections)
+        async with db.session() as session:
+            keys = await load_key_ring(session=session, configured_pem=settings.jwt_private_key)
+        app.state.db = db
+        app.state.redis = redis
+        app.state.keys = keys
+        app.state.verifier = _local_verifier(keys, settings)
+        app.state.limiter = LoginLimiter(
+            redis,
+            prefix=settings.redis_prefix,
+            per_name=settings.login_max_failures_per_name,
+            per_address=settings.login_max_failures_per_address,
+            window_seconds=settings.login_failure_window_seconds,
+        )
+        if settings.demo_accounts:
+            await seed_demo_accounts(db)
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            await db.dispose()
+
+    app = build_app(
+        title="duochat auth",
+        routers=[router],
+        lifespan=lifespan,
+        health_checks=lambda a: {"database": a.state.db.ping, "redis": a.state.redis.ping},
+    )
+    app.state.settings = settings
+    return app

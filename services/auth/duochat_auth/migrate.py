@@ -1,0 +1,23 @@
+"""``python -m duochat_auth.migrate``: bring auth's schema to head."""
+
+from __future__ import annotations
+
+from duochat_common.migrations import upgrade
+
+from duochat_auth.config import Settings
+
+SCRIPT_LOCATION = "duochat_auth:migrations"
+VERSION_TABLE = "alembic_version_auth"
+
+
+def migrate(settings: Settings | None = None) -> None:
+    settings = settings or Settings()
+    upgrade(
+        script_location=SCRIPT_LOCATION,
+        database_url=settings.database_url,
+        version_table=VERSION_TABLE,
+    )
+
+
+if __name__ == "__main__":
+    migrate()

@@ -1,0 +1,99 @@
+"""auth's HTTP routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from duochat_common.deps import CurrentUser, SessionDep
+from fastapi import APIRouter, Depends, Request, Response
+
+from duochat_auth import service
+from duochat_auth.config import Settings
+from duochat_auth.keys import KeyRing
+from duochat_auth.ratelimit import LoginLimiter
+from duochat_auth.schemas import Credentials, RefreshRequest, TokenPair, UserOut
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+ERR = {"model": dict[str, Any]}
+
+
+def _keys(request: Request) -> KeyRing:
+    keys: KeyRing = request.app.state.keys
+    return keys
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _limiter(request: Request) -> LoginLimiter:
+    limiter: LoginLimiter = request.app.state.limiter
+    return limiter
+
+
+def client_address(request: Request) -> str:
+    """The caller's address; behind the ALB or nginx, the hop they appended last."""
+    if _settings(request).trust_forwarded_for:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        if hops:
+            return hops[-1][:64]
+    return request.client.host if request.client else "unknown"
+
+
+KeysDep = Annotated[KeyRing, Depends(_keys)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+@router.post("/register", status_code=201, response_model=UserOut, responses={409: ERR, 422: ERR})
+async def register(body: Credentials, session: SessionDep) -> UserOut:
+    user = await service.register(session=session, username=body.username, password=body.password)
+    return UserOut(id=user.id, username=user.username)
+
+
+@router.post("/login", response_model=TokenPair, responses={401: ERR, 422: ERR, 429: ERR})
+async def login(
+    body: Credentials,
+    request: Request,
+    session: SessionDep,
+    keys: KeysDep,
+    settings: SettingsDep,
+    limiter: Annotated[LoginLimiter, Depends(_limiter)],
+) -> TokenPair:
+    return await service.login(
+        session=session,
+        keys=keys,
+        settings=settings,
+        limiter=limiter,
+        username=body.username,
+        password=body.password,
+        address=client_address(request),
+    )
+
+
+@router.post("/refresh", response_model=TokenPair, responses={401: ERR, 422: ERR})
+async def refresh(
+    body: RefreshRequest, session: SessionDep, keys: KeysDep, settings: SettingsDep
+) -> TokenPair:
+    return await service.refresh(
+        session=session, keys=keys, settings=settings, token=body.refresh_token
+    )
+
+
+@router.post("/logout", status_code=204, response_class=Response, responses={422: ERR})
+async def logout(body: RefreshRequest, session: SessionDep) -> Response:
+    await service.logout(session=session, token=body.refresh_token)
+    return Response(status_code=204)
+
+
+@router.get("/me", response_model=UserOut, responses={401: ERR})
+async def me(user: CurrentUser) -> UserOut:
+    return UserOut(id=user.id, username=user.username)
+
+
+@router.get("/.well-known/jwks.json")
+async def jwks(keys: KeysDep, response: Response) -> dict[str, Any]:
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return keys.jwks()

@@ -1,0 +1,178 @@
+"""auth's use cases: register, sign in, rotate, sign out."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from duochat_common.errors import Conflict, Unauthorized, Unprocessable
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from duochat_auth.config import Settings
+from duochat_auth.keys import KeyRing
+from duochat_auth.models import RefreshToken, User
+from duochat_auth.passwords import hash_password, verify_password
+from duochat_auth.ratelimit import LoginLimiter
+from duochat_auth.schemas import TokenPair
+
+USERNAME = re.compile(r"^[\w.-]{3,32}$")
+COMMON_PASSWORDS = frozenset(
+    {"password", "12345678", "123456789", "1234567890", "qwertyuiop", "11111111", "iloveyou"}
+)
+
+
+def _now() -> datetime:
+    # Naive UTC: MySQL DATETIME has no zone, and SQLite would drop it.
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_new_credentials(username: str, password: str) -> None:
+    """Reject an unusable name or a weak or over-long password (422)."""
+    if not USERNAME.fullmatch(username):
+        raise Unprocessable(
+            "username must be 3-32 letters, digits, '.', '_' or '-'", code="invalid_username"
+        )
+    if len(password) < 8:
+        raise Unprocessable("password must be at least 8 characters", code="weak_password")
+    if len(password.encode()) > 128:
+        raise Unprocessable("password must be at most 128 bytes", code="password_too_long")
+    if (
+        password.lower() in COMMON_PASSWORDS
+        or password.lower() == username.lower()
+        or len(set(password)) < 3
+    ):
+        raise Unprocessable("password is too easy to guess", code="weak_password")
+
+
+async def register(*, session: AsyncSession, username: str, password: str) -> User:
+    """Create an account."""
+    check_new_credentials(username, password)
+    return await create_user(session=session, username=username, password=password)
+
+
+async def create_user(*, session: AsyncSession, username: str, password: str) -> User:
+    """Store a user without the password policy (demo seeding uses this directly)."""
+    user = User(username=username, password_hash=await hash_password(password), created_at=_now())
+    session.add(user)
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise Conflict(f"username {username!r} is taken", code="username_taken") from exc
+    return user
+
+
+async def _issue(
+    *, session: AsyncSession, keys: KeyRing, settings: Settings, user: User, family_id: str
+) -> TokenPair:
+    refresh = secrets.token_urlsafe(32)
+    session.add(
+        RefreshToken(
+            token_hash=_digest(refresh),
+            family_id=family_id,
+            user_id=user.id,
+            expires_at=_now() + timedelta(seconds=settings.refresh_token_ttl_seconds),
+            created_at=_now(),
+        )
+    )
+    await session.commit()
+    access = keys.sign_access_token(
+        user_id=user.id,
+        username=user.username,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl=settings.access_token_ttl_seconds,
+    )
+    return TokenPair(
+        access_token=access,
+        refresh_token=refresh,
+        expires_in=settings.access_token_ttl_seconds,
+    )
+
+
+async def login(
+    *,
+    session: AsyncSession,
+    keys: KeyRing,
+    settings: Settings,
+    limiter: LoginLimiter,
+    username: str,
+    password: str,
+    address: str,
+) -> TokenPair:
+    """Check the password (rate-limited per name and address) and issue a token pair."""
+    await limiter.check(username=username, address=address)
+    user = await session.scalar(select(User).where(User.username == username))
+    if not await verify_password(user.password_hash if user else None, password) or user is None:
+        await limiter.failed(username=username, address=address)
+        raise Unauthorized("wrong username or password", code="invalid_credentials")
+    await limiter.succeeded(username=username)
+    return await _issue(
+        session=session, keys=keys, settings=settings, user=user, family_id=uuid.uuid4().hex
+    )
+
+
+async def _revoke_family(session: AsyncSession, family_id: str) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=_now())
+    )
+    await session.commit()
+
+
+async def _find_refresh(session: AsyncSession, token: str) -> RefreshToken | None:
+    return await session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == _digest(token))
+    )
+
+
+async def refresh(
+    *, session: AsyncSession, keys: KeyRing, settings: Settings, token: str
+) -> TokenPair:
+    """Rotate: the old refresh token is spent; presenting a spent one revokes its family."""
+    row = await session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == _digest(token))
+    )
+    if row is None:
+        raise Unauthorized("unknown refresh token", code="invalid_refresh_token")
+    if row.revoked_at is not None:
+        raise Unauthorized("refresh token revoked", code="invalid_refresh_token")
+    if row.expires_at <= _now():
+        raise Unauthorized("refresh token expired", code="invalid_refresh_token")
+    # Spend it atomically: of two racing refreshes exactly one sees rowcount 1.
+    spent = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None))
+        .values(used_at=_now())
+    )
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
+        await _revoke_family(session, row.family_id)
+        raise Unauthorized(
+            "refresh token reused; every session of this sign-in is revoked",
+            code="refresh_token_reused",
+        )
+    user = await session.get(User, row.user_id)
+    if user is None:
+        raise Unauthorized("account no longer exists", code="invalid_refresh_token")
+    return await _issue(
+        session=session, keys=keys, settings=settings, user=user, family_id=row.family_id
+    )
+
+
+async def logout(*, session: AsyncSession, token: str) -> None:
+    """Revoke the sign-in a refresh token belongs to; unknown tokens are ignored."""
+    row = await session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == _digest(token))
+    )
+    if row is not None:
+        await _revoke_family(session, row.family_id)
