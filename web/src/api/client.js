@@ -1,0 +1,135 @@
+import { clearTokens, isFresh, readTokens, saveTokens } from './tokens.js'
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message)
+    this.status = status
+    this.code = code
+  }
+}
+
+// Turns any error body into one readable line: our `{code, message}` shape, or FastAPI's
+// default 422 `{detail: [...]}` / `{detail: "..."}`.
+export function describeError(status, body) {
+  if (body && typeof body === 'object') {
+    if (typeof body.message === 'string') return [body.code || null, body.message]
+    if (typeof body.detail === 'string') return [body.code || null, body.detail]
+    if (Array.isArray(body.detail)) {
+      const parts = body.detail.map((d) => {
+        const field = Array.isArray(d.loc) ? d.loc.filter((x) => x !== 'body').join('.') : ''
+        return field ? `${field}: ${d.msg}` : d.msg
+      })
+      return ['validation_error', parts.join('; ')]
+    }
+  }
+  return [null, `Request failed (${status})`]
+}
+
+// Called when the refresh token is rejected: the session is over.
+let onSessionLost = () => {}
+export function setSessionLostHandler(fn) {
+  onSessionLost = fn
+}
+
+let refreshing = null
+
+async function postRefresh(refreshToken) {
+  const res = await fetch('/auth/refresh', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ refreshToken }),
+  })
+  if (!res.ok) throw new ApiError(res.status, 'refresh_failed', 'Your session has expired.')
+  return saveTokens(await res.json())
+}
+
+// Refresh tokens rotate and reusing one revokes the whole family, so there must be exactly one
+// refresh in flight: one promise per tab, and a Web Lock across tabs. A tab that waited for the
+// lock first checks whether another tab already rotated the pair, and then just uses it.
+async function doRefresh(staleRefreshToken) {
+  const run = async () => {
+    const current = readTokens()
+    if (!current?.refreshToken) throw new ApiError(401, 'signed_out', 'You are signed out.')
+    if (current.refreshToken !== staleRefreshToken && isFresh(current)) return current
+    return postRefresh(current.refreshToken)
+  }
+  if (navigator.locks?.request) return navigator.locks.request('duochat.refresh', run)
+  return run()
+}
+
+export function refreshTokens() {
+  if (!refreshing) {
+    const stale = readTokens()?.refreshToken
+    refreshing = doRefresh(stale)
+      .catch((err) => {
+        if (err instanceof ApiError && err.status < 500) {
+          clearTokens()
+          onSessionLost()
+        }
+        throw err
+      })
+      .finally(() => {
+        refreshing = null
+      })
+  }
+  return refreshing
+}
+
+// A valid access token, refreshed first when it is about to expire.
+export async function accessToken(marginMs = 15000) {
+  const tokens = readTokens()
+  if (!tokens) return null
+  if (isFresh(tokens, marginMs)) return tokens.accessToken
+  return (await refreshTokens()).accessToken
+}
+
+async function send(method, path, body, token) {
+  const headers = {}
+  if (body !== undefined) headers['Content-Type'] = 'application/json'
+  if (token) headers.Authorization = `Bearer ${token}`
+  return fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+}
+
+// One JSON call. Authenticated calls attach the access token and, on a 401, refresh once and
+// retry, so that an expired token never reaches the user.
+export async function request(method, path, { body, query, auth = true } = {}) {
+  if (query) {
+    const params = new URLSearchParams()
+    for (const [k, v] of Object.entries(query)) {
+      if (v !== undefined && v !== null && v !== '') params.set(k, v)
+    }
+    const qs = params.toString()
+    if (qs) path += `?${qs}`
+  }
+  let token = auth ? await accessToken() : null
+  let res = await send(method, path, body, token)
+  if (res.status === 401 && auth && token) {
+    token = (await refreshTokens()).accessToken
+    res = await send(method, path, body, token)
+  }
+  if (res.status === 204) return null
+  const text = await res.text()
+  let data = null
+  if (text) {
+    try {
+      data = JSON.parse(text)
+    } catch {
+      data = null
+    }
+  }
+  if (!res.ok) {
+    const [code, message] = describeError(res.status, data)
+    throw new ApiError(res.status, code, message)
+  }
+  return data
+}
+
+export const api = {
+  get: (path, query) => request('GET', path, { query }),
+  post: (path, body) => request('POST', path, { body: body ?? {} }),
+  del: (path) => request('DELETE', path),
+}

@@ -1,0 +1,41 @@
+// Every backend call the app makes, named after what it does. Paths follow the public contract in
+// shared/DESIGN.md.
+import { api, request } from './client.js'
+
+const enc = encodeURIComponent
+
+export const auth = {
+  login: (username, password) =>
+    request('POST', '/auth/login', { body: { username, password }, auth: false }),
+  register: (username, password) =>
+    request('POST', '/auth/register', { body: { username, password }, auth: false }),
+  logout: (refreshToken) =>
+    request('POST', '/auth/logout', { body: { refreshToken }, auth: false }),
+  me: () => api.get('/auth/me'),
+}
+
+export const boards = {
+  list: ({ status, q, limit = 20, cursor } = {}) => api.get('/boards', { status, q, limit, cursor }),
+  get: (id) => api.get(`/boards/${enc(id)}`),
+  create: (title, content) => api.post('/boards', { title, content }),
+  apply: (id) => api.post(`/boards/${enc(id)}/apply`),
+  match: (id, roomId) => api.post(`/boards/${enc(id)}/match`, { roomId }),
+  close: (id) => api.del(`/boards/${enc(id)}`),
+  rooms: (role) => api.get('/boards/rooms', { role }),
+}
+
+export const chat = {
+  history: (roomId, { before, after, limit = 50 } = {}) =>
+    api.get(`/chat/rooms/${enc(roomId)}/messages`, { before, after, limit }),
+  unread: () => api.get('/chat/rooms/unread'),
+  latest: () => api.get('/chat/rooms/latest'),
+  markRead: (roomId, lastReadId) => api.post(`/chat/rooms/${enc(roomId)}/read`, { lastReadId }),
+  presence: (roomId) => api.get(`/chat/rooms/${enc(roomId)}/presence`),
+}
+
+export const notify = {
+  ticket: () => api.post('/notify/ticket'),
+  alarms: ({ limit = 20, cursor } = {}) => api.get('/notify/alarms', { limit, cursor }),
+  markRoomRead: (roomId) => api.post('/notify/alarms/read', { roomId }),
+  markRead: (ids) => api.post('/notify/alarms/read', { ids }),
+}

@@ -1,0 +1,9 @@
+// Short local times: "14:05" today, "3 Mar 14:05" otherwise.
+export function formatTime(iso) {
+  if (!iso) return ''
+  const d = new Date(iso)
+  if (Number.isNaN(d.getTime())) return ''
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+  if (d.toDateString() === new Date().toDateString()) return time
+  return `${d.toLocaleDateString([], { day: 'numeric', month: 'short' })} ${time}`
+}

@@ -1,0 +1,23 @@
+import { defineConfig } from 'vite'
+import vue from '@vitejs/plugin-vue'
+
+// The dev server forwards the public API paths to a running backend (the embedded runner by
+// default). Keys are regexes so that SPA routes such as /chats are not caught by /chat.
+const backend = process.env.DUOCHAT_BACKEND || 'http://127.0.0.1:8000'
+const api = { target: backend, changeOrigin: false }
+
+export default defineConfig({
+  plugins: [vue()],
+  server: {
+    proxy: {
+      '^/auth(/|$)': api,
+      '^/boards(/|$)': api,
+      '^/chat/': api,
+      '^/notify/': api,
+      '^/ws-stomp': { ...api, ws: true },
+    },
+  },
+  build: {
+    chunkSizeWarningLimit: 600,
+  },
+})
