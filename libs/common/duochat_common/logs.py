@@ -54,6 +54,7 @@ def configure_logging(service: str, *, level: str = "INFO", json_output: bool = 
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def request_id_headers() -> dict[str, str]:

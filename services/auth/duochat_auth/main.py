@@ -7,10 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from duochat_common.app import build_app
-from duochat_common.db import Database
-from duochat_common.redis_store import create_redis
-from duochat_common.tokens import TokenVerifier
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -20,6 +16,10 @@ from duochat_auth.keys import KeyRing, load_key_ring
 from duochat_auth.models import User
 from duochat_auth.ratelimit import LoginLimiter
 from duochat_auth.routes import router
+from duochat_common.app import build_app
+from duochat_common.db import Database
+from duochat_common.redis_store import create_redis
+from duochat_common.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
 DEMO_ACCOUNTS = ("happydaddy", "angrydaddy")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from duochat_common.migrations import upgrade
-
 from duochat_auth.config import Settings
+from duochat_common.migrations import upgrade
 
 SCRIPT_LOCATION = "duochat_auth:migrations"
 VERSION_TABLE = "alembic_version_auth"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from duochat_common.db import BigId
 from sqlalchemy import DateTime, ForeignKey, Index, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from duochat_common.db import BigId
 
 
 class AuthBase(DeclarativeBase):

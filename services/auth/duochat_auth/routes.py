@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from duochat_common.deps import CurrentUser, SessionDep
 from fastapi import APIRouter, Depends, Request, Response
 
 from duochat_auth import service
@@ -12,6 +11,7 @@ from duochat_auth.config import Settings
 from duochat_auth.keys import KeyRing
 from duochat_auth.ratelimit import LoginLimiter
 from duochat_auth.schemas import Credentials, RefreshRequest, TokenPair, UserOut
+from duochat_common.deps import CurrentUser, SessionDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

@@ -8,7 +8,6 @@ import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from duochat_common.errors import Conflict, Unauthorized, Unprocessable
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +18,7 @@ from duochat_auth.models import RefreshToken, User
 from duochat_auth.passwords import hash_password, verify_password
 from duochat_auth.ratelimit import LoginLimiter
 from duochat_auth.schemas import TokenPair
+from duochat_common.errors import Conflict, Unauthorized, Unprocessable
 
 USERNAME = re.compile(r"^[\w.-]{3,32}$")
 COMMON_PASSWORDS = frozenset(

@@ -1,0 +1,1 @@
+"""duochat in one process (the embedded mode)."""

@@ -1,0 +1,50 @@
+"""``python -m duochat_embedded``: the whole product on one port, no servers needed."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import uvicorn
+
+from duochat_common.logs import configure_logging
+from duochat_common.routing import EMBEDDED_PORT
+from duochat_embedded.runner import build
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("DUOCHAT_HOST", "127.0.0.1"))
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("DUOCHAT_PORT", EMBEDDED_PORT))
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("DUOCHAT_DATA_DIR", ROOT / "data"))
+    )
+    parser.add_argument("--web-dist", type=Path, default=ROOT / "web" / "dist")
+    parser.add_argument("--log-json", action="store_true", help="JSON logs instead of plain text")
+    args = parser.parse_args()
+
+    configure_logging("embedded", json_output=args.log_json)
+    base_url = f"http://127.0.0.1:{args.port}"
+    app = build(data_dir=args.data_dir, web_dist=args.web_dist, base_url=base_url)
+    print(
+        f"duochat embedded: http://{args.host}:{args.port}  (data in {args.data_dir})\n"
+        "demo accounts: happydaddy / 1234 and angrydaddy / 1234. Ctrl-C stops.",
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+        ws_ping_interval=None,
+    )
+
+
+if __name__ == "__main__":
+    main()

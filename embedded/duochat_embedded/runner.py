@@ -1,0 +1,71 @@
+"""Build the embedded app: every service that exists, mounted from the route table."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from duochat_common.errors import install_error_handlers
+from duochat_common.health import Check, health_router
+from duochat_common.routing import ROUTES
+from duochat_embedded.dispatch import RouteTableDispatcher
+from duochat_embedded.web import web_app
+
+log = logging.getLogger(__name__)
+MEMORY_REDIS = "memory://embedded"
+
+
+def service_settings(name: str, *, data_dir: Path, base_url: str) -> Any:
+    """The settings one service gets in embedded mode: SQLite under ``data_dir``, memory Redis."""
+    config = importlib.import_module(f"duochat_{name}.config")
+    return config.Settings(
+        environment="development",
+        database_url=f"sqlite:///{data_dir.resolve() / f'{name}.db'}",
+        redis_url=MEMORY_REDIS,
+        auth_jwks_url=f"{base_url}/auth/.well-known/jwks.json",
+        boards_url=base_url,
+        demo_accounts=name == "auth",
+        instance_id="embedded",
+    )
+
+
+def available_services() -> list[str]:
+    """Services of the route table whose package has a ``create_app`` already."""
+    names = []
+    for route in ROUTES:
+        try:
+            importlib.import_module(f"duochat_{route.service}.main")
+            importlib.import_module(f"duochat_{route.service}.migrate")
+        except ModuleNotFoundError:
+            log.warning("service %s is not built yet; its paths answer 404", route.service)
+            continue
+        names.append(route.service)
+    return names
+
+
+def build(*, data_dir: Path, web_dist: Path, base_url: str) -> RouteTableDispatcher:
+    """Migrate every service's SQLite database and return the dispatching ASGI app."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    apps: dict[str, FastAPI] = {}
+    for name in available_services():
+        settings = service_settings(name, data_dir=data_dir, base_url=base_url)
+        importlib.import_module(f"duochat_{name}.migrate").migrate(settings)
+        apps[name] = importlib.import_module(f"duochat_{name}.main").create_app(settings)
+
+    def checks() -> dict[str, Check]:
+        out: dict[str, Check] = {}
+        for name, app in apps.items():
+            for attr in ("db", "redis"):
+                resource = getattr(app.state, attr, None)
+                if resource is not None:
+                    out[f"{name}.{'database' if attr == 'db' else 'redis'}"] = resource.ping
+        return out
+
+    own = FastAPI(openapi_url=None)
+    install_error_handlers(own)
+    own.include_router(health_router(checks))
+    return RouteTableDispatcher(apps, default=web_app(web_dist), own=own)
