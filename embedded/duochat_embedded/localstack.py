@@ -1,0 +1,247 @@
+"""The local-services mode: each service its own uvicorn process on its own port, against
+MariaDB and Redis, behind nginx configured from the route table.
+
+``python -m duochat_embedded.localstack`` is what ``make services`` runs; the cross-service tests
+start the same stack on free ports with throwaway databases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from duochat_common.gateway import render_nginx_conf
+from duochat_common.routing import GATEWAY_PORT, ROUTES
+from duochat_embedded.runner import available_services
+
+ROOT = Path(__file__).resolve().parents[2]
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LocalStack:
+    """Running processes of one stack, and where they listen."""
+
+    ports: dict[str, int]
+    gateway_port: int
+    run_dir: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def service_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in self.processes.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def service_env(
+    name: str,
+    *,
+    ports: Mapping[str, int],
+    mysql_server: str,
+    db_prefix: str,
+    redis_url: str,
+    redis_prefix: str,
+) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DUOCHAT_ENVIRONMENT="development",
+        DUOCHAT_DATABASE_URL=f"{mysql_server}/{db_prefix}{name}",
+        DUOCHAT_REDIS_URL=redis_url,
+        DUOCHAT_REDIS_PREFIX=redis_prefix,
+        DUOCHAT_AUTH_JWKS_URL=f"http://127.0.0.1:{ports['auth']}/auth/.well-known/jwks.json",
+        DUOCHAT_BOARDS_URL=f"http://127.0.0.1:{ports['boards']}",
+        DUOCHAT_INSTANCE_ID=f"{name}-{ports[name]}",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def create_databases(mysql_server: str, names: list[str]) -> None:
+    engine = create_engine(
+        mysql_server.replace("mysql://", "mysql+pymysql://", 1), isolation_level="AUTOCOMMIT"
+    )
+    with engine.connect() as conn:
+        for name in names:
+            conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"))
+    engine.dispose()
+
+
+def drop_databases(mysql_server: str, names: list[str]) -> None:
+    engine = create_engine(
+        mysql_server.replace("mysql://", "mysql+pymysql://", 1), isolation_level="AUTOCOMMIT"
+    )
+    with engine.connect() as conn:
+        for name in names:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    engine.dispose()
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], *, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited with {proc.returncode} before it was ready")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+def start(
+    *,
+    mysql_server: str = "mysql://root@127.0.0.1:3306",
+    db_prefix: str = "duochat_",
+    redis_url: str = "redis://127.0.0.1:6379/0",
+    redis_prefix: str = "",
+    gateway_port: int = GATEWAY_PORT,
+    ports: Mapping[str, int] | None = None,
+    run_dir: Path | None = None,
+    web_dist: Path = ROOT / "web" / "dist",
+    log_dir: Path | None = None,
+) -> LocalStack:
+    """Create databases, migrate, start every service and nginx; wait until all are ready."""
+    chosen = dict(ports or {r.service: r.port for r in ROUTES})
+    run_dir = run_dir or Path(tempfile.mkdtemp(prefix="duochat-stack-"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = log_dir or run_dir
+    stack = LocalStack(ports=chosen, gateway_port=gateway_port, run_dir=run_dir)
+    names = available_services()
+    create_databases(mysql_server, [f"{db_prefix}{name}" for name in names])
+    try:
+        for name in names:
+            env = service_env(
+                name,
+                ports=chosen,
+                mysql_server=mysql_server,
+                db_prefix=db_prefix,
+                redis_url=redis_url,
+                redis_prefix=redis_prefix,
+            )
+            subprocess.run(  # noqa: S603
+                [sys.executable, "-m", f"duochat_{name}.migrate"], env=env, check=True
+            )
+            log = (log_dir / f"{name}.log").open("ab")
+            stack.processes[name] = subprocess.Popen(  # noqa: S603
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    f"duochat_{name}.main:create_app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(chosen[name]),
+                    "--timeout-graceful-shutdown",
+                    "5",
+                    "--no-access-log",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        for name in names:
+            wait_ready(f"{stack.service_url(name)}/readyz", stack.processes[name])
+        conf = run_dir / "nginx.conf"
+        (run_dir / "tmp").mkdir(exist_ok=True)
+        conf.write_text(
+            render_nginx_conf(
+                upstreams={name: [f"127.0.0.1:{port}"] for name, port in chosen.items()},
+                listen=gateway_port,
+                static_root=str(web_dist),
+                pid_path=str(run_dir / "nginx.pid"),
+                temp_dir=str(run_dir / "tmp"),
+                error_log=str(log_dir / "nginx-error.log"),
+            )
+        )
+        stack.processes["nginx"] = subprocess.Popen(  # noqa: S603
+            [NGINX, "-c", str(conf), "-p", str(run_dir), "-g", "daemon off;"],
+            stdout=(log_dir / "nginx.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_ready(f"{stack.gateway_url}/auth/.well-known/jwks.json", stack.processes["nginx"])
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+@contextlib.contextmanager
+def running(**kwargs: object) -> Iterator[LocalStack]:
+    stack = start(**kwargs)  # type: ignore[arg-type]
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="duochat local-services mode")
+    parser.add_argument(
+        "--mysql", default=os.environ.get("DUOCHAT_MYSQL", "mysql://root@127.0.0.1:3306")
+    )
+    parser.add_argument(
+        "--redis", default=os.environ.get("DUOCHAT_REDIS", "redis://127.0.0.1:6379/0")
+    )
+    parser.add_argument("--gateway-port", type=int, default=GATEWAY_PORT)
+    args = parser.parse_args()
+    run_dir = ROOT / ".run" / "services"
+    stack = start(
+        mysql_server=args.mysql,
+        redis_url=args.redis,
+        gateway_port=args.gateway_port,
+        run_dir=run_dir,
+    )
+    print(f"duochat services: gateway {stack.gateway_url}", flush=True)
+    for name, port in stack.ports.items():
+        print(f"  {name:7} http://127.0.0.1:{port}  (log: {run_dir / (name + '.log')})", flush=True)
+    print("Ctrl-C stops everything.", flush=True)
+    try:
+        while all(p.poll() is None for p in stack.processes.values()):
+            time.sleep(0.5)
+        dead = [n for n, p in stack.processes.items() if p.poll() is not None]
+        print(f"stopped: {', '.join(dead)} exited; see the logs in {run_dir}", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()
