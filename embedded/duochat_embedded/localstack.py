@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from duochat_common.gateway import render_nginx_conf
+from duochat_common.logs import uvicorn_log_config
 from duochat_common.routing import GATEWAY_PORT, ROUTES
 from duochat_embedded.runner import available_services
 
@@ -157,6 +159,8 @@ def start(
                 [sys.executable, "-m", f"duochat_{name}.migrate"], env=env, check=True
             )
             log = (log_dir / f"{name}.log").open("ab")
+            log_config = run_dir / f"{name}-logging.json"
+            log_config.write_text(json.dumps(uvicorn_log_config(name)))
             stack.processes[name] = subprocess.Popen(  # noqa: S603
                 [
                     sys.executable,
@@ -171,6 +175,8 @@ def start(
                     "--timeout-graceful-shutdown",
                     "5",
                     "--no-access-log",
+                    "--log-config",
+                    str(log_config),
                 ],
                 env=env,
                 stdout=log,
