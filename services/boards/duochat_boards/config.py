@@ -1,0 +1,18 @@
+"""boards' settings."""
+
+from __future__ import annotations
+
+from duochat_common.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    database_url: str = "sqlite:///./data/boards.db"
+    # The relay re-publishes outbox events that a request committed but could not hand to Redis
+    # (Redis down, process killed between commit and publish). Seconds between its sweeps;
+    # 0 turns the relay off (tests that drive it by hand).
+    outbox_relay_seconds: float = 1.0
+    # A request publishes its own events right after its commit; the relay leaves events younger
+    # than this alone, so that the two rarely publish the same event twice.
+    outbox_grace_seconds: float = 5.0
+    # Published outbox rows are kept this long (for audit and replay), then pruned.
+    outbox_retention_seconds: int = 7 * 86400

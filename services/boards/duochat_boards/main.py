@@ -1,0 +1,83 @@
+"""boards: boards, applications (rooms and their two members) and matches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from duochat_boards.config import Settings
+from duochat_boards.outbox import Outbox
+from duochat_boards.routes import router
+from duochat_common.app import build_app
+from duochat_common.db import Database
+from duochat_common.events import EventBus
+from duochat_common.redis_store import create_redis
+from duochat_common.tokens import TokenVerifier, http_jwks_fetcher
+
+
+def jwks_verifier(settings: Settings) -> TokenVerifier:
+    """Verifies access tokens against auth's published keys."""
+    return TokenVerifier(
+        http_jwks_fetcher(settings.auth_jwks_url),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        cache_seconds=settings.jwks_cache_seconds,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    verifier: TokenVerifier | None = None,
+    database: Database | None = None,
+) -> FastAPI:
+    """The boards app. ``verifier`` and ``database`` replace the ones built from ``settings``
+    (tests sign their own tokens and run each test in a transaction they roll back); a given
+    database stays open when the app stops, as its owner disposes of it."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = database or Database(settings.database_url)
+        redis = create_redis(settings.redis_url, max_connections=settings.redis_max_connections)
+        bus = EventBus(redis)
+        outbox = Outbox(
+            db=db,
+            bus=bus,
+            stream_key=settings.key,
+            grace_seconds=settings.outbox_grace_seconds,
+            retention_seconds=settings.outbox_retention_seconds,
+        )
+        app.state.db = db
+        app.state.redis = redis
+        app.state.bus = bus
+        app.state.outbox = outbox
+        app.state.verifier = verifier or jwks_verifier(settings)
+        relay = None
+        if settings.outbox_relay_seconds > 0:
+            relay = asyncio.create_task(
+                outbox.run(interval=settings.outbox_relay_seconds), name="boards-outbox-relay"
+            )
+        try:
+            yield
+        finally:
+            if relay is not None:
+                relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
+            await redis.aclose()
+            if database is None:
+                await db.dispose()
+
+    app = build_app(
+        title="duochat boards",
+        routers=[router],
+        lifespan=lifespan,
+        health_checks=lambda a: {"database": a.state.db.ping, "redis": a.state.redis.ping},
+    )
+    app.state.settings = settings
+    return app

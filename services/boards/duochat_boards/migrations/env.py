@@ -1,0 +1,4 @@
+from duochat_boards.models import BoardsBase
+from duochat_common.migrations import run_env
+
+run_env(BoardsBase.metadata)

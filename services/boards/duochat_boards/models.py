@@ -1,0 +1,105 @@
+"""boards' tables: boards, rooms (one per application), and the event outbox.
+
+Usernames are copied from the access token onto the rows: boards never reads auth's tables.
+Times are naive UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from duochat_common.db import BigId
+
+# Microsecond precision on MySQL/MariaDB, whose DATETIME otherwise drops fractions.
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+USERNAME_MAX = 64
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class BoardStatus(StrEnum):
+    OPEN = "open"
+    MATCHED = "matched"
+    CLOSED = "closed"
+
+
+class RoomStatus(StrEnum):
+    OPEN = "open"
+    MATCHED = "matched"
+    REJECTED = "rejected"
+    CLOSED = "closed"
+
+
+class BoardsBase(DeclarativeBase):
+    """boards' own metadata: no other service's tables."""
+
+
+class Board(BoardsBase):
+    __tablename__ = "boards"
+    __table_args__ = (
+        # The list filters by status and walks ids downwards; "my boards" walks by writer.
+        Index("ix_boards_status_id", "status", "id"),
+        Index("ix_boards_writer_id_id", "writer_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(String(100))
+    content: Mapped[str] = mapped_column(Text)
+    writer_id: Mapped[int] = mapped_column(BigId)
+    writer_username: Mapped[str] = mapped_column(String(USERNAME_MAX))
+    status: Mapped[str] = mapped_column(String(16), default=BoardStatus.OPEN)
+    applicant_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Room(BoardsBase):
+    """One application: the private room between a board's writer and one applicant."""
+
+    __tablename__ = "rooms"
+    __table_args__ = (
+        # One room per applicant and board; a concurrent double apply loses here, not in Python.
+        UniqueConstraint("board_id", "applicant_id", name="uq_rooms_board_applicant"),
+        Index("ix_rooms_applicant_id_id", "applicant_id", "id"),
+    )
+
+    # The surrogate key orders rooms (newest first); room_id is the public UUID.
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    room_id: Mapped[str] = mapped_column(String(36), unique=True)
+    board_id: Mapped[int] = mapped_column(BigId, ForeignKey("boards.id", ondelete="CASCADE"))
+    applicant_id: Mapped[int] = mapped_column(BigId)
+    applicant_username: Mapped[str] = mapped_column(String(USERNAME_MAX))
+    status: Mapped[str] = mapped_column(String(16), default=RoomStatus.OPEN)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    board: Mapped[Board] = relationship(lazy="joined", innerjoin=True)
+
+
+class OutboxEvent(BoardsBase):
+    """An event written in the same transaction as the change it describes."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_published_at_id", "published_at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # The stream's logical name; the publisher adds the deployment's Redis prefix.
+    stream: Mapped[str] = mapped_column(String(100))
+    # The envelope as JSON: its id is fixed here, so a re-publish is a duplicate consumers skip.
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
