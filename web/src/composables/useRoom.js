@@ -172,6 +172,7 @@ export function useRoom(roomId) {
 
   function flushRead() {
     clearTimeout(readTimer)
+    readTimer = null
     if (closed || document.visibilityState === 'hidden') return
     const id = maxId()
     chats.setUnread(roomId, 0)
@@ -185,9 +186,9 @@ export function useRoom(roomId) {
       })
   }
 
+  // At most one read mark per 300 ms while messages stream in.
   function scheduleRead() {
-    clearTimeout(readTimer)
-    readTimer = setTimeout(flushRead, 300)
+    if (!readTimer) readTimer = setTimeout(flushRead, 300)
   }
 
   function onVisibility() {
@@ -249,6 +250,8 @@ export function useRoom(roomId) {
   }
 
   function close() {
+    // What arrived in the last moments on screen was read too.
+    if (state.historyLoaded) flushRead()
     closed = true
     clearTimeout(readTimer)
     clearTimeout(presenceTimer)

@@ -1,0 +1,143 @@
+"""Browser tests: the built web app against a real backend, driven in Debian's Chromium.
+
+The session starts its own embedded server (all four services plus ``web/dist``) on a free port
+with a throwaway data folder. Set ``DUOCHAT_E2E_BASE_URL`` to test a server that is already
+running instead (for example the gateway of ``make services``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from .helpers import User
+
+ROOT = Path(__file__).resolve().parents[2]
+DIST = ROOT / "web" / "dist" / "index.html"
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = os.environ.get("DUOCHAT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the embedded server exited with {proc.returncode}; see {log}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"the embedded server did not answer /healthz within {timeout}s; see {log}")
+
+
+@pytest.fixture(scope="session")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("DUOCHAT_E2E_BASE_URL")
+    if external:
+        yield external.rstrip("/")
+        return
+    if not DIST.is_file():
+        pytest.fail(
+            "web/dist is missing: build the web app first with "
+            "`npm ci --prefix web && npm run build --prefix web`"
+        )
+    port = _free_port()
+    data_dir = tmp_path_factory.mktemp("duochat-data")
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / "e2e-server.log"
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "duochat_embedded",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_healthy(url, proc, log)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
+        pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def open_user(browser: Browser, base_url: str, request: pytest.FixtureRequest):
+    """open_user(name, password, phone=False) -> a signed-in User in its own browser context.
+
+    Every page is watched for console errors and uncaught exceptions; the test fails at teardown
+    if any appeared (unless the test allowed a known pattern through ``user.allow_console``).
+    """
+    users: list[User] = []
+
+    def _open(username: str, password: str, *, phone: bool = False, sign_in: bool = True) -> User:
+        user = User.open(browser, base_url, username, password, phone=phone)
+        users.append(user)
+        if sign_in:
+            user.sign_in()
+        return user
+
+    yield _open
+    problems = []
+    for user in users:
+        problems += [f"{user.username}: {p}" for p in user.console_problems()]
+        user.close()
+    assert not problems, "console errors in the browser:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def api(base_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        yield client
