@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,52 @@ class TooManyRequests(DomainError):
 class Unavailable(DomainError):
     status = 503
     default_code = "unavailable"
+
+
+class ErrorDetail(BaseModel):
+    """One problem of a request that failed validation."""
+
+    loc: list[str]
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """The wire shape of every error; ``details`` only on validation errors."""
+
+    code: str
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+_STATUS_TEXT = {
+    400: "Bad request",
+    401: "Missing, invalid or expired credentials",
+    403: "Not allowed for this user",
+    404: "Not found",
+    409: "Conflicts with the current state",
+    422: "The request failed validation",
+    429: "Too many requests; retry after Retry-After seconds",
+    503: "A dependency is unavailable",
+}
+_STATUS_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+    429: {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` for a route's error statuses, all answering ``ErrorBody``."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        spec: dict[str, Any] = {
+            "model": ErrorBody,
+            "description": _STATUS_TEXT.get(status, "Error"),
+        }
+        if status in _STATUS_HEADERS:
+            spec["headers"] = _STATUS_HEADERS[status]
+        out[status] = spec
+    return out
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from duochat_auth.passwords import MIN_MEMORY_KIB, MIN_TIME_COST
 from duochat_common.settings import ServiceSettings
 
 
@@ -16,6 +17,10 @@ class Settings(ServiceSettings):
     login_max_failures_per_name: int = 5
     login_max_failures_per_address: int = 30
     login_failure_window_seconds: int = 900
+    # argon2id cost (RFC 9106's second recommendation); tests lower it, production refuses that.
+    password_time_cost: int = 3
+    password_memory_kib: int = 64 * 1024
+    password_parallelism: int = 4
     # Trust the last X-Forwarded-For hop (the ALB or nginx appends the real client address).
     trust_forwarded_for: bool = True
 
@@ -23,4 +28,9 @@ class Settings(ServiceSettings):
         problems = super().production_problems()
         if not self.jwt_private_key.strip():
             problems.append("DUOCHAT_JWT_PRIVATE_KEY must hold the token-signing key (PEM)")
+        if self.password_time_cost < MIN_TIME_COST or self.password_memory_kib < MIN_MEMORY_KIB:
+            problems.append(
+                f"DUOCHAT_PASSWORD_TIME_COST must be >= {MIN_TIME_COST} and "
+                f"DUOCHAT_PASSWORD_MEMORY_KIB >= {MIN_MEMORY_KIB}"
+            )
         return problems

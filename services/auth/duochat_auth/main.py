@@ -14,6 +14,7 @@ from duochat_auth import service
 from duochat_auth.config import Settings
 from duochat_auth.keys import KeyRing, load_key_ring
 from duochat_auth.models import User
+from duochat_auth.passwords import Passwords
 from duochat_auth.ratelimit import LoginLimiter
 from duochat_auth.routes import router
 from duochat_common.app import build_app
@@ -26,12 +27,14 @@ DEMO_ACCOUNTS = ("happydaddy", "angrydaddy")
 DEMO_PASSWORD = "1234"  # noqa: S105 - the embedded mode's documented demo password
 
 
-async def seed_demo_accounts(db: Database) -> None:
+async def seed_demo_accounts(db: Database, passwords: Passwords) -> None:
     """Create the demo accounts if missing (embedded mode only; production refuses the flag)."""
     async with db.session() as session:
         for name in DEMO_ACCOUNTS:
             if await session.scalar(select(User.id).where(User.username == name)) is None:
-                await service.create_user(session=session, username=name, password=DEMO_PASSWORD)
+                await service.create_user(
+                    session=session, passwords=passwords, username=name, password=DEMO_PASSWORD
+                )
                 log.info("seeded demo account %s", name)
 
 
@@ -62,8 +65,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             per_address=settings.login_max_failures_per_address,
             window_seconds=settings.login_failure_window_seconds,
         )
+        passwords = Passwords(
+            time_cost=settings.password_time_cost,
+            memory_kib=settings.password_memory_kib,
+            parallelism=settings.password_parallelism,
+        )
+        app.state.passwords = passwords
         if settings.demo_accounts:
-            await seed_demo_accounts(db)
+            await seed_demo_accounts(db, passwords)
         try:
             yield
         finally:

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from duochat_auth import service
 from duochat_auth.config import Settings
 from duochat_auth.keys import KeyRing
+from duochat_auth.passwords import Passwords
 from duochat_auth.ratelimit import LoginLimiter
-from duochat_auth.schemas import Credentials, RefreshRequest, TokenPair, UserOut
+from duochat_auth.schemas import (
+    Credentials,
+    Jwks,
+    NewCredentials,
+    RefreshRequest,
+    TokenPair,
+    UserOut,
+)
 from duochat_common.deps import CurrentUser, SessionDep
+from duochat_common.errors import error_responses
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-
-ERR = {"model": dict[str, Any]}
 
 
 def _keys(request: Request) -> KeyRing:
@@ -33,6 +40,11 @@ def _limiter(request: Request) -> LoginLimiter:
     return limiter
 
 
+def _passwords(request: Request) -> Passwords:
+    passwords: Passwords = request.app.state.passwords
+    return passwords
+
+
 def client_address(request: Request) -> str:
     """The caller's address; behind the ALB or nginx, the hop they appended last."""
     if _settings(request).trust_forwarded_for:
@@ -45,15 +57,20 @@ def client_address(request: Request) -> str:
 
 KeysDep = Annotated[KeyRing, Depends(_keys)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+PasswordsDep = Annotated[Passwords, Depends(_passwords)]
 
 
-@router.post("/register", status_code=201, response_model=UserOut, responses={409: ERR, 422: ERR})
-async def register(body: Credentials, session: SessionDep) -> UserOut:
-    user = await service.register(session=session, username=body.username, password=body.password)
+@router.post(
+    "/register", status_code=201, response_model=UserOut, responses=error_responses(409, 422)
+)
+async def register(body: NewCredentials, session: SessionDep, passwords: PasswordsDep) -> UserOut:
+    user = await service.register(
+        session=session, passwords=passwords, username=body.username, password=body.password
+    )
     return UserOut(id=user.id, username=user.username)
 
 
-@router.post("/login", response_model=TokenPair, responses={401: ERR, 422: ERR, 429: ERR})
+@router.post("/login", response_model=TokenPair, responses=error_responses(401, 422, 429))
 async def login(
     body: Credentials,
     request: Request,
@@ -61,19 +78,21 @@ async def login(
     keys: KeysDep,
     settings: SettingsDep,
     limiter: Annotated[LoginLimiter, Depends(_limiter)],
+    passwords: PasswordsDep,
 ) -> TokenPair:
     return await service.login(
         session=session,
         keys=keys,
         settings=settings,
         limiter=limiter,
+        passwords=passwords,
         username=body.username,
         password=body.password,
         address=client_address(request),
     )
 
 
-@router.post("/refresh", response_model=TokenPair, responses={401: ERR, 422: ERR})
+@router.post("/refresh", response_model=TokenPair, responses=error_responses(401, 422))
 async def refresh(
     body: RefreshRequest, session: SessionDep, keys: KeysDep, settings: SettingsDep
 ) -> TokenPair:
@@ -82,18 +101,18 @@ async def refresh(
     )
 
 
-@router.post("/logout", status_code=204, response_class=Response, responses={422: ERR})
+@router.post("/logout", status_code=204, response_class=Response, responses=error_responses(422))
 async def logout(body: RefreshRequest, session: SessionDep) -> Response:
     await service.logout(session=session, token=body.refresh_token)
     return Response(status_code=204)
 
 
-@router.get("/me", response_model=UserOut, responses={401: ERR})
+@router.get("/me", response_model=UserOut, responses=error_responses(401))
 async def me(user: CurrentUser) -> UserOut:
     return UserOut(id=user.id, username=user.username)
 
 
-@router.get("/.well-known/jwks.json")
-async def jwks(keys: KeysDep, response: Response) -> dict[str, Any]:
+@router.get("/.well-known/jwks.json", response_model=Jwks)
+async def jwks(keys: KeysDep, response: Response) -> Jwks:
     response.headers["Cache-Control"] = "public, max-age=300"
-    return keys.jwks()
+    return Jwks.model_validate(keys.jwks())

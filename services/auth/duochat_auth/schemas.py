@@ -15,6 +15,19 @@ class Credentials(Wire):
     password: str = Field(min_length=1, max_length=1024)
 
 
+class NewCredentials(Wire):
+    """What ``register`` accepts; the service also refuses weak passwords (422)."""
+
+    username: str = Field(
+        min_length=3, max_length=32, description="3-32 letters, digits, '.', '_' or '-'"
+    )
+    password: str = Field(
+        min_length=8,
+        max_length=128,
+        description="8-128 characters, at most 128 bytes as UTF-8, not a common password",
+    )
+
+
 class RefreshRequest(Wire):
     refresh_token: str = Field(min_length=1, max_length=512)
 
@@ -29,3 +42,18 @@ class TokenPair(Wire):
     refresh_token: str
     token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_in: int
+
+
+class Jwk(BaseModel):
+    """One public key (RFC 8037 OKP)."""
+
+    kty: str
+    crv: str
+    x: str
+    kid: str
+    use: str
+    alg: str
+
+
+class Jwks(BaseModel):
+    keys: list[Jwk]

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from duochat_auth.config import Settings
 from duochat_auth.keys import KeyRing
 from duochat_auth.models import RefreshToken, User
-from duochat_auth.passwords import hash_password, verify_password
+from duochat_auth.passwords import Passwords
 from duochat_auth.ratelimit import LoginLimiter
 from duochat_auth.schemas import TokenPair
 from duochat_common.errors import Conflict, Unauthorized, Unprocessable
@@ -53,15 +53,22 @@ def check_new_credentials(username: str, password: str) -> None:
         raise Unprocessable("password is too easy to guess", code="weak_password")
 
 
-async def register(*, session: AsyncSession, username: str, password: str) -> User:
+async def register(
+    *, session: AsyncSession, passwords: Passwords, username: str, password: str
+) -> User:
     """Create an account."""
     check_new_credentials(username, password)
-    return await create_user(session=session, username=username, password=password)
+    return await create_user(
+        session=session, passwords=passwords, username=username, password=password
+    )
 
 
-async def create_user(*, session: AsyncSession, username: str, password: str) -> User:
+async def create_user(
+    *, session: AsyncSession, passwords: Passwords, username: str, password: str
+) -> User:
     """Store a user without the password policy (demo seeding uses this directly)."""
-    user = User(username=username, password_hash=await hash_password(password), created_at=_now())
+    hashed = await passwords.hash(password)
+    user = User(username=username, password_hash=hashed, created_at=_now())
     session.add(user)
     try:
         await session.commit()
@@ -105,6 +112,7 @@ async def login(
     keys: KeyRing,
     settings: Settings,
     limiter: LoginLimiter,
+    passwords: Passwords,
     username: str,
     password: str,
     address: str,
@@ -112,7 +120,7 @@ async def login(
     """Check the password (rate-limited per name and address) and issue a token pair."""
     await limiter.check(username=username, address=address)
     user = await session.scalar(select(User).where(User.username == username))
-    if not await verify_password(user.password_hash if user else None, password) or user is None:
+    if not await passwords.verify(user.password_hash if user else None, password) or user is None:
         await limiter.failed(username=username, address=address)
         raise Unauthorized("wrong username or password", code="invalid_credentials")
     await limiter.succeeded(username=username)

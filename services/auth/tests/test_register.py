@@ -1,0 +1,106 @@
+"""POST /auth/register: 201, 409 for a taken name, 422 for a weak or over-long one."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from duochat_auth.models import User
+
+from .conftest import PASSWORD, Api, new_name
+
+
+async def test_register_returns_the_new_user(api: Api) -> None:
+    name = new_name()
+    response = await api.client.post(
+        "/auth/register", json={"username": name, "password": PASSWORD}
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body == {"id": body["id"], "username": name}
+    assert isinstance(body["id"], int)
+
+
+async def test_a_taken_name_is_409(api: Api) -> None:
+    account = await api.register()
+    response = await api.client.post(
+        "/auth/register", json={"username": account.username, "password": "other pass 99"}
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "username_taken"
+    # the first account still signs in with its own password
+    assert (await api.login(account)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "code"),
+    [
+        ("ab", PASSWORD, "validation_error"),  # too short a name
+        ("a" * 33, PASSWORD, "validation_error"),  # too long a name
+        ("has space", PASSWORD, "invalid_username"),
+        ("semi;colon", PASSWORD, "invalid_username"),
+        ("slash/name", PASSWORD, "invalid_username"),
+        ("emoji\U0001f600", PASSWORD, "invalid_username"),
+        ("nul\x00name", PASSWORD, "invalid_username"),
+        ("okname1", "short1", "validation_error"),  # < 8 characters
+        ("okname2", "password", "weak_password"),  # a common password
+        ("okname3", "aaaaaaaaaaaa", "weak_password"),  # too repetitive
+        ("okname4", "okname4", "validation_error"),
+        ("longname5", "longname5", "weak_password"),  # the name itself
+        ("okname6", "x" * 129, "validation_error"),  # > 128 characters
+        ("okname7", "\u00e9" * 63 + "abcd", "password_too_long"),  # 67 characters, 130 bytes
+        ("okname8", "\U0001f600" * 33, "password_too_long"),  # 33 characters, 132 bytes
+    ],
+)
+async def test_weak_or_over_long_credentials_are_422(
+    api: Api, username: str, password: str, code: str
+) -> None:
+    response = await api.client.post(
+        "/auth/register", json={"username": username, "password": password}
+    )
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["code"] == code
+    assert body["message"]
+
+
+async def test_128_bytes_is_still_accepted(api: Api) -> None:
+    password = "\u00e9" * 62 + "abcd"  # 66 characters, exactly 128 bytes
+    assert len(password.encode()) == 128
+    account = await api.register(password=password)
+    assert (await api.login(account)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"username": new_name()},
+        {"password": PASSWORD},
+        {"username": 123, "password": PASSWORD},
+        {"username": new_name(), "password": None},
+        [],
+        "text",
+    ],
+)
+async def test_malformed_bodies_are_422(api: Api, body: object) -> None:
+    response = await api.client.post("/auth/register", json=body)
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+
+
+async def test_a_body_that_is_not_json_is_422(api: Api) -> None:
+    response = await api.client.post(
+        "/auth/register", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+
+
+async def test_the_password_is_stored_hashed(api: Api) -> None:
+    account = await api.register()
+    async with api.app.state.db.session() as session:
+        stored = await session.scalar(select(User.password_hash).where(User.id == account.id))
+    assert stored is not None
+    assert stored.startswith("$argon2id$")
+    assert PASSWORD not in stored
