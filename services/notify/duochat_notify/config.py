@@ -1,0 +1,68 @@
+"""Notify's settings: the shared ones plus tickets, streams, limits and pruning."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import field_validator
+
+from duochat_common.settings import ServiceSettings
+from duochat_common.tokens import JwksFetcher, http_jwks_fetcher
+
+
+class Settings(ServiceSettings):
+    """``DUOCHAT_*`` environment variables; every default suits the embedded mode."""
+
+    # A static JWKS document (JSON). When set it replaces ``auth_jwks_url``: tests and tools that
+    # mint their own tokens hand the public keys over without running auth.
+    auth_jwks_json: str = ""
+
+    # Tickets that open a stream: single use, bound to the user who asked for them.
+    ticket_ttl_seconds: int = 45
+    # The SSE keep-alive comment interval. Proxies and the ALB close idle streams after 60 s.
+    keepalive_seconds: float = 15.0
+    # Open streams per user across all instances; the next one gets 429.
+    max_streams_per_user: int = 8
+    # A stream holds its slot this long unless refreshed, so a dead instance's slots free up.
+    stream_slot_ttl_seconds: int = 60
+    # Events a slow stream may have queued before it is closed (the client reconnects and
+    # replays with Last-Event-ID, so nothing is lost).
+    stream_queue_size: int = 1000
+    # Per-user delivery streams in Redis: how much history a reconnect can replay, and how long
+    # an idle user's stream is kept.
+    user_stream_maxlen: int = 1000
+    user_stream_ttl_seconds: int = 7 * 86400
+    # How long the delivery loop blocks in XREAD before it looks at its users again.
+    delivery_block_ms: int = 5000
+
+    # Event consumption. An instance with ``consume_events`` off only serves streams and REST.
+    consume_events: bool = True
+    consumer_block_ms: int = 2000
+    consumer_claim_idle_ms: int = 30_000
+
+    preview_max_chars: int = 100
+
+    # Read notifications older than this are deleted by a periodic task on every instance.
+    prune_read_after_days: float = 30.0
+    prune_interval_seconds: float = 3600.0
+
+    @field_validator("auth_jwks_json")
+    @classmethod
+    def _jwks_is_json(cls, value: str) -> str:
+        if value:
+            document = json.loads(value)
+            if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+                raise ValueError("DUOCHAT_AUTH_JWKS_JSON must be a JWKS document with 'keys'")
+        return value
+
+    def jwks_fetcher(self) -> JwksFetcher:
+        """Where the token verifier gets its keys: the static document, else auth's URL."""
+        if not self.auth_jwks_json:
+            return http_jwks_fetcher(self.auth_jwks_url)
+        document: dict[str, Any] = json.loads(self.auth_jwks_json)
+
+        async def static() -> dict[str, Any]:
+            return document
+
+        return static

@@ -1,0 +1,200 @@
+"""Turning board and chat events into alarms (the triggers).
+
+- ``chat.message.sent``: a ``message`` alarm for each recipient who is not in the room. ENTER and
+  QUIT never alarm. SYSTEM messages do not alarm either: chat writes them into rooms when a board
+  is matched or closed, and the ``matched``/``rejected`` alarm of that board event already tells
+  the user, so a second alarm would only repeat it.
+- ``board.applied``: ``applied`` to the board's writer.
+- ``board.matched``: ``matched`` to the chosen applicant, ``rejected`` to every other one.
+- ``board.closed``: ``rejected`` to every applicant.
+- ``chat.room.read``: the reader's alarms of that room become read (a ``message`` alarm only up to
+  the read message), and their open streams get a ``read`` event with the new unread count.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from duochat_common.db import Database
+from duochat_common.events import Envelope
+from duochat_common.events.schemas import (
+    BoardApplied,
+    BoardClosed,
+    BoardMatched,
+    ChatMessageSent,
+    ChatRoomRead,
+    UserRef,
+)
+from duochat_notify import service
+from duochat_notify.delivery import Delivery
+from duochat_notify.schemas import ReadNotice
+from duochat_notify.service import NewAlarm
+
+log = logging.getLogger(__name__)
+
+SILENT_MESSAGE_TYPES = frozenset({"ENTER", "QUIT", "SYSTEM"})
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+class Triggers:
+    """The handler notify's consumers run for each event of the boards and chat streams."""
+
+    def __init__(self, *, db: Database, delivery: Delivery, preview_max_chars: int) -> None:
+        self.db = db
+        self.delivery = delivery
+        self.preview_max = preview_max_chars
+        self._handlers: dict[str, Callable[[Envelope], Awaitable[None]]] = {
+            ChatMessageSent.TYPE: self._message_sent,
+            ChatRoomRead.TYPE: self._room_read,
+            BoardApplied.TYPE: self._alarms(self._applied),
+            BoardMatched.TYPE: self._alarms(self._matched),
+            BoardClosed.TYPE: self._alarms(self._closed),
+        }
+
+    async def handle(self, envelope: Envelope) -> None:
+        handler = self._handlers.get(envelope.type)
+        if handler is not None:  # other event types are not notify's business
+            await handler(envelope)
+
+    async def save_and_push(self, alarms: list[NewAlarm]) -> None:
+        """Store the alarms (once) and push them to their users' streams (once)."""
+        if not alarms:
+            return
+        async with self.db.session() as session:
+            stored = await service.store_alarms(session=session, alarms=alarms)
+        await self.delivery.push_alarms(stored)
+
+    def _alarms(
+        self, build: Callable[[Envelope], list[NewAlarm]]
+    ) -> Callable[[Envelope], Awaitable[None]]:
+        async def handle(envelope: Envelope) -> None:
+            await self.save_and_push(build(envelope))
+
+        return handle
+
+    def _board_alarm(
+        self,
+        envelope: Envelope,
+        *,
+        to: UserRef,
+        kind: str,
+        sender: UserRef,
+        board_id: int,
+        board_title: str,
+        room_id: str,
+        preview: str,
+    ) -> NewAlarm:
+        return NewAlarm(
+            user_id=to.id,
+            kind=kind,
+            source_event_id=envelope.id,
+            preview=truncate(preview, self.preview_max),
+            created_at=_naive_utc(envelope.occurred_at),
+            room_id=room_id,
+            board_id=board_id,
+            board_title=board_title,
+            from_user_id=sender.id,
+            from_username=sender.username,
+        )
+
+    def _applied(self, envelope: Envelope) -> list[NewAlarm]:
+        event = BoardApplied.parse(envelope)
+        return [
+            self._board_alarm(
+                envelope,
+                to=event.writer,
+                kind="applied",
+                sender=event.applicant,
+                board_id=event.board_id,
+                board_title=event.board_title,
+                room_id=event.room_id,
+                preview=f"{event.applicant.username} applied to {event.board_title}",
+            )
+        ]
+
+    def _matched(self, envelope: Envelope) -> list[NewAlarm]:
+        event = BoardMatched.parse(envelope)
+        writer, title = event.writer.username, event.board_title
+        decisions = [("matched", event.matched, f"{writer} matched with you on {title}")]
+        decisions += [
+            ("rejected", room, f"{writer} matched someone else on {title}")
+            for room in event.rejected
+        ]
+        return [
+            self._board_alarm(
+                envelope,
+                to=room.applicant,
+                kind=kind,
+                sender=event.writer,
+                board_id=event.board_id,
+                board_title=title,
+                room_id=room.room_id,
+                preview=preview,
+            )
+            for kind, room, preview in decisions
+        ]
+
+    def _closed(self, envelope: Envelope) -> list[NewAlarm]:
+        event = BoardClosed.parse(envelope)
+        return [
+            self._board_alarm(
+                envelope,
+                to=room.applicant,
+                kind="rejected",
+                sender=event.writer,
+                board_id=event.board_id,
+                board_title=event.board_title,
+                room_id=room.room_id,
+                preview=f"{event.writer.username} closed the board {event.board_title}",
+            )
+            for room in event.rooms
+        ]
+
+    async def _message_sent(self, envelope: Envelope) -> None:
+        event = ChatMessageSent.parse(envelope)
+        if event.type.upper() in SILENT_MESSAGE_TYPES:
+            return
+        alarms = [
+            NewAlarm(
+                user_id=recipient.id,
+                kind="message",
+                source_event_id=envelope.id,
+                preview=truncate(event.preview, self.preview_max),
+                created_at=_naive_utc(event.created_at),
+                room_id=event.room_id,
+                from_user_id=event.sender.id,
+                from_username=event.sender.username,
+                message_id=event.message_id,
+            )
+            for recipient in event.recipients
+            if not recipient.in_room and recipient.id != event.sender.id
+        ]
+        await self.save_and_push(alarms)
+
+    async def _room_read(self, envelope: Envelope) -> None:
+        event = ChatRoomRead.parse(envelope)
+        async with self.db.session() as session:
+            updated = await service.mark_read(
+                session=session,
+                user_id=event.user.id,
+                room_id=event.room_id,
+                up_to_message_id=event.last_read_id,
+            )
+            if not updated:
+                return
+            unread = await service.count_unread(session=session, user_id=event.user.id)
+        notice = ReadNotice(room_id=event.room_id, ids=None, unread_count=unread)
+        await self.delivery.push_read(event.user.id, notice)

@@ -1,0 +1,141 @@
+"""The notify service: ``create_app(settings)`` and its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from duochat_common.app import build_app
+from duochat_common.db import Database
+from duochat_common.events import Consumer
+from duochat_common.events.schemas import BOARDS_STREAM, CHAT_STREAM
+from duochat_common.health import Check
+from duochat_common.redis_store import create_redis
+from duochat_common.tokens import TokenVerifier
+from duochat_notify import service
+from duochat_notify.config import Settings
+from duochat_notify.delivery import Delivery
+from duochat_notify.events import Triggers
+from duochat_notify.hub import Hub
+from duochat_notify.models import utcnow
+from duochat_notify.routes import router
+from duochat_notify.slots import StreamSlots
+from duochat_notify.streams import Streams
+from duochat_notify.tickets import Tickets
+
+log = logging.getLogger(__name__)
+
+CONSUMER_GROUP = "notify"
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+    """Run ``job`` now and then every ``seconds`` until cancelled; a failure is logged."""
+    while True:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("periodic job failed", exc_info=True, extra={"fields": {"job": name}})
+        await asyncio.sleep(seconds)
+
+
+def _instance_id(settings: Settings) -> str:
+    return settings.instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    instance = _instance_id(settings)
+    db = Database(settings.database_url)
+    redis = create_redis(settings.redis_url, max_connections=settings.redis_max_connections)
+    delivery = Delivery(redis, settings)
+    hub = Hub(
+        redis,
+        key_of=delivery.stream_key,
+        wake_key=settings.key(f"notify:wake:{instance}"),
+        block_ms=settings.delivery_block_ms,
+        max_queued=settings.stream_queue_size,
+    )
+    slots = StreamSlots(redis, settings)
+    tickets = Tickets(redis, settings)
+    app.state.db = db
+    app.state.redis = redis
+    app.state.verifier = TokenVerifier(
+        settings.jwks_fetcher(),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        cache_seconds=settings.jwks_cache_seconds,
+    )
+    app.state.delivery = delivery
+    app.state.hub = hub
+    app.state.tickets = tickets
+    app.state.streams = Streams(
+        tickets=tickets, slots=slots, hub=hub, keepalive_seconds=settings.keepalive_seconds
+    )
+
+    async def prune() -> None:
+        read_before = utcnow() - timedelta(days=settings.prune_read_after_days)
+        async with db.session() as session:
+            pruned = await service.prune_read(session=session, read_before=read_before)
+        if pruned:
+            log.info("pruned read alarms", extra={"fields": {"count": pruned}})
+
+    jobs = [
+        hub.run(),
+        _every(settings.stream_slot_ttl_seconds / 3, slots.refresh, "slots"),
+        _every(settings.prune_interval_seconds, prune, "prune"),
+    ]
+    if settings.consume_events:
+        triggers = Triggers(db=db, delivery=delivery, preview_max_chars=settings.preview_max_chars)
+        for stream in (BOARDS_STREAM, CHAT_STREAM):
+            consumer = Consumer(
+                redis,
+                stream=settings.key(stream),
+                group=CONSUMER_GROUP,
+                consumer=instance,
+                handler=triggers.handle,
+                block_ms=settings.consumer_block_ms,
+                claim_idle_ms=settings.consumer_claim_idle_ms,
+            )
+            jobs.append(consumer.run())
+    tasks = [asyncio.create_task(job) for job in jobs]
+    try:
+        yield
+    finally:
+        hub.close_all()
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await redis.aclose()
+        await db.dispose()
+
+
+def _health_checks(app: FastAPI) -> dict[str, Check]:
+    async def redis_ping() -> None:
+        await app.state.redis.ping()
+
+    return {"database": app.state.db.ping, "redis": redis_ping}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The notify app; ``settings`` defaults to the environment."""
+    app = build_app(
+        title="duochat notify",
+        routers=[router],
+        lifespan=lifespan,
+        health_checks=_health_checks,
+    )
+    app.state.settings = settings or Settings()
+    return app

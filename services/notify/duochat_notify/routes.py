@@ -1,0 +1,64 @@
+"""notify's HTTP routes under ``/notify``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from sse_starlette import EventSourceResponse
+
+from duochat_common.deps import CurrentUser, SessionDep
+from duochat_notify import service
+from duochat_notify.schemas import AlarmPage, ReadNotice, ReadRequest, ReadResult, TicketOut
+
+router = APIRouter(prefix="/notify", tags=["notify"])
+
+
+@router.post("/ticket", response_model=TicketOut, response_model_by_alias=True)
+async def create_ticket(request: Request, user: CurrentUser) -> TicketOut:
+    """A single-use ticket that opens the caller's stream."""
+    ticket = await request.app.state.tickets.issue(user)
+    return TicketOut(ticket=ticket, expires_in=request.app.state.settings.ticket_ttl_seconds)
+
+
+@router.get(
+    "/stream",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream(
+    request: Request,
+    ticket: Annotated[str | None, Query(max_length=256)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)] = None,
+) -> EventSourceResponse:
+    """The ticket holder's notifications as Server-Sent Events."""
+    response: EventSourceResponse = await request.app.state.streams.open(
+        ticket=ticket, last_event_id=last_event_id
+    )
+    return response
+
+
+@router.get("/alarms", response_model=AlarmPage, response_model_by_alias=True)
+async def list_alarms(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=32)] = None,
+) -> AlarmPage:
+    """The caller's alarms, newest first, with the unread count."""
+    return await service.list_alarms(session=session, user_id=user.id, limit=limit, cursor=cursor)
+
+
+@router.post("/alarms/read", response_model=ReadResult, response_model_by_alias=True)
+async def read_alarms(
+    request: Request, body: ReadRequest, user: CurrentUser, session: SessionDep
+) -> ReadResult:
+    """Mark the caller's alarms of a room, or with the given ids, read."""
+    updated = await service.mark_read(
+        session=session, user_id=user.id, room_id=body.room_id, ids=body.ids
+    )
+    unread = await service.count_unread(session=session, user_id=user.id)
+    if updated:
+        notice = ReadNotice(room_id=body.room_id, ids=body.ids, unread_count=unread)
+        await request.app.state.delivery.push_read(user.id, notice)
+    return ReadResult(updated=updated, unread_count=unread)
