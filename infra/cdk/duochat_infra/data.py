@@ -1,0 +1,208 @@
+"""The data tier: RDS MySQL 8 and ElastiCache Redis, in isolated subnets, reachable only
+from the security groups that ``allow_from`` names (the backend tasks)."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticache as elasticache
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+MYSQL_PORT = 3306
+REDIS_PORT = 6379
+# Characters that would need escaping in a URL or a shell; the entrypoint quotes the
+# password anyway, this keeps it readable in a debugging session.
+_EXCLUDED_PASSWORD_CHARS = " %+~`#$&*()|[]{}:;<>?!'/@\"\\,=^"  # noqa: S105
+
+
+class Database(Construct):
+    """One MySQL 8 instance; each service gets its own database on it (created at start)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        instance_type: str,
+        multi_az: bool,
+        allocated_storage_gib: int,
+        backup_retention: Duration,
+        log_retention: logs.RetentionDays,
+        retain: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.security_group = ec2.SecurityGroup(
+            self, "SecurityGroup", vpc=vpc, description="duochat MySQL", allow_all_outbound=False
+        )
+        self.instance = rds.DatabaseInstance(
+            self,
+            "Instance",
+            engine=rds.DatabaseInstanceEngine.mysql(version=rds.MysqlEngineVersion.VER_8_4_7),
+            instance_type=ec2.InstanceType(instance_type),
+            vpc=vpc,
+            vpc_subnets=subnets,
+            security_groups=[self.security_group],
+            credentials=rds.Credentials.from_generated_secret(
+                "duochat", exclude_characters=_EXCLUDED_PASSWORD_CHARS
+            ),
+            multi_az=multi_az,
+            allocated_storage=allocated_storage_gib,
+            max_allocated_storage=allocated_storage_gib * 5,
+            storage_type=rds.StorageType.GP3,
+            storage_encrypted=True,
+            backup_retention=backup_retention,
+            delete_automated_backups=not retain,
+            deletion_protection=retain,
+            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.SNAPSHOT,
+            cloudwatch_logs_exports=["error", "slowquery"],
+            cloudwatch_logs_retention=log_retention,
+            auto_minor_version_upgrade=True,
+            port=MYSQL_PORT,
+        )
+        # The attached secret: JSON with username, password, host, port.
+        secret = self.instance.secret
+        assert secret is not None  # from_generated_secret always makes one
+        self.secret: secretsmanager.ISecret = secret
+
+        suppressions = [
+            NagPackSuppression(
+                id="AwsSolutions-SMG4",
+                reason="Tasks read the password once at start; rotating it would need a "
+                "coordinated task restart, which is not built yet.",
+            ),
+            NagPackSuppression(
+                id="AwsSolutions-RDS6",
+                reason="Services authenticate with the Secrets Manager credentials; IAM "
+                "database auth would need short-lived tokens in every connection pool.",
+            ),
+            NagPackSuppression(
+                id="AwsSolutions-RDS11",
+                reason="The default port is fine: only the task security groups may connect.",
+            ),
+        ]
+        if not multi_az:
+            suppressions.append(
+                NagPackSuppression(
+                    id="AwsSolutions-RDS3",
+                    reason="Single-AZ only in dev, to halve its cost; prod is Multi-AZ.",
+                )
+            )
+        if not retain:
+            suppressions.append(
+                NagPackSuppression(
+                    id="AwsSolutions-RDS10",
+                    reason="dev is torn down freely (a final snapshot is kept); prod has "
+                    "deletion protection.",
+                )
+            )
+        NagSuppressions.add_resource_suppressions(self, suppressions, apply_to_children=True)
+
+    def allow_from(self, peer: ec2.ISecurityGroup) -> None:
+        self.security_group.add_ingress_rule(
+            peer, ec2.Port.tcp(MYSQL_PORT), "MySQL from a duochat service"
+        )
+
+
+class Cache(Construct):
+    """A Redis replication group: primary and replica in two AZs, TLS and AUTH token."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        node_type: str,
+        snapshot_retention_days: int,
+        log_retention: logs.RetentionDays,
+        retain: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        removal = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+        self.security_group = ec2.SecurityGroup(
+            self, "SecurityGroup", vpc=vpc, description="duochat Redis", allow_all_outbound=False
+        )
+        self.auth_token = secretsmanager.Secret(
+            self,
+            "AuthToken",
+            description="duochat Redis AUTH token",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                exclude_punctuation=True, password_length=64
+            ),
+            removal_policy=removal,
+        )
+        subnet_group = elasticache.CfnSubnetGroup(
+            self,
+            "Subnets",
+            description="duochat Redis (isolated subnets)",
+            subnet_ids=vpc.select_subnets(subnet_type=subnets.subnet_type).subnet_ids,
+        )
+        slow_log = logs.LogGroup(self, "SlowLog", retention=log_retention, removal_policy=removal)
+        self.replication_group = elasticache.CfnReplicationGroup(
+            self,
+            "ReplicationGroup",
+            replication_group_description="duochat Redis (streams, presence, fan-out)",
+            engine="redis",
+            engine_version="7.1",
+            cache_node_type=node_type,
+            num_cache_clusters=2,
+            automatic_failover_enabled=True,
+            multi_az_enabled=True,
+            at_rest_encryption_enabled=True,
+            transit_encryption_enabled=True,
+            auth_token=self.auth_token.secret_value.unsafe_unwrap(),
+            cache_subnet_group_name=subnet_group.ref,
+            security_group_ids=[self.security_group.security_group_id],
+            port=REDIS_PORT,
+            snapshot_retention_limit=snapshot_retention_days,
+            auto_minor_version_upgrade=True,
+            log_delivery_configurations=[
+                elasticache.CfnReplicationGroup.LogDeliveryConfigurationRequestProperty(
+                    destination_type="cloudwatch-logs",
+                    log_format="json",
+                    log_type="slow-log",
+                    destination_details=elasticache.CfnReplicationGroup.DestinationDetailsProperty(
+                        cloud_watch_logs_details=elasticache.CfnReplicationGroup.CloudWatchLogsDestinationDetailsProperty(
+                            log_group=slow_log.log_group_name
+                        )
+                    ),
+                )
+            ],
+        )
+        self.replication_group.apply_removal_policy(removal)
+        NagSuppressions.add_resource_suppressions(
+            self,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-AEC5",
+                    reason="The default port is fine: only the task security groups may "
+                    "connect, over TLS with an AUTH token.",
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-SMG4",
+                    reason="Rotating the Redis AUTH token needs ElastiCache's two-token "
+                    "rotation and a task restart, which is not built yet.",
+                ),
+            ],
+            apply_to_children=True,
+        )
+
+    @property
+    def host(self) -> str:
+        return self.replication_group.attr_primary_end_point_address
+
+    @property
+    def port(self) -> str:
+        return self.replication_group.attr_primary_end_point_port
+
+    def allow_from(self, peer: ec2.ISecurityGroup) -> None:
+        self.security_group.add_ingress_rule(
+            peer, ec2.Port.tcp(REDIS_PORT), "Redis from a duochat service"
+        )
