@@ -1,0 +1,198 @@
+"""Fixtures: a real MariaDB (one database per session, one rolled-back transaction per test),
+real Redis under a per-test namespace, and access tokens from a stand-in signer."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from duochat_boards.config import Settings
+from duochat_boards.main import create_app
+from duochat_boards.migrate import migrate
+from duochat_common.db import Database
+from duochat_common.events import Envelope
+from duochat_common.events.schemas import BOARDS_STREAM
+from duochat_common.redis_store import create_redis
+from duochat_common.testing import REDIS_URL, TestSigner, mariadb_database, unique_prefix
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A signed-in user as the tests see them."""
+
+    id: int
+    username: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def ref(self) -> dict[str, Any]:
+        return {"id": self.id, "username": self.username}
+
+
+class Api:
+    """Short calls for the steps most tests repeat; each asserts its happy status."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def create_board(
+        self, user: Caller, title: str = "morning run", content: str | None = "6am, river park"
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"title": title}
+        if content is not None:
+            body["content"] = content
+        response = await self.client.post("/boards", json=body, headers=user.headers)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    async def apply(self, user: Caller, board_id: int) -> dict[str, Any]:
+        response = await self.client.post(f"/boards/{board_id}/apply", headers=user.headers)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+
+def test_settings(database_url: str, prefix: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "database_url": database_url,
+        "redis_url": REDIS_URL,
+        "redis_prefix": prefix,
+        # The tests drive the relay by hand, and every session shares one connection.
+        "outbox_relay_seconds": 0,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+test_settings.__test__ = False  # type: ignore[attr-defined]
+
+
+def bind_to(db: Database, connection: Any) -> Database:
+    """``db`` with every session joining ``connection``'s transaction through a savepoint."""
+    bound = copy.copy(db)
+    bound.sessions = async_sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    return bound
+
+
+async def read_events(redis: aioredis.Redis, prefix: str) -> list[Envelope]:
+    """Every envelope on the boards stream of namespace ``prefix``, oldest first."""
+    entries = await redis.xrange(prefix + BOARDS_STREAM)
+    return [Envelope.from_json(fields["event"]) for _id, fields in entries]
+
+
+EventReader = Callable[[], Awaitable[list[Envelope]]]
+
+
+@pytest.fixture(scope="session")
+def signer() -> TestSigner:
+    return TestSigner()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with mariadb_database("boards") as url:
+        migrate(Settings(database_url=url))
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def engine_db(database_url: str) -> AsyncIterator[Database]:
+    db = Database(database_url)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+async def db(engine_db: Database) -> AsyncIterator[Database]:
+    """Everything a test writes lives in one outer transaction, rolled back afterwards."""
+    async with engine_db.engine.connect() as connection:
+        outer = await connection.begin()
+        try:
+            yield bind_to(engine_db, connection)
+        finally:
+            await outer.rollback()
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[aioredis.Redis]:
+    client = create_redis(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def prefix(redis: aioredis.Redis) -> AsyncIterator[str]:
+    """A Redis namespace of this test alone, deleted afterwards."""
+    namespace = unique_prefix()
+    yield namespace
+    keys = [key async for key in redis.scan_iter(match=f"{namespace}*")]
+    if keys:
+        await redis.delete(*keys)
+
+
+@pytest.fixture
+def events(redis: aioredis.Redis, prefix: str) -> EventReader:
+    """Reads this test's boards stream."""
+    return lambda: read_events(redis, prefix)
+
+
+@pytest.fixture
+def settings(database_url: str, prefix: str) -> Settings:
+    return test_settings(database_url, prefix)
+
+
+@pytest.fixture
+async def app(settings: Settings, db: Database, signer: TestSigner) -> AsyncIterator[FastAPI]:
+    app = create_app(settings, verifier=signer.verifier(), database=db)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://boards.test") as client:
+        yield client
+
+
+@pytest.fixture
+def api(client: httpx.AsyncClient) -> Api:
+    return Api(client)
+
+
+def _caller(signer: TestSigner, user_id: int, username: str) -> Caller:
+    return Caller(user_id, username, signer.token(user_id, username))
+
+
+@pytest.fixture
+def alice(signer: TestSigner) -> Caller:
+    return _caller(signer, 101, "alice")
+
+
+@pytest.fixture
+def bob(signer: TestSigner) -> Caller:
+    return _caller(signer, 102, "bob")
+
+
+@pytest.fixture
+def carol(signer: TestSigner) -> Caller:
+    return _caller(signer, 103, "carol")
+
+
+@pytest.fixture
+def dave(signer: TestSigner) -> Caller:
+    return _caller(signer, 104, "dave")
