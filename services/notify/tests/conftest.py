@@ -267,3 +267,45 @@ async def open_stream(
 def sse() -> Any:
     """``sse(base_url, token, last_event_id=None, params=None, headers=None)``: an open stream."""
     return open_stream
+
+
+@contextlib.asynccontextmanager
+async def in_process(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in this process (lifespan included), for what needs no streaming."""
+    from duochat_notify.main import create_app
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://notify") as http:
+            yield http
+
+
+@pytest.fixture
+def app_client() -> Any:
+    """``app_client(settings)``: an httpx client on an in-process app."""
+    return in_process
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def wait_for_alarms(
+    http: httpx.AsyncClient, token: str, count: int, timeout: float = 5.0
+) -> dict[str, Any]:
+    """Poll ``/notify/alarms`` until it lists ``count`` alarms (they are consumed async)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        page: dict[str, Any] = (
+            await http.get("/notify/alarms", params={"limit": 100}, headers=bearer(token))
+        ).json()
+        if len(page["items"]) >= count or asyncio.get_running_loop().time() > deadline:
+            return page
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def alarms_of() -> Any:
+    """``await alarms_of(http, token, count)``: the alarm page once ``count`` alarms exist."""
+    return wait_for_alarms

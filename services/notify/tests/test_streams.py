@@ -161,7 +161,7 @@ async def test_stream_headers_and_keepalive(cluster):
 
 
 async def test_streams_per_user_are_capped_across_instances(cluster, sse):
-    user, token = cluster.user()
+    _, token = cluster.user()
     async with sse(cluster.a.url, token), sse(cluster.b.url, token):
         async with sse(cluster.b.url, token):
             async with httpx.AsyncClient(base_url=cluster.a.url) as http:
