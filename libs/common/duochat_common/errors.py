@@ -9,6 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -134,6 +138,15 @@ def _jsonable_errors(errors: Any) -> list[dict[str, Any]]:
     return out
 
 
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map domain errors, validation errors and stray HTTP errors to ``{"code", "message"}``."""
 
@@ -160,3 +173,21 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         headers = dict(exc.headers or {})
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=headers)
+
+    # A database or Redis that does not answer (or a deadlock) is a 503 the client may retry,
+    # not a crash with a text/plain 500.
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("dependency unavailable: %s: %s", type(exc).__name__, exc)
+        return JSONResponse(
+            error_body("unavailable", "a backing service is unavailable; try again shortly"),
+            503,
+            headers={"Retry-After": "1"},
+        )
+
+    for infra_error in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(infra_error, _unavailable)
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette re-raises after this response, so the server still logs the traceback.
+        return JSONResponse(error_body("internal_error", "internal server error"), 500)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from duochat_auth.keys import parse_pem_keys
 from duochat_auth.passwords import MIN_MEMORY_KIB, MIN_TIME_COST
 from duochat_common.settings import ServiceSettings
 
@@ -28,6 +29,12 @@ class Settings(ServiceSettings):
         problems = super().production_problems()
         if not self.jwt_private_key.strip():
             problems.append("DUOCHAT_JWT_PRIVATE_KEY must hold the token-signing key (PEM)")
+        else:
+            try:
+                if not parse_pem_keys(self.jwt_private_key):
+                    raise ValueError("no PEM block")
+            except (ValueError, TypeError) as exc:
+                problems.append(f"DUOCHAT_JWT_PRIVATE_KEY is not Ed25519 PEM ({exc})")
         if self.password_time_cost < MIN_TIME_COST or self.password_memory_kib < MIN_MEMORY_KIB:
             problems.append(
                 f"DUOCHAT_PASSWORD_TIME_COST must be >= {MIN_TIME_COST} and "

@@ -1,0 +1,108 @@
+"""POST /auth/refresh and /auth/logout: rotation, reuse detection, revocation."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .conftest import Api, Serve, SettingsFactory
+
+
+async def test_refresh_rotates_the_pair(api: Api) -> None:
+    account = await api.signed_in()
+    response = await api.refresh(account.refresh)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"accessToken", "refreshToken", "tokenType", "expiresIn"}
+    assert body["tokenType"] == "bearer"
+    assert body["refreshToken"] != account.refresh
+    me = await api.me(body["accessToken"])
+    assert me.json() == {"id": account.id, "username": account.username}
+    # and the new refresh token rotates again
+    again = await api.refresh(body["refreshToken"])
+    assert again.status_code == 200
+
+
+async def test_reusing_an_old_refresh_token_revokes_the_family(api: Api) -> None:
+    account = await api.signed_in()
+    newer = (await api.refresh(account.refresh)).json()["refreshToken"]
+
+    reused = await api.refresh(account.refresh)
+    assert reused.status_code == 401
+    assert reused.json()["code"] == "refresh_token_reused"
+    # the token the thief (or the owner) got next stops working too
+    after = await api.refresh(newer)
+    assert after.status_code == 401
+    assert after.json()["code"] == "invalid_refresh_token"
+
+
+async def test_reuse_revokes_only_that_sign_in(api: Api) -> None:
+    account = await api.signed_in()
+    other_session = (await api.login(account)).json()["refreshToken"]
+    await api.refresh(account.refresh)
+    assert (await api.refresh(account.refresh)).status_code == 401
+    assert (await api.refresh(other_session)).status_code == 200
+
+
+async def test_unknown_and_malformed_refresh_tokens_are_401(api: Api) -> None:
+    for token in ("nope", "x" * 512, "../../etc/passwd", "' OR 1=1 --"):
+        response = await api.refresh(token)
+        assert response.status_code == 401, token
+        assert response.json()["code"] == "invalid_refresh_token"
+
+
+async def test_an_access_token_is_not_a_refresh_token(api: Api) -> None:
+    account = await api.signed_in()
+    response = await api.refresh(account.access)
+    assert response.status_code in (401, 422)  # 422 when it exceeds the field's length
+
+
+async def test_an_expired_refresh_token_is_401(
+    make_settings: SettingsFactory, serve: Serve
+) -> None:
+    async with serve(make_settings(refresh_token_ttl_seconds=-1)) as api:
+        account = await api.signed_in()
+        response = await api.refresh(account.refresh)
+        assert response.status_code == 401
+        assert response.json()["code"] == "invalid_refresh_token"
+
+
+async def test_logout_is_204_and_then_refresh_fails(api: Api) -> None:
+    account = await api.signed_in()
+    rotated = (await api.refresh(account.refresh)).json()["refreshToken"]
+    response = await api.client.post("/auth/logout", json={"refreshToken": rotated})
+    assert response.status_code == 204
+    assert response.content == b""
+    assert (await api.refresh(rotated)).status_code == 401
+    assert (await api.refresh(account.refresh)).status_code == 401
+
+
+async def test_logout_with_an_unknown_token_is_still_204(api: Api) -> None:
+    response = await api.client.post("/auth/logout", json={"refreshToken": "never issued"})
+    assert response.status_code == 204
+
+
+async def test_logout_twice_is_fine(api: Api) -> None:
+    account = await api.signed_in()
+    for _ in range(2):
+        response = await api.client.post("/auth/logout", json={"refreshToken": account.refresh})
+        assert response.status_code == 204
+
+
+async def test_concurrent_double_refresh_lets_exactly_one_through(
+    make_settings: SettingsFactory, serve: Serve, fresh_database_url: str
+) -> None:
+    # Real concurrency needs several connections, so this test has a database of its own.
+    async with serve(make_settings(database_url=fresh_database_url), isolated=False) as api:
+        for _ in range(5):
+            account = await api.signed_in()
+            first, second = await asyncio.gather(
+                api.refresh(account.refresh), api.refresh(account.refresh)
+            )
+            statuses = sorted([first.status_code, second.status_code])
+            assert statuses == [200, 401], (first.text, second.text)
+            loser = first if first.status_code == 401 else second
+            winner = first if first.status_code == 200 else second
+            assert loser.json()["code"] == "refresh_token_reused"
+            # A race is indistinguishable from theft, so the whole sign-in ends; the web client
+            # serialises its refreshes for this reason.
+            assert (await api.refresh(winner.json()["refreshToken"])).status_code == 401
