@@ -164,3 +164,13 @@ class User:
     def leave_room(self) -> None:
         self.tid("room-back").click()
         expect(self.tid("chats-view")).to_be_visible()
+
+
+def pair_in_room(writer: User, applicant: User, title: str | None = None) -> str:
+    """writer posts a board, applicant applies, both end up in the room; returns its id."""
+    title = title or unique("Study mate ")
+    writer.create_board(title)
+    room_id = applicant.apply_and_open_room(title)
+    writer.open_room_from_chats(room_id)
+    expect(writer.tid("presence-here")).to_be_visible()
+    return room_id

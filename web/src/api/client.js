@@ -44,23 +44,30 @@ async function postRefresh(refreshToken) {
 }
 
 // Refresh tokens rotate and reusing one revokes the whole family, so there must be exactly one
-// refresh in flight: one promise per tab, and a Web Lock across tabs. A tab that waited for the
-// lock first checks whether another tab already rotated the pair, and then just uses it.
-async function doRefresh(staleRefreshToken) {
+// refresh in flight: one promise per tab, and a Web Lock across tabs. Whoever gets a turn first
+// checks whether the token that failed was already replaced (by an earlier refresh in this tab or
+// by another tab) and then just uses the new one.
+function replaced(current, rejected) {
+  return Boolean(current?.accessToken) && current.accessToken !== rejected && isFresh(current)
+}
+
+async function doRefresh(rejected) {
   const run = async () => {
     const current = readTokens()
     if (!current?.refreshToken) throw new ApiError(401, 'signed_out', 'You are signed out.')
-    if (current.refreshToken !== staleRefreshToken && isFresh(current)) return current
+    if (replaced(current, rejected)) return current
     return postRefresh(current.refreshToken)
   }
   if (navigator.locks?.request) return navigator.locks.request('duochat.refresh', run)
   return run()
 }
 
-export function refreshTokens() {
+// `rejected` is the access token that was refused (or found expired).
+export function refreshTokens(rejected) {
+  const current = readTokens()
+  if (replaced(current, rejected)) return Promise.resolve(current)
   if (!refreshing) {
-    const stale = readTokens()?.refreshToken
-    refreshing = doRefresh(stale)
+    refreshing = doRefresh(rejected)
       .catch((err) => {
         if (err instanceof ApiError && err.status < 500) {
           clearTokens()
@@ -80,7 +87,7 @@ export async function accessToken(marginMs = 15000) {
   const tokens = readTokens()
   if (!tokens) return null
   if (isFresh(tokens, marginMs)) return tokens.accessToken
-  return (await refreshTokens()).accessToken
+  return (await refreshTokens(tokens.accessToken)).accessToken
 }
 
 async function send(method, path, body, token) {
@@ -108,7 +115,7 @@ export async function request(method, path, { body, query, auth = true } = {}) {
   let token = auth ? await accessToken() : null
   let res = await send(method, path, body, token)
   if (res.status === 401 && auth && token) {
-    token = (await refreshTokens()).accessToken
+    token = (await refreshTokens(token)).accessToken
     res = await send(method, path, body, token)
   }
   if (res.status === 204) return null
