@@ -1,0 +1,263 @@
+"""The alarm list, marking read, idempotent storage and pruning."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from duochat_common.db import Database
+from duochat_common.events.schemas import ChatMessageSent, Recipient, UserRef
+from duochat_common.redis_store import create_redis
+from duochat_common.testing import REDIS_URL, unique_prefix
+from duochat_notify import service
+from duochat_notify.config import Settings
+from duochat_notify.delivery import Delivery
+from duochat_notify.events import Triggers
+from duochat_notify.models import Alarm, utcnow
+from duochat_notify.service import NewAlarm
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def chat(room: str, to: int, text: str, message_id: int = 1) -> ChatMessageSent:
+    return ChatMessageSent(
+        message_id=message_id,
+        room_id=room,
+        type="TALK",
+        sender=UserRef(id=1, username="sender"),
+        preview=text,
+        created_at=datetime.now(UTC),
+        recipients=[Recipient(id=to, username=f"user{to}", in_room=False)],
+    )
+
+
+@pytest.fixture
+async def http(cluster):
+    async with httpx.AsyncClient(base_url=cluster.b.url) as client:
+        yield client
+
+
+async def test_list_pages_newest_first(cluster, http, alarms_of):
+    user, token = cluster.user()
+    for n in range(25):
+        await cluster.publish(chat(f"room-{n % 3}", user, f"m{n}", message_id=n))
+    await alarms_of(http, token, 25)
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 10, **({"cursor": cursor} if cursor else {})}
+        page = (await http.get("/notify/alarms", params=params, headers=auth(token))).json()
+        pages += 1
+        assert page["unreadCount"] == 25
+        seen += page["items"]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert [a["preview"] for a in seen] == [f"m{n}" for n in reversed(range(25))]
+    ids = [a["id"] for a in seen]
+    assert ids == sorted(ids, reverse=True)
+
+
+async def test_mark_read_by_ids_and_by_room_tells_open_streams(cluster, http, alarms_of, sse):
+    user, token = cluster.user()
+    for n in range(4):
+        await cluster.publish(chat("room-x" if n < 2 else "room-y", user, f"m{n}", message_id=n))
+    items = (await alarms_of(http, token, 4))["items"]
+    by_preview = {a["preview"]: a["id"] for a in items}
+    async with sse(cluster.a.url, token) as stream:
+        reply = await http.post(
+            "/notify/alarms/read", json={"ids": [by_preview["m3"]]}, headers=auth(token)
+        )
+        assert reply.json() == {"updated": 1, "unreadCount": 3}
+        event = await stream.next()
+        assert (event.event, event.data) == (
+            "read",
+            {"roomId": None, "ids": [by_preview["m3"]], "unreadCount": 3},
+        )
+        reply = await http.post(
+            "/notify/alarms/read", json={"roomId": "room-x"}, headers=auth(token)
+        )
+        assert reply.json() == {"updated": 2, "unreadCount": 1}
+        assert (await stream.next()).data == {"roomId": "room-x", "ids": None, "unreadCount": 1}
+        # Already read: nothing changes and the streams are not bothered.
+        reply = await http.post(
+            "/notify/alarms/read", json={"roomId": "room-x"}, headers=auth(token)
+        )
+        assert reply.json() == {"updated": 0, "unreadCount": 1}
+        await stream.quiet(0.3)
+    page = (await http.get("/notify/alarms", headers=auth(token))).json()
+    assert {a["preview"]: a["read"] for a in page["items"]} == {
+        "m0": True,
+        "m1": True,
+        "m2": False,
+        "m3": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("POST", "/notify/alarms/read", {"json": {}}),
+        ("POST", "/notify/alarms/read", {"json": {"roomId": "r", "ids": [1]}}),
+        ("POST", "/notify/alarms/read", {"json": {"ids": []}}),
+        ("POST", "/notify/alarms/read", {"json": {"ids": ["x"]}}),
+        ("POST", "/notify/alarms/read", {"json": {"ids": list(range(501))}}),
+        ("POST", "/notify/alarms/read", {"json": {"roomId": ""}}),
+        ("POST", "/notify/alarms/read", {"json": {"roomId": "r" * 65}}),
+        ("POST", "/notify/alarms/read", {"json": {"roomId": "r", "userId": 1}}),
+        ("POST", "/notify/alarms/read", {"json": [1, 2]}),
+        (
+            "POST",
+            "/notify/alarms/read",
+            {"content": b"{", "headers": {"content-type": "application/json"}},
+        ),
+        ("GET", "/notify/alarms", {"params": {"limit": 0}}),
+        ("GET", "/notify/alarms", {"params": {"limit": 101}}),
+        ("GET", "/notify/alarms", {"params": {"limit": "ten"}}),
+        ("GET", "/notify/alarms", {"params": {"cursor": "abc"}}),
+        ("GET", "/notify/alarms", {"params": {"cursor": "9" * 40}}),
+        ("GET", "/notify/alarms", {"params": {"cursor": "-1"}}),
+    ],
+)
+async def test_bad_input_is_a_4xx(cluster, http, method, path, kwargs):
+    _, token = cluster.user()
+    headers = {**auth(token), **kwargs.pop("headers", {})}
+    reply = await http.request(method, path, headers=headers, **kwargs)
+    assert 400 <= reply.status_code < 500, reply.text
+    assert "code" in reply.json()
+
+
+@pytest.fixture
+async def parts(database_url):
+    """Notify's pieces on the session database and a fresh Redis namespace."""
+    settings = Settings(
+        database_url=database_url, redis_url=REDIS_URL, redis_prefix=unique_prefix()
+    )
+    db = Database(database_url)
+    redis = create_redis(REDIS_URL)
+    delivery = Delivery(redis, settings)
+    try:
+        yield db, delivery, Triggers(db=db, delivery=delivery, preview_max_chars=100)
+    finally:
+        keys = [k async for k in redis.scan_iter(match=settings.key("*"))]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+        await db.dispose()
+
+
+async def test_handling_an_event_twice_stores_and_pushes_once(parts, cluster):
+    db, delivery, triggers = parts
+    user, _ = cluster.user()
+    envelope = chat("room-idem", user, "twice").envelope()
+    await triggers.handle(envelope)
+    await triggers.handle(envelope)  # a redelivery that got past the consumer's own marker
+    async with db.session() as session:
+        count = await session.scalar(
+            select(func.count()).where(Alarm.user_id == user, Alarm.source_event_id == envelope.id)
+        )
+    assert count == 1
+    entries = await delivery.redis.xrange(delivery.stream_key(user))
+    assert len(entries) == 1
+    assert json.loads(entries[0][1]["data"])["preview"] == "twice"
+
+
+async def test_an_alarm_stored_but_not_pushed_is_pushed_on_redelivery(parts, cluster):
+    """A crash between the database commit and the push loses nothing: the retry pushes."""
+    db, delivery, triggers = parts
+    user, _ = cluster.user()
+    envelope = chat("room-crash", user, "after crash").envelope()
+    alarm = NewAlarm(
+        user_id=user,
+        kind="message",
+        source_event_id=envelope.id,
+        preview="after crash",
+        created_at=utcnow(),
+        room_id="room-crash",
+        message_id=1,
+    )
+    async with db.session() as session:
+        await service.store_alarms(session=session, alarms=[alarm])
+    await triggers.handle(envelope)
+    assert len(await delivery.redis.xrange(delivery.stream_key(user))) == 1
+
+
+async def test_prune_deletes_only_old_read_alarms(parts, cluster):
+    db, _, _ = parts
+    user, _ = cluster.user()
+    now = utcnow()
+    alarms = [
+        NewAlarm(
+            user_id=user,
+            kind="message",
+            source_event_id=f"prune-{user}-{n}",
+            preview=str(n),
+            created_at=now,
+        )
+        for n in range(4)
+    ]
+    async with db.session() as session:
+        stored = await service.store_alarms(session=session, alarms=alarms)
+        old, recent, unread_old, _ = stored
+        await session.execute(
+            update(Alarm).where(Alarm.id == old.id).values(read_at=now - timedelta(days=40))
+        )
+        await session.execute(
+            update(Alarm).where(Alarm.id == recent.id).values(read_at=now - timedelta(days=1))
+        )
+        await session.execute(
+            update(Alarm)
+            .where(Alarm.id == unread_old.id)
+            .values(created_at=now - timedelta(days=90))
+        )
+        await session.commit()
+        pruned = await service.prune_read(session=session, read_before=now - timedelta(days=30))
+        assert pruned >= 1
+        left = set(await session.scalars(select(Alarm.preview).where(Alarm.user_id == user)))
+    assert left == {"1", "2", "3"}
+
+
+async def test_the_periodic_prune_runs(database_url, signer, app_client, cluster):
+    user, token = cluster.user()
+    settings = Settings(
+        database_url=database_url,
+        redis_url=REDIS_URL,
+        redis_prefix=unique_prefix(),
+        auth_jwks_json=json.dumps(signer.jwks()),
+        consume_events=False,
+        prune_read_after_days=0,
+        prune_interval_seconds=0.2,
+    )
+    db = Database(database_url)
+    async with db.session() as session:
+        await service.store_alarms(
+            session=session,
+            alarms=[
+                NewAlarm(
+                    user_id=user,
+                    kind="applied",
+                    source_event_id=f"p-{user}",
+                    preview="p",
+                    created_at=utcnow(),
+                )
+            ],
+        )
+    async with app_client(settings) as http:
+        page = (await http.get("/notify/alarms", headers=auth(token))).json()
+        assert len(page["items"]) == 1
+        await http.post(
+            "/notify/alarms/read", json={"ids": [page["items"][0]["id"]]}, headers=auth(token)
+        )
+        for _ in range(50):
+            if not (await http.get("/notify/alarms", headers=auth(token))).json()["items"]:
+                break
+            await asyncio.sleep(0.1)
+        assert (await http.get("/notify/alarms", headers=auth(token))).json()["items"] == []
+    await db.dispose()
