@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import jwt
 import pytest
 
@@ -53,7 +55,7 @@ async def test_an_unknown_user_is_the_same_401(api: Api) -> None:
 
 
 @pytest.fixture
-async def limited(make_settings: SettingsFactory, serve: Serve):  # type: ignore[no-untyped-def]
+async def limited(make_settings: SettingsFactory, serve: Serve) -> AsyncIterator[Api]:
     settings = make_settings(
         login_max_failures_per_name=3,
         login_max_failures_per_address=5,
