@@ -90,8 +90,8 @@ def bind_to(db: Database, connection: Any) -> Database:
 
 async def read_events(redis: aioredis.Redis, prefix: str) -> list[Envelope]:
     """Every envelope on the boards stream of namespace ``prefix``, oldest first."""
-    entries = await redis.xrange(prefix + BOARDS_STREAM)
-    return [Envelope.from_json(fields["event"]) for _id, fields in entries]
+    entries = await redis.xrange(prefix + BOARDS_STREAM) or []
+    return [Envelope.from_json(fields["event"]) for _id, fields in entries if fields]
 
 
 EventReader = Callable[[], Awaitable[list[Envelope]]]
@@ -170,12 +170,39 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
+def own_database_url() -> Iterator[str]:
+    """A migrated database of this test alone."""
+    with mariadb_database("boardsown") as url:
+        migrate(Settings(database_url=url))
+        yield url
+
+
+@pytest.fixture
+async def pooled_client(
+    own_database_url: str, signer: TestSigner, prefix: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app on a database of the test's own, with a real connection pool, so
+    that concurrent requests run in concurrent transactions."""
+    app = create_app(test_settings(own_database_url, prefix), verifier=signer.verifier())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:
+            yield client
+
+
+@pytest.fixture
 def api(client: httpx.AsyncClient) -> Api:
     return Api(client)
 
 
 def _caller(signer: TestSigner, user_id: int, username: str) -> Caller:
     return Caller(user_id, username, signer.token(user_id, username))
+
+
+@pytest.fixture
+def caller(signer: TestSigner) -> Callable[[int, str], Caller]:
+    """Makes a signed-in user."""
+    return lambda user_id, username: _caller(signer, user_id, username)
 
 
 @pytest.fixture

@@ -1,0 +1,62 @@
+"""The hand-written migrations build exactly the tables the models describe."""
+
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+from duochat_boards.config import Settings
+from duochat_boards.migrate import SCRIPT_LOCATION, VERSION_TABLE, migrate
+from duochat_boards.models import BoardsBase
+from duochat_common.db import sync_url
+from duochat_common.migrations import alembic_config
+
+
+def _differences(url: str) -> list[object]:
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection,
+                opts={
+                    "compare_type": True,
+                    "include_name": lambda name, kind, _parent: name != VERSION_TABLE,
+                },
+            )
+            return list(compare_metadata(context, BoardsBase.metadata))
+    finally:
+        engine.dispose()
+
+
+def test_mariadb_schema_matches_the_models(database_url):
+    assert _differences(database_url) == []
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path}/boards.db"
+
+
+def test_sqlite_schema_matches_the_models(sqlite_url):
+    migrate(Settings(database_url=sqlite_url))
+
+    assert _differences(sqlite_url) == []
+
+
+def test_upgrade_is_idempotent_and_downgrade_drops_everything(sqlite_url):
+    migrate(Settings(database_url=sqlite_url))
+    migrate(Settings(database_url=sqlite_url))
+
+    command.downgrade(
+        alembic_config(
+            script_location=SCRIPT_LOCATION, database_url=sqlite_url, version_table=VERSION_TABLE
+        ),
+        "base",
+    )
+
+    engine = create_engine(sync_url(sqlite_url))
+    assert set(inspect(engine).get_table_names()) == {VERSION_TABLE}
+    engine.dispose()
