@@ -35,9 +35,9 @@ def server_frames(text: str) -> list[Frame]:
     return parser.feed(text.encode())
 
 
-def connected(limits: Limits = LIMITS, **headers: str) -> StompConnection:
+def connected(limits: Limits = LIMITS, extra: dict[str, str] | None = None) -> StompConnection:
     conn = StompConnection(limits, now=0.0)
-    hdrs = {"accept-version": "1.2", "token": "t", **headers}
+    hdrs = {"accept-version": "1.2", "token": "t", **(extra or {})}
     events = conn.feed(frame("CONNECT", *hdrs.items()), 0.0)
     assert isinstance(events[0], Connect)
     conn.connected("alice")
@@ -164,7 +164,7 @@ def test_tick_times_out_unauthenticated_connections() -> None:
 
 
 def test_tick_sends_heartbeats_and_detects_silence() -> None:
-    conn = connected(**{"heart-beat": "10000,10000"})
+    conn = connected(extra={"heart-beat": "10000,10000"})
     assert conn.tick(5.0) is None
     assert conn.tick(9.5) == "\n"
     conn.feed(b"\n", 20.0)  # the client's heart-beat

@@ -1,0 +1,45 @@
+"""chat's settings."""
+
+from __future__ import annotations
+
+from duochat_chat.stomp import Limits
+from duochat_common.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    database_url: str = "sqlite:///./data/chat.db"
+    # Where chat asks boards about a room it has not seen yet.
+    boards_url: str = "http://127.0.0.1:8000"
+    boards_timeout_s: float = 3.0
+
+    # STOMP limits, each answered by an ERROR frame.
+    max_frame_bytes: int = 16 * 1024
+    max_message_chars: int = 1000
+    sends_per_second: float = 20.0
+    send_burst: int = 40
+    max_subscriptions: int = 200
+    connect_timeout_s: float = 10.0
+    heartbeat_send_ms: int = 10_000
+    heartbeat_receive_ms: int = 10_000
+
+    # Presence entries expire this long after an instance stops refreshing them.
+    presence_ttl_s: float = 15.0
+    # The writer stores at most this many messages per transaction.
+    write_batch: int = 500
+    # SENDs waiting for the writer beyond this get an ERROR (back-pressure, not a silent drop).
+    write_queue_max: int = 20_000
+    # Every tracked room's last id is compared with the database this often, so a message
+    # whose fan-out entry was lost (instance killed, Redis down) still reaches subscribers.
+    sweep_interval_s: float = 1.0
+    fanout_maxlen: int = 100_000
+
+    def stomp_limits(self) -> Limits:
+        return Limits(
+            max_frame_bytes=self.max_frame_bytes,
+            max_subscriptions=self.max_subscriptions,
+            sends_per_second=self.sends_per_second,
+            send_burst=self.send_burst,
+            connect_timeout_s=self.connect_timeout_s,
+            heartbeat_send_ms=self.heartbeat_send_ms,
+            heartbeat_receive_ms=self.heartbeat_receive_ms,
+        )

@@ -1,0 +1,363 @@
+"""Run real chat processes and talk STOMP to them: used by the tests and by ``bench/``.
+
+Nothing here is used by the service itself. ``Stub`` stands in for auth (the JWKS) and boards
+(``GET /boards/rooms/{id}``) over real HTTP, so chat runs exactly as deployed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from duochat_chat.stomp.frames import SERVER_COMMANDS, Frame, FrameParser, encode
+from duochat_common.events.bus import EventBus
+from duochat_common.events.schemas import BOARDS_STREAM, BoardApplied, UserRef
+from duochat_common.testing import TestSigner
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class StubRoom:
+    room_id: str
+    board_id: int
+    writer: UserRef
+    applicant: UserRef
+    title: str = "a board"
+    status: str = "open"
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "roomId": self.room_id,
+            "boardId": self.board_id,
+            "boardTitle": self.title,
+            "writer": self.writer.model_dump(),
+            "applicant": self.applicant.model_dump(),
+            "status": self.status,
+        }
+
+
+class Stub:
+    """auth's JWKS and boards' room lookup, on a real port, in a thread."""
+
+    def __init__(self, signer: TestSigner) -> None:
+        self.signer = signer
+        self.rooms: dict[str, StubRoom] = {}
+        self.lookups = 0
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if self.path.endswith("/.well-known/jwks.json"):
+                    return self._json(200, stub.signer.jwks())
+                if self.path.startswith("/boards/rooms/"):
+                    stub.lookups += 1
+                    return self._room(self.path.removeprefix("/boards/rooms/"))
+                return self._json(404, {"code": "not_found", "message": "no such path"})
+
+            def _room(self, room_id: str) -> None:
+                auth = self.headers.get("Authorization", "")
+                try:
+                    user = asyncio.run(stub.signer.verifier().verify(auth.removeprefix("Bearer ")))
+                except Exception:
+                    return self._json(401, {"code": "unauthorized", "message": "no"})
+                room = stub.rooms.get(room_id)
+                if room is None:
+                    return self._json(404, {"code": "not_found", "message": "no such room"})
+                if user.id not in (room.writer.id, room.applicant.id):
+                    return self._json(403, {"code": "forbidden", "message": "not yours"})
+                return self._json(200, room.json())
+
+            def _json(self, status: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class ChatProcess:
+    """One uvicorn running the chat app, on its own port."""
+
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws-stomp"
+
+    def start(self) -> None:
+        args = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "duochat_chat.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--ws",
+            "websockets-sansio",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--backlog",
+            "4096",
+            "--ws-max-size",
+            "65536",
+        ]
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            args, env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT
+        )
+
+    async def wait_ready(self, within: float = 120.0) -> None:
+        deadline = time.monotonic() + within
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise RuntimeError(f"chat on :{self.port} exited with {self.proc.returncode}")
+                try:
+                    if (await client.get(f"{self.http}/readyz", timeout=1)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise TimeoutError(f"chat on :{self.port} not ready")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def chat_env(*, database_url: str, redis_url: str, prefix: str, stub: Stub, **extra: str) -> dict:
+    return {
+        "DUOCHAT_ENVIRONMENT": "test",
+        "DUOCHAT_DATABASE_URL": database_url,
+        "DUOCHAT_REDIS_URL": redis_url,
+        "DUOCHAT_REDIS_PREFIX": prefix,
+        "DUOCHAT_AUTH_JWKS_URL": f"{stub.url}/auth/.well-known/jwks.json",
+        "DUOCHAT_BOARDS_URL": stub.url,
+        "DUOCHAT_LOG_LEVEL": "WARNING",
+        **{f"DUOCHAT_{k.upper()}": v for k, v in extra.items()},
+    }
+
+
+async def publish_rooms(redis: aioredis.Redis, prefix: str, rooms: Iterable[StubRoom]) -> None:
+    """Announce rooms the way boards does (``board.applied``)."""
+    envelopes = [
+        BoardApplied(
+            board_id=r.board_id,
+            board_title=r.title,
+            room_id=r.room_id,
+            writer=r.writer,
+            applicant=r.applicant,
+        ).envelope()
+        for r in rooms
+    ]
+    bus = EventBus(redis)
+    for start in range(0, len(envelopes), 500):
+        await bus.publish_many(f"{prefix}{BOARDS_STREAM}", envelopes[start : start + 500])
+
+
+def new_room(writer: UserRef, applicant: UserRef, board_id: int = 1) -> StubRoom:
+    return StubRoom(str(uuid.uuid4()), board_id, writer, applicant)
+
+
+class StompError(Exception):
+    def __init__(self, frame: Frame) -> None:
+        super().__init__(frame.get("message") or "ERROR")
+        self.frame = frame
+
+
+class StompClient:
+    """A small asyncio STOMP client over ``websockets`` (for tests and the bench)."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.parser = FrameParser(commands=SERVER_COMMANDS, max_frame_bytes=1 << 22)
+        self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.frames: list[Frame] = []
+        self.errors: list[Frame] = []
+        self.receipts: dict[str, asyncio.Future[Frame]] = {}
+        self.connected: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self.closed = asyncio.Event()
+        self._seq = 0
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        token: str | None,
+        *,
+        subprotocol: str = "v12.stomp",
+        headers: dict[str, str] | None = None,
+        within: float = 10.0,
+    ) -> StompClient:
+        ws = await connect(url, subprotocols=[subprotocol], open_timeout=within)  # type: ignore[list-item]
+        client = cls(ws)
+        hdrs = {"accept-version": "1.2,1.1,1.0", "host": "duochat", "heart-beat": "0,0"}
+        if token is not None:
+            hdrs["token"] = token
+        hdrs.update(headers or {})
+        await client.send_frame("CONNECT", hdrs)
+        closed: asyncio.Future[Any] = asyncio.ensure_future(client.closed.wait())
+        waiting: list[asyncio.Future[Any]] = [client.connected, closed]
+        async with asyncio.timeout(within):
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        closed.cancel()
+        if not client.connected.done():
+            raise StompError(client.errors[0] if client.errors else Frame("ERROR"))
+        return client
+
+    async def _read(self) -> None:
+        try:
+            async for data in self.ws:
+                raw = data.encode() if isinstance(data, str) else data
+                for frame in self.parser.feed(raw):
+                    self.frames.append(frame)
+                    if frame.command == "MESSAGE":
+                        body = json.loads(frame.body)
+                        body["_subscription"] = frame.get("subscription")
+                        self.messages.put_nowait(body)
+                    elif frame.command == "RECEIPT":
+                        fut = self.receipts.pop(frame.get("receipt-id") or "", None)
+                        if fut is not None and not fut.done():
+                            fut.set_result(frame)
+                    elif frame.command == "CONNECTED":
+                        if not self.connected.done():
+                            self.connected.set_result(frame)
+                    elif frame.command == "ERROR":
+                        self.errors.append(frame)
+                        fut = self.receipts.pop(frame.get("receipt-id") or "", None)
+                        if fut is not None and not fut.done():
+                            fut.set_exception(StompError(frame))
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed.set()
+            for fut in self.receipts.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionError("closed before the receipt"))
+            self.receipts.clear()
+
+    async def send_frame(self, command: str, headers: dict[str, str], body: bytes = b"") -> None:
+        await self.ws.send(encode(Frame(command, list(headers.items()), body)).decode())
+
+    def _receipt(self) -> tuple[str, asyncio.Future[Frame]]:
+        self._seq += 1
+        rid = f"r{self._seq}"
+        fut: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self.receipts[rid] = fut
+        return rid, fut
+
+    async def subscribe(
+        self, room_id: str, *, sub_id: str | None = None, since: int | None = None
+    ) -> None:
+        """SUBSCRIBE and wait for its receipt (raises StompError on an ERROR)."""
+        rid, fut = self._receipt()
+        headers = {"id": sub_id or f"sub-{room_id}", "destination": f"/sub/chat/room/{room_id}"}
+        if since is not None:
+            headers["since"] = str(since)
+        headers["receipt"] = rid
+        await self.send_frame("SUBSCRIBE", headers)
+        async with asyncio.timeout(10):
+            await fut
+
+    async def send(
+        self, room_id: str, message: str, *, receipt: bool = True, **extra: Any
+    ) -> asyncio.Future[Frame] | None:
+        body = json.dumps({"type": "TALK", "roomId": room_id, "message": message, **extra})
+        headers = {"destination": "/pub/chat/message", "content-type": "application/json"}
+        fut = None
+        if receipt:
+            rid, fut = self._receipt()
+            headers["receipt"] = rid
+        await self.send_frame("SEND", headers, body.encode())
+        return fut
+
+    async def next_message(self, within: float = 10.0) -> dict[str, Any]:
+        async with asyncio.timeout(within):
+            return await self.messages.get()
+
+    async def close(self) -> None:
+        self._reader.cancel()
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+
+
+async def collect(
+    client: StompClient, count: int, *, kind: str | None = "TALK", within: float = 15.0
+) -> list[dict[str, Any]]:
+    """The next ``count`` stored messages (of ``kind``, if given) a client receives, in order;
+    transient ENTER/QUIT frames (no id) are skipped."""
+    out: list[dict[str, Any]] = []
+    async with asyncio.timeout(within):
+        while len(out) < count:
+            msg = await client.messages.get()
+            if msg.get("id") is None:
+                continue
+            if kind is None or msg["type"] == kind:
+                out.append(msg)
+    return out

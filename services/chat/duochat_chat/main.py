@@ -1,0 +1,46 @@
+"""chat: messages, read marks, presence, and the STOMP WebSocket endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.routing import WebSocketRoute
+
+from duochat_chat.config import Settings
+from duochat_chat.routes import router
+from duochat_chat.runtime import build_runtime, start
+from duochat_chat.session import StompEndpoint
+from duochat_common.app import build_app
+from duochat_common.tokens import TokenVerifier
+
+
+def create_app(
+    settings: Settings | None = None, *, verifier: TokenVerifier | None = None
+) -> FastAPI:
+    """The chat app; ``verifier`` replaces the JWKS-backed one (tests without auth)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = build_runtime(settings, verifier)
+        app.state.chat = runtime
+        app.state.db = runtime.db
+        app.state.redis = runtime.redis
+        app.state.verifier = runtime.verifier
+        start(runtime)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = build_app(
+        title="duochat chat",
+        routers=[router],
+        lifespan=lifespan,
+        health_checks=lambda a: {"database": a.state.db.ping, "redis": a.state.redis.ping},
+    )
+    app.router.routes.append(WebSocketRoute("/ws-stomp", StompEndpoint()))
+    app.state.settings = settings
+    return app

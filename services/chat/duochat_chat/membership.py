@@ -1,0 +1,214 @@
+"""Who may use a room: a projection of boards' rooms, fed by ``board.*`` events.
+
+A room this instance has not seen is looked up in the projection table, and failing that,
+asked of boards over HTTP with the caller's own token (boards answers 200 only to a member);
+a 200 is stored in the projection. Membership never changes once a room exists, so it is
+cached; the status may be stale in the cache, which is why the writer checks it again on the
+locked row before it stores anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from duochat_chat.messages import SYSTEM, closed_text, rejected_text, utcnow_ms
+from duochat_chat.models import Room
+from duochat_chat.store import READ_ONLY, STATUS_RANK, Draft, MessageWriter
+from duochat_common.db import Database
+from duochat_common.errors import Forbidden, Unavailable
+from duochat_common.events.envelope import Envelope
+from duochat_common.events.schemas import BoardApplied, BoardClosed, BoardMatched, RoomRef, UserRef
+from duochat_common.logs import request_id_headers
+from duochat_common.tokens import AuthUser
+
+log = logging.getLogger(__name__)
+NEGATIVE_CACHE_S = 5.0
+
+
+class NotMember(Forbidden):
+    default_code = "not_a_member"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    room_id: str
+    board_id: int
+    board_title: str
+    writer: UserRef
+    applicant: UserRef
+    status: str
+
+    def is_member(self, user_id: int) -> bool:
+        return user_id in (self.writer.id, self.applicant.id)
+
+    @property
+    def read_only(self) -> bool:
+        return self.status in READ_ONLY
+
+    @classmethod
+    def from_row(cls, row: Any) -> RoomInfo:
+        return cls(
+            room_id=row.room_id,
+            board_id=row.board_id,
+            board_title=row.board_title,
+            writer=UserRef(id=row.writer_id, username=row.writer_name),
+            applicant=UserRef(id=row.applicant_id, username=row.applicant_name),
+            status=row.status,
+        )
+
+
+class Membership:
+    def __init__(
+        self, db: Database, *, http: httpx.AsyncClient, boards_url: str, writer: MessageWriter
+    ) -> None:
+        self.db = db
+        self.http = http
+        self.boards_url = boards_url.rstrip("/")
+        self.writer = writer
+        self.rooms: dict[str, RoomInfo] = {}
+        self.entered: set[tuple[str, int]] = set()
+        self._negative: dict[tuple[str, int], float] = {}
+
+    async def room_for(self, room_id: str, user: AuthUser, token: str | None) -> RoomInfo:
+        """The room, if ``user`` is one of its two members; else ``NotMember``."""
+        info = self.rooms.get(room_id) or await self._load(room_id)
+        if info is None:
+            miss = self._negative.get((room_id, user.id))
+            if miss is not None and time.monotonic() - miss < NEGATIVE_CACHE_S:
+                raise NotMember("you are not a member of this room")
+            info = await self._ask_boards(room_id, token)
+            if info is None:
+                self._negative[(room_id, user.id)] = time.monotonic()
+                if len(self._negative) > 10_000:
+                    self._negative.clear()
+                raise NotMember("you are not a member of this room")
+        if not info.is_member(user.id):
+            raise NotMember("you are not a member of this room")
+        return info
+
+    async def _load(self, room_id: str) -> RoomInfo | None:
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(select(Room).where(Room.room_id == room_id))).first()
+        if row is None:
+            return None
+        info = RoomInfo.from_row(row)
+        self.rooms[room_id] = info
+        return info
+
+    async def _ask_boards(self, room_id: str, token: str | None) -> RoomInfo | None:
+        if not token:
+            return None
+        try:
+            response = await self.http.get(
+                f"{self.boards_url}/boards/rooms/{room_id}",
+                headers={"Authorization": f"Bearer {token}", **request_id_headers()},
+            )
+        except httpx.HTTPError as exc:
+            raise Unavailable("cannot check room membership right now") from exc
+        if response.status_code in (401, 403, 404, 422):
+            return None
+        if response.status_code != 200:
+            raise Unavailable("cannot check room membership right now")
+        data = response.json()
+        info = RoomInfo(
+            room_id=str(data["roomId"]),
+            board_id=int(data["boardId"]),
+            board_title=str(data.get("boardTitle") or ""),
+            writer=UserRef.model_validate(data["writer"]),
+            applicant=UserRef.model_validate(data["applicant"]),
+            status=str(data.get("status") or "open"),
+        )
+        if info.room_id != room_id:
+            return None
+        await self.remember(info)
+        return self.rooms.get(room_id, info)
+
+    async def remember(self, info: RoomInfo) -> None:
+        """Store a room in the projection (first writer wins; status only moves forward)."""
+        values = {
+            "room_id": info.room_id,
+            "board_id": info.board_id,
+            "board_title": info.board_title[:200],
+            "writer_id": info.writer.id,
+            "writer_name": info.writer.username,
+            "applicant_id": info.applicant.id,
+            "applicant_name": info.applicant.username,
+            "status": info.status if info.status in STATUS_RANK else "open",
+            "last_id": 0,
+            "updated_at": utcnow_ms(),
+        }
+        try:
+            async with self.db.engine.begin() as conn:
+                await conn.execute(insert(Room).values(**values))
+        except IntegrityError:
+            if values["status"] != "open":
+                await self.set_status(info.room_id, str(values["status"]))
+        self.rooms.pop(info.room_id, None)
+        await self._load(info.room_id)
+
+    async def set_status(self, room_id: str, status: str) -> None:
+        """Move a room forward to ``status`` without posting anything."""
+        lower = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
+        async with self.db.engine.begin() as conn:
+            await conn.execute(
+                update(Room)
+                .where(Room.room_id == room_id, Room.status.in_(lower))
+                .values(status=status, updated_at=utcnow_ms())
+            )
+        self.rooms.pop(room_id, None)
+
+    # -- boards events -------------------------------------------------------------------------
+
+    async def handle_event(self, envelope: Envelope) -> None:
+        if envelope.type == BoardApplied.TYPE:
+            applied = BoardApplied.parse(envelope)
+            await self.remember(
+                RoomInfo(
+                    room_id=applied.room_id,
+                    board_id=applied.board_id,
+                    board_title=applied.board_title,
+                    writer=applied.writer,
+                    applicant=applied.applicant,
+                    status="open",
+                )
+            )
+        elif envelope.type == BoardMatched.TYPE:
+            matched = BoardMatched.parse(envelope)
+            await self._ensure(
+                matched.board_id, matched.board_title, matched.writer, matched.matched
+            )
+            await self.set_status(matched.matched.room_id, "matched")
+            text = rejected_text(matched.writer.username)
+            await self._post_status(matched, matched.rejected, "rejected", text)
+        elif envelope.type == BoardClosed.TYPE:
+            closed = BoardClosed.parse(envelope)
+            text = closed_text(closed.writer.username, closed.board_title)
+            await self._post_status(closed, closed.rooms, "closed", text)
+
+    async def _ensure(self, board_id: int, title: str, writer: UserRef, ref: RoomRef) -> None:
+        if ref.room_id not in self.rooms and await self._load(ref.room_id) is None:
+            await self.remember(
+                RoomInfo(ref.room_id, board_id, title, writer, ref.applicant, "open")
+            )
+
+    async def _post_status(
+        self, event: BoardMatched | BoardClosed, refs: list[RoomRef], status: str, text: str
+    ) -> None:
+        """A SYSTEM message in each room, stored with the status change (once, even if the
+        event is delivered twice)."""
+        futures = []
+        for ref in refs:
+            await self._ensure(event.board_id, event.board_title, event.writer, ref)
+            draft = Draft(ref.room_id, SYSTEM, None, "system", text, new_status=status)
+            futures.append(self.writer.submit(draft))
+        await asyncio.gather(*futures)
+        for ref in refs:
+            self.rooms.pop(ref.room_id, None)

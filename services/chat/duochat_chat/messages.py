@@ -1,0 +1,73 @@
+"""The MESSAGE body as the old app's clients read it, and the texts of server-posted messages."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+TALK, ENTER, QUIT, SYSTEM = "TALK", "ENTER", "QUIT", "SYSTEM"
+SYSTEM_SENDER = "system"
+
+
+def utcnow_ms() -> datetime:
+    """Now, to the millisecond (what the database keeps is what clients saw live)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000, tzinfo=None)
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A message body encoded once and shared by every subscriber it goes to."""
+
+    text: str
+    size: int  # UTF-8 bytes, for content-length
+
+    @classmethod
+    def of(cls, text: str) -> Body:
+        return cls(text, len(text.encode()))
+
+
+def wire(
+    *,
+    id: int | None,
+    type: str,
+    room_id: str,
+    sender: str,
+    message: str,
+    created_at: datetime,
+    user_count: int,
+) -> dict[str, object]:
+    return {
+        "id": id,
+        "type": type,
+        "roomId": room_id,
+        "sender": sender,
+        "message": message,
+        "createdAt": iso(created_at),
+        "userCount": user_count,
+    }
+
+
+def encode_body(**fields: object) -> Body:
+    return Body.of(json.dumps(wire(**fields), ensure_ascii=False, separators=(",", ":")))  # type: ignore[arg-type]
+
+
+def entered_text(username: str) -> str:
+    return f"{username} entered the room."
+
+
+def left_text(username: str) -> str:
+    return f"{username} left the room."
+
+
+def rejected_text(writer: str) -> str:
+    return f"{writer} matched with another member, better luck next time"
+
+
+def closed_text(writer: str, title: str) -> str:
+    return f'{writer} closed the board "{title}". This chat is now read-only.'

@@ -1,0 +1,151 @@
+"""What the REST routes do: history, unread counts, read marks, latest messages, presence."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy import and_, func, insert, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from duochat_chat.messages import SYSTEM, TALK, iso
+from duochat_chat.models import Message, ReadMark, Room
+from duochat_chat.runtime import Runtime
+from duochat_common.events.bus import EventBus
+from duochat_common.events.schemas import CHAT_STREAM, ChatRoomRead, UserRef
+from duochat_common.tokens import AuthUser
+
+log = logging.getLogger(__name__)
+MAX_PAGE = 200
+
+
+def _wire(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "type": row.type,
+        "roomId": row.room_id,
+        "sender": row.sender_name,
+        "message": row.message,
+        "createdAt": iso(row.created_at),
+        "userCount": row.user_count,
+    }
+
+
+def _mine(user_id: int) -> Any:
+    return or_(Room.writer_id == user_id, Room.applicant_id == user_id)
+
+
+async def history(
+    *,
+    rt: Runtime,
+    room_id: str,
+    user: AuthUser,
+    token: str | None,
+    before: int | None,
+    after: int | None,
+    limit: int,
+) -> dict[str, Any]:
+    """A page of a room's messages, ascending; members only."""
+    await rt.membership.room_for(room_id, user, token)
+    limit = max(1, min(limit, MAX_PAGE))
+    where = [Message.room_id == room_id]
+    if before is not None:
+        where.append(Message.id < before)
+    if after is not None:
+        where.append(Message.id > after)
+        order = Message.id.asc()
+    else:
+        order = Message.id.desc()
+    stmt = select(Message).where(*where).order_by(order).limit(limit + 1)
+    async with rt.db.engine.connect() as conn:
+        rows = list((await conn.execute(stmt)).all())
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if after is None:
+        rows.reverse()
+    return {"items": [_wire(r) for r in rows], "hasMore": has_more}
+
+
+async def unread_counts(*, rt: Runtime, user: AuthUser) -> dict[str, int]:
+    """Per room of mine: TALK and SYSTEM messages from others after my read mark."""
+    mark = func.coalesce(ReadMark.last_read_id, literal(0))
+    stmt = (
+        select(Room.room_id, func.count(Message.id))
+        .select_from(Room)
+        .outerjoin(ReadMark, and_(ReadMark.room_id == Room.room_id, ReadMark.user_id == user.id))
+        .outerjoin(
+            Message,
+            and_(
+                Message.room_id == Room.room_id,
+                Message.id > mark,
+                Message.type.in_((TALK, SYSTEM)),
+                or_(Message.sender_id.is_(None), Message.sender_id != user.id),
+            ),
+        )
+        .where(_mine(user.id))
+        .group_by(Room.room_id)
+    )
+    async with rt.db.engine.connect() as conn:
+        return {room_id: count for room_id, count in (await conn.execute(stmt)).all()}
+
+
+async def latest(*, rt: Runtime, user: AuthUser) -> dict[str, dict[str, Any]]:
+    """The newest message of each room of mine that has one."""
+    stmt = (
+        select(Message)
+        .join(Room, and_(Room.room_id == Message.room_id, Room.last_id == Message.id))
+        .where(_mine(user.id))
+    )
+    async with rt.db.engine.connect() as conn:
+        return {row.room_id: _wire(row) for row in (await conn.execute(stmt)).all()}
+
+
+async def mark_read(
+    *, rt: Runtime, room_id: str, user: AuthUser, token: str | None, last_read_id: int
+) -> None:
+    """Move my read mark forward (never back) and tell notify."""
+    await rt.membership.room_for(room_id, user, token)
+    heads = await rt.history.heads([room_id])
+    value = min(last_read_id, heads.get(room_id, 0))
+    for _ in range(3):
+        async with rt.db.engine.begin() as conn:
+            result = await conn.execute(
+                update(ReadMark)
+                .where(
+                    ReadMark.room_id == room_id,
+                    ReadMark.user_id == user.id,
+                    ReadMark.last_read_id < value,
+                )
+                .values(last_read_id=value)
+            )
+            if result.rowcount:
+                break
+            exists = await conn.scalar(
+                select(ReadMark.last_read_id).where(
+                    ReadMark.room_id == room_id, ReadMark.user_id == user.id
+                )
+            )
+            if exists is not None:
+                break
+            try:
+                await conn.execute(
+                    insert(ReadMark).values(room_id=room_id, user_id=user.id, last_read_id=value)
+                )
+                break
+            except IntegrityError:
+                continue
+    event = ChatRoomRead(
+        room_id=room_id, user=UserRef(id=user.id, username=user.username), last_read_id=value
+    )
+    try:
+        await EventBus(rt.redis).publish(rt.settings.key(CHAT_STREAM), event.envelope())
+    except RedisError:
+        log.warning("chat.room.read not published (redis unavailable)")
+
+
+async def presence(*, rt: Runtime, room_id: str, user: AuthUser, token: str | None) -> dict:
+    """Who is in the room now; members only."""
+    await rt.membership.room_for(room_id, user, token)
+    members = await rt.presence.members(room_id)
+    return {"roomId": room_id, "members": sorted(set(members.values()))}

@@ -1,0 +1,331 @@
+"""Storing messages: one writer per instance batches every pending message into a transaction.
+
+For each batch the writer locks the batch's rooms (``SELECT ... FOR UPDATE``, in key order, so
+two instances never deadlock), checks membership and read-only status on the locked rows, takes
+ids from ``last_id``, inserts every message in one statement and commits. Only then does a
+sender get its RECEIPT. Presence (for ``userCount`` and ``in_room``) is read from Redis while the
+transaction starts. After the commit the batch goes to local subscribers at once, and to the
+publisher, which appends it to the fan-out stream and the events stream in one pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, insert, select, update
+from sqlalchemy.exc import DBAPIError
+
+from duochat_chat.fanout import Entry, Publisher
+from duochat_chat.hub import Hub
+from duochat_chat.messages import ENTER, SYSTEM, SYSTEM_SENDER, Body, encode_body, utcnow_ms
+from duochat_chat.models import Message, Room
+from duochat_chat.presence import Members, Presence
+from duochat_common.db import Database
+from duochat_common.events.envelope import Envelope
+from duochat_common.events.schemas import ChatMessageSent, Recipient, UserRef
+
+log = logging.getLogger(__name__)
+READ_ONLY = ("rejected", "closed")
+STATUS_RANK = {"open": 0, "matched": 1, "rejected": 1, "closed": 2}
+
+
+class Rejected(Exception):
+    """The writer refused a message; the text is safe to show the sender."""
+
+
+@dataclass(slots=True)
+class Draft:
+    room_id: str
+    type: str
+    sender_id: int | None
+    sender_name: str
+    text: str
+    # SYSTEM only: move the room to this status, and post the message only if that is a change.
+    new_status: str | None = None
+    future: asyncio.Future[Stored | None] | None = field(default=None, repr=False)
+
+
+@dataclass(slots=True)
+class Stored:
+    room_id: str
+    id: int
+    body: Body
+
+
+class History:
+    """Reads of stored messages, as bodies ready to send."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    def body_of(row: Any) -> str:
+        return encode_body(
+            id=row.id,
+            type=row.type,
+            room_id=row.room_id,
+            sender=row.sender_name,
+            message=row.message,
+            created_at=row.created_at,
+            user_count=row.user_count,
+        ).text
+
+    async def after(self, room_id: str, after_id: int, limit: int) -> list[tuple[int, str]]:
+        stmt = (
+            select(Message)
+            .where(Message.room_id == room_id, Message.id > after_id)
+            .order_by(Message.id)
+            .limit(limit)
+        )
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [(row.id, self.body_of(row)) for row in rows]
+
+    async def heads(self, room_ids: list[str]) -> dict[str, int]:
+        if not room_ids:
+            return {}
+        stmt = select(Room.room_id, Room.last_id).where(Room.room_id.in_(room_ids))
+        async with self.db.engine.connect() as conn:
+            return {r.room_id: r.last_id for r in (await conn.execute(stmt)).all()}
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "args", (None,))[0]
+    return code in (1205, 1213) or "database is locked" in str(exc)
+
+
+class MessageWriter:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        presence: Presence,
+        hub: Hub,
+        publisher: Publisher,
+        events_enabled: bool = True,
+        batch: int = 500,
+        queue_max: int = 20_000,
+    ) -> None:
+        self.db = db
+        self.presence = presence
+        self.hub = hub
+        self.publisher = publisher
+        self.events_enabled = events_enabled
+        self.batch = batch
+        self.queue_max = queue_max
+        self._queue: deque[Draft] = deque()
+        self._wake = asyncio.Event()
+        self.stored = 0
+        self.batches = 0
+
+    def busy(self) -> bool:
+        return len(self._queue) >= self.queue_max
+
+    def submit(self, draft: Draft) -> asyncio.Future[Stored | None]:
+        """Queue a message; the future is its stored form (None if there was nothing to store)."""
+        if draft.future is None:
+            draft.future = asyncio.get_running_loop().create_future()
+        self._queue.append(draft)
+        self._wake.set()
+        return draft.future
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                n = min(self.batch, len(self._queue))
+                drafts = [self._queue.popleft() for _ in range(n)]
+                await self._write(drafts)
+
+    async def _write(self, drafts: list[Draft]) -> None:
+        room_ids = sorted({d.room_id for d in drafts})
+        snapshot = asyncio.ensure_future(self.presence.snapshot(room_ids))
+        outcome: list[Stored | Exception | None] = []
+        for attempt in range(5):
+            try:
+                outcome = await self._commit(drafts, room_ids, snapshot)
+                break
+            except DBAPIError as exc:
+                if _is_retryable(exc) and attempt < 4:
+                    await asyncio.sleep(0.01 * (attempt + 1))
+                    continue
+                log.exception("message batch failed")
+                outcome = [Rejected("the message could not be stored; try again")] * len(drafts)
+                break
+            except Exception:
+                log.exception("message batch failed")
+                outcome = [Rejected("the message could not be stored; try again")] * len(drafts)
+                break
+        if not snapshot.done():
+            snapshot.cancel()
+        stored = [o for o in outcome if isinstance(o, Stored)]
+        self.stored += len(stored)
+        self.batches += 1
+        for draft, result in zip(drafts, outcome, strict=True):
+            fut = draft.future
+            if fut is None or fut.done():
+                continue
+            if isinstance(result, Exception):
+                fut.set_exception(result)
+                fut.exception()  # a caller that stopped listening must not log a warning
+            else:
+                fut.set_result(result)
+        by_room: dict[str, list[tuple[int, Body]]] = {}
+        for item in stored:
+            by_room.setdefault(item.room_id, []).append((item.id, item.body))
+        for room_id, entries in by_room.items():
+            self.hub.on_entries(room_id, entries)
+
+    async def _commit(
+        self,
+        drafts: Sequence[Draft],
+        room_ids: list[str],
+        snapshot: asyncio.Future[dict[str, Members]],
+    ) -> list[Stored | Exception | None]:
+        lock = (
+            select(
+                Room.room_id,
+                Room.last_id,
+                Room.status,
+                Room.writer_id,
+                Room.writer_name,
+                Room.applicant_id,
+                Room.applicant_name,
+                Room.writer_entered,
+                Room.applicant_entered,
+            )
+            .where(Room.room_id.in_(room_ids))
+            .order_by(Room.room_id)
+            .with_for_update()
+        )
+        async with self.db.engine.begin() as conn:
+            rooms = {r.room_id: dict(r._mapping) for r in (await conn.execute(lock)).all()}
+            try:
+                present = await asyncio.wait_for(asyncio.shield(snapshot), 0.5)
+            except (TimeoutError, Exception):
+                present = {r: self.presence.local_members(r) for r in room_ids}
+            now = utcnow_ms()
+            changed: set[str] = set()
+            rows: list[dict[str, Any]] = []
+            outcome: list[Stored | Exception | None] = []
+            events: list[Entry | Envelope] = []
+            for d in drafts:
+                room = rooms.get(d.room_id)
+                refusal = self._accept(d, room, changed)
+                if refusal is not None:
+                    outcome.append(None if isinstance(refusal, _Skip) else refusal)
+                    continue
+                assert room is not None
+                room["last_id"] += 1
+                members = present.get(d.room_id, {})
+                row = {
+                    "room_id": d.room_id,
+                    "id": room["last_id"],
+                    "type": d.type,
+                    "sender_id": d.sender_id,
+                    "sender_name": d.sender_name if d.type != SYSTEM else SYSTEM_SENDER,
+                    "message": d.text,
+                    "user_count": len(members),
+                    "created_at": now,
+                }
+                rows.append(row)
+                body = encode_body(
+                    id=row["id"],
+                    type=d.type,
+                    room_id=d.room_id,
+                    sender=row["sender_name"],
+                    message=d.text,
+                    created_at=now,
+                    user_count=len(members),
+                )
+                outcome.append(Stored(d.room_id, row["id"], body))
+                events.append(Entry(d.room_id, row["id"], body.text))
+                if self.events_enabled:
+                    events.append(self._event(d, room, row, members, now))
+            if not rows and not changed:
+                return outcome
+            await conn.execute(self._room_update(rooms, changed, now))
+            if rows:
+                await conn.execute(insert(Message), rows)
+        self.publisher.enqueue(events)
+        return outcome
+
+    @staticmethod
+    def _accept(d: Draft, room: dict[str, Any] | None, changed: set[str]) -> Exception | None:
+        """Why a draft is not stored (an error, or None = nothing to do), or None to store it."""
+        if room is None:
+            return Rejected(f"room {d.room_id} is unknown")
+        if d.type == SYSTEM:
+            if d.new_status is not None:
+                if STATUS_RANK.get(d.new_status, 0) <= STATUS_RANK.get(room["status"], 0):
+                    return _Skip()
+                room["status"] = d.new_status
+            changed.add(d.room_id)
+            return None
+        if d.sender_id == room["writer_id"]:
+            flag = "writer_entered"
+        elif d.sender_id == room["applicant_id"]:
+            flag = "applicant_entered"
+        else:
+            return Rejected("you are not a member of this room")
+        if d.type == ENTER:
+            if room[flag]:
+                return _Skip()
+            room[flag] = True
+        elif room["status"] in READ_ONLY:
+            return Rejected(f"this room is read-only (the board is {room['status']})")
+        changed.add(d.room_id)
+        return None
+
+    @staticmethod
+    def _room_update(rooms: dict[str, dict[str, Any]], changed: set[str], now: datetime) -> Any:
+        ids = sorted(changed)
+
+        def column(name: str) -> Any:
+            return case({r: rooms[r][name] for r in ids}, value=Room.room_id)
+
+        return (
+            update(Room)
+            .where(and_(Room.room_id.in_(ids)))
+            .values(
+                last_id=column("last_id"),
+                status=column("status"),
+                writer_entered=column("writer_entered"),
+                applicant_entered=column("applicant_entered"),
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    @staticmethod
+    def _event(
+        d: Draft, room: dict[str, Any], row: dict[str, Any], members: Members, now: datetime
+    ) -> Envelope:
+        people = [
+            (room["writer_id"], room["writer_name"]),
+            (room["applicant_id"], room["applicant_name"]),
+        ]
+        return ChatMessageSent(
+            message_id=row["id"],
+            room_id=d.room_id,
+            type=d.type,
+            sender=UserRef(id=d.sender_id or 0, username=row["sender_name"]),
+            preview=d.text[:120],
+            created_at=now,
+            recipients=[
+                Recipient(id=uid, username=name, in_room=uid in members)
+                for uid, name in people
+                if uid != d.sender_id
+            ],
+        ).envelope()
+
+
+class _Skip(Exception):
+    """Nothing to store (an ENTER already posted, a status already reached)."""

@@ -1,0 +1,109 @@
+"""Two real chat processes (uvicorn) against a fresh MariaDB database and the real Redis, with
+auth and boards stood in for by a stub HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from duochat_chat.config import Settings
+from duochat_chat.harness import (
+    ChatProcess,
+    StompClient,
+    Stub,
+    StubRoom,
+    chat_env,
+    new_room,
+    publish_rooms,
+)
+from duochat_chat.migrate import migrate
+from duochat_common.events.schemas import UserRef
+from duochat_common.testing import REDIS_URL, TestSigner, mariadb_database, unique_prefix
+
+_user_ids = itertools.count(1000)
+
+
+@dataclass
+class Cluster:
+    signer: TestSigner
+    stub: Stub
+    database_url: str
+    prefix: str
+    redis: aioredis.Redis
+    procs: list[ChatProcess]
+    clients: list[StompClient] = field(default_factory=list)
+
+    def user(self, name: str | None = None) -> tuple[UserRef, str]:
+        uid = next(_user_ids)
+        ref = UserRef(id=uid, username=name or f"user{uid}")
+        return ref, self.signer.token(ref.id, ref.username)
+
+    async def room(self, writer: UserRef, applicant: UserRef, *, announce: bool = True) -> str:
+        """A room boards knows (HTTP lookup) and, unless told not to, has announced."""
+        room = new_room(writer, applicant)
+        self.stub.rooms[room.room_id] = room
+        if announce:
+            await publish_rooms(self.redis, self.prefix, [room])
+        return room.room_id
+
+    def stub_room(self, room_id: str) -> StubRoom:
+        return self.stub.rooms[room_id]
+
+    async def client(self, proc: int, token: str | None, **kw: Any) -> StompClient:
+        client = await StompClient.open(self.procs[proc].ws, token, **kw)
+        self.clients.append(client)
+        return client
+
+    def settings(self) -> Settings:
+        return Settings(database_url=self.database_url, redis_prefix=self.prefix)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with mariadb_database("chat") as url:
+        migrate(Settings(database_url=url))
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def cluster(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Cluster]:
+    signer = TestSigner()
+    stub = Stub(signer)
+    prefix = unique_prefix()
+    logs = tmp_path_factory.mktemp("chat-logs")
+    env = chat_env(database_url=database_url, redis_url=REDIS_URL, prefix=prefix, stub=stub)
+    procs = [
+        ChatProcess({**env, "DUOCHAT_INSTANCE_ID": f"chat{i}"}, log_path=logs / f"chat{i}.log")
+        for i in range(2)
+    ]
+    redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        for proc in procs:
+            proc.start()
+        await asyncio.gather(*(p.wait_ready() for p in procs))
+        yield Cluster(signer, stub, database_url, prefix, redis, procs)
+    finally:
+        for proc in procs:
+            proc.stop()
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+        stub.close()
+
+
+@pytest.fixture
+async def chat(cluster: Cluster) -> AsyncIterator[Cluster]:
+    """The shared cluster; closes the clients a test opened."""
+    yield cluster
+    for client in cluster.clients:
+        await client.close()
+    cluster.clients.clear()

@@ -1,0 +1,53 @@
+"""Delivery across two chat processes: one order for both members, ids, receipts, REST views."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from duochat_chat.harness import collect
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_cross_instance_delivery_in_one_order(chat) -> None:
+    alice, ta = chat.user("alice")
+    bob, tb = chat.user("bob")
+    room = await chat.room(alice, bob)
+    a = await chat.client(0, ta)
+    b = await chat.client(1, tb)
+    await a.subscribe(room, since=0)
+    await b.subscribe(room, since=0)
+
+    receipts = []
+    for i in range(25):  # both members at once, on different instances
+        receipts.append(await a.send(room, f"a{i}"))
+        receipts.append(await b.send(room, f"b{i}"))
+    await asyncio.gather(*receipts)
+
+    seen_a = await collect(a, 50)
+    seen_b = await collect(b, 50)
+    ids = [m["id"] for m in seen_a]
+    assert ids == [m["id"] for m in seen_b]
+    assert seen_a == seen_b
+    assert ids == sorted(ids) and len(set(ids)) == 50
+    # Each sender's own messages keep their send order.
+    assert [m["message"] for m in seen_a if m["sender"] == "alice"] == [f"a{i}" for i in range(25)]
+    assert [m["message"] for m in seen_b if m["sender"] == "bob"] == [f"b{i}" for i in range(25)]
+    assert {m["userCount"] for m in seen_a} <= {1, 2}
+
+    async with httpx.AsyncClient(base_url=chat.procs[1].http) as http:
+        reply = await http.get(
+            f"/chat/rooms/{room}/messages", params={"limit": 200}, headers=auth(ta)
+        )
+    page = reply.json()
+    stored = [m for m in page["items"] if m["type"] == "TALK"]
+    assert [m["id"] for m in stored] == ids
+    assert stored == [{k: v for k, v in m.items() if k != "_subscription"} for m in seen_a]
+    enters = [m for m in page["items"] if m["type"] == "ENTER"]
+    assert sorted(m["sender"] for m in enters) == ["alice", "bob"]  # each first visit, once
+    all_ids = [m["id"] for m in page["items"]]
+    assert all_ids == list(range(1, len(all_ids) + 1))  # dense per room
