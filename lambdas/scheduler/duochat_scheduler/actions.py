@@ -222,7 +222,13 @@ class Scheduler:
                     report.outcome = Outcome.WOULD_CHANGE
             elif status != db.AVAILABLE:
                 report.outcome = Outcome.CHANGED
-                status = self._wait_for_db(status, wait_seconds)
+                status = self._db.bring_up(
+                    status,
+                    wait_seconds=wait_seconds,
+                    poll_seconds=self._settings.db_poll_seconds,
+                    monotonic=self._clock.monotonic,
+                    sleep=self._clock.sleep,
+                )
                 if status != db.AVAILABLE:
                     ready = False
                     report.outcome = Outcome.PENDING
@@ -234,26 +240,6 @@ class Scheduler:
             return True
         self._report(result, report)
         return ready
-
-    def _wait_for_db(self, status: str, wait_seconds: float) -> str:
-        assert self._db is not None
-        clock, poll = self._clock, self._settings.db_poll_seconds
-        deadline = clock.monotonic() + wait_seconds
-        started = False
-        while True:
-            if status == db.AVAILABLE:
-                return status
-            if status in db.STUCK:
-                raise RuntimeError(f"instance is {status}")
-            if status == db.STOPPED and not started:
-                self._db.start()
-                started = True
-                status = self._db.status()
-                continue
-            if clock.monotonic() + poll > deadline:
-                return status
-            clock.sleep(poll)
-            status = self._db.status()
 
     def _start_service(
         self, result: Result, ref: ServiceRef, dry_run: bool, *, deferred: bool

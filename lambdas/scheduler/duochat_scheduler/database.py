@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 AVAILABLE = "available"
@@ -40,3 +41,31 @@ class Database:
 
     def stop(self) -> None:
         self._rds.stop_db_instance(DBInstanceIdentifier=self.instance_id)
+
+    def bring_up(
+        self,
+        status: str,
+        *,
+        wait_seconds: float,
+        poll_seconds: float,
+        monotonic: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> str:
+        """Start the instance if it is stopped (after a stop in progress finishes), then poll
+        until it is available or ``wait_seconds`` run out; return the last status seen."""
+        deadline = monotonic() + wait_seconds
+        started = False
+        while True:
+            if status == AVAILABLE:
+                return status
+            if status in STUCK:
+                raise RuntimeError(f"instance is {status}")
+            if status == STOPPED and not started:
+                self.start()
+                started = True
+                status = self.status()
+                continue
+            if monotonic() + poll_seconds > deadline:
+                return status
+            sleep(poll_seconds)
+            status = self.status()

@@ -146,12 +146,21 @@ def log_stream() -> io.StringIO:
     return stream
 
 
+@pytest.fixture(scope="session")
+def _boto_clients() -> tuple[AwsClients, Any]:
+    """Clients are slow to build and moto intercepts them whenever a mock is active,
+    so every test shares them; each test still gets a fresh, empty mocked account."""
+    session = boto3.Session(
+        region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    return AwsClients.create(session), session.client("ec2")
+
+
 @pytest.fixture
-def env(log_stream: io.StringIO) -> Iterator[Env]:
+def env(log_stream: io.StringIO, _boto_clients: tuple[AwsClients, Any]) -> Iterator[Env]:
+    clients, ec2 = _boto_clients
     with mock_aws():
-        session = boto3.Session(region_name=REGION)
-        clients = AwsClients.create(session)
-        cluster_arn = _build_account(session, clients)
+        cluster_arn = _build_account(ec2, clients)
         settings = Settings(
             cluster_arn=cluster_arn,
             db_instance_id=DB_ID,
@@ -163,8 +172,7 @@ def env(log_stream: io.StringIO) -> Iterator[Env]:
         yield Env(clients=clients, settings=settings, clock=FakeClock(), cluster_arn=cluster_arn)
 
 
-def _build_account(session: boto3.Session, clients: AwsClients) -> str:
-    ec2 = session.client("ec2")
+def _build_account(ec2: Any, clients: AwsClients) -> str:
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(GroupName="svc", Description="svc", VpcId=vpc)["GroupId"]
