@@ -37,6 +37,7 @@ RoomId = Annotated[str, Path(min_length=1, max_length=64)]
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     described = {
+        400: "The body could not be read",
         401: "Not signed in, or the access token is invalid",
         403: "Signed in, but not allowed",
         404: "No such board or room",
@@ -44,6 +45,10 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "The request is malformed",
     }
     return {s: {"model": ErrorOut, "description": described[s]} for s in (401, 422, *statuses)}
+
+
+def _with_body(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return _errors(400, *statuses)
 
 
 # The rooms routes come first: "/boards/rooms" must not reach "/boards/{board_id}".
@@ -68,7 +73,7 @@ async def get_room(room_id: RoomId, user: CurrentUser, session: SessionDep) -> R
     return RoomOut.of(await service.get_room(session=session, room_id=room_id, user=user))
 
 
-@router.post("", status_code=201, response_model=BoardOut, responses=_errors())
+@router.post("", status_code=201, response_model=BoardOut, responses=_with_body())
 async def create_board(
     body: BoardCreate, user: CurrentUser, session: SessionDep, outbox: OutboxDep
 ) -> BoardOut:
@@ -110,7 +115,7 @@ async def apply(
     return RoomOut.of(room)
 
 
-@router.post("/{board_id}/match", response_model=BoardOut, responses=_errors(403, 404, 409))
+@router.post("/{board_id}/match", response_model=BoardOut, responses=_with_body(403, 404, 409))
 async def match(
     board_id: BoardId,
     body: MatchRequest,
