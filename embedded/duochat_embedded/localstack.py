@@ -113,7 +113,7 @@ def drop_databases(mysql_server: str, names: list[str]) -> None:
     engine.dispose()
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], *, timeout: float = 60) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[bytes], *, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -145,20 +145,29 @@ def start(
     stack = LocalStack(ports=chosen, gateway_port=gateway_port, run_dir=run_dir)
     names = available_services()
     create_databases(mysql_server, [f"{db_prefix}{name}" for name in names])
+    envs = {
+        name: service_env(
+            name,
+            ports=chosen,
+            mysql_server=mysql_server,
+            db_prefix=db_prefix,
+            redis_url=redis_url,
+            redis_prefix=redis_prefix,
+        )
+        for name in names
+    }
     try:
+        # Migrations, then the servers, each group in parallel: start-up is mostly imports.
+        migrations = {
+            name: subprocess.Popen(  # noqa: S603
+                [sys.executable, "-m", f"duochat_{name}.migrate"], env=envs[name]
+            )
+            for name in names
+        }
+        for name, proc in migrations.items():
+            if proc.wait(120) != 0:
+                raise RuntimeError(f"migrations of {name} failed ({proc.returncode})")
         for name in names:
-            env = service_env(
-                name,
-                ports=chosen,
-                mysql_server=mysql_server,
-                db_prefix=db_prefix,
-                redis_url=redis_url,
-                redis_prefix=redis_prefix,
-            )
-            subprocess.run(  # noqa: S603
-                [sys.executable, "-m", f"duochat_{name}.migrate"], env=env, check=True
-            )
-            log = (log_dir / f"{name}.log").open("ab")
             log_config = run_dir / f"{name}-logging.json"
             log_config.write_text(json.dumps(uvicorn_log_config(name)))
             stack.processes[name] = subprocess.Popen(  # noqa: S603
@@ -178,8 +187,8 @@ def start(
                     "--log-config",
                     str(log_config),
                 ],
-                env=env,
-                stdout=log,
+                env=envs[name],
+                stdout=(log_dir / f"{name}.log").open("ab"),
                 stderr=subprocess.STDOUT,
             )
         for name in names:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 
 from duochat_common.routing import ROUTES
 from duochat_embedded.localstack import LocalStack
 from tests.integration.flows import board_story, register_and_login
 
 
+@pytest.mark.timeout(600)  # the first test also starts the stack
 def test_board_story_through_nginx(stack: LocalStack) -> None:
     with httpx.Client(base_url=stack.gateway_url, timeout=10) as client:
         writer = register_and_login(client, f"w{uuid.uuid4().hex[:8]}")
