@@ -91,7 +91,7 @@ class ErrorBody(BaseModel):
 
 
 _STATUS_TEXT = {
-    400: "Bad request",
+    400: "Bad request, such as a body that is not UTF-8 JSON",
     401: "Missing, invalid or expired credentials",
     403: "Not allowed for this user",
     404: "Not found",
@@ -170,7 +170,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
         headers = dict(exc.headers or {})
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=headers)
 

@@ -61,7 +61,7 @@ PasswordsDep = Annotated[Passwords, Depends(_passwords)]
 
 
 @router.post(
-    "/register", status_code=201, response_model=UserOut, responses=error_responses(409, 422)
+    "/register", status_code=201, response_model=UserOut, responses=error_responses(400, 409, 422)
 )
 async def register(body: NewCredentials, session: SessionDep, passwords: PasswordsDep) -> UserOut:
     user = await service.register(
@@ -70,7 +70,7 @@ async def register(body: NewCredentials, session: SessionDep, passwords: Passwor
     return UserOut(id=user.id, username=user.username)
 
 
-@router.post("/login", response_model=TokenPair, responses=error_responses(401, 422, 429))
+@router.post("/login", response_model=TokenPair, responses=error_responses(400, 401, 422, 429))
 async def login(
     body: Credentials,
     request: Request,
@@ -92,7 +92,7 @@ async def login(
     )
 
 
-@router.post("/refresh", response_model=TokenPair, responses=error_responses(401, 422))
+@router.post("/refresh", response_model=TokenPair, responses=error_responses(400, 401, 422))
 async def refresh(
     body: RefreshRequest, session: SessionDep, keys: KeysDep, settings: SettingsDep
 ) -> TokenPair:
@@ -101,7 +101,9 @@ async def refresh(
     )
 
 
-@router.post("/logout", status_code=204, response_class=Response, responses=error_responses(422))
+@router.post(
+    "/logout", status_code=204, response_class=Response, responses=error_responses(400, 422)
+)
 async def logout(body: RefreshRequest, session: SessionDep) -> Response:
     await service.logout(session=session, token=body.refresh_token)
     return Response(status_code=204)

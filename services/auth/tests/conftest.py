@@ -1,13 +1,16 @@
 """auth's suite runs against real MariaDB and Redis.
 
-One database per session, migrated once. Each test gets its own app, a Redis namespace of its
-own, and (by default) one transaction that is rolled back at the end: the app's session factory
-is bound to a single connection, and every commit inside the app only releases a savepoint.
-Tests that need real concurrency (several connections) take a database of their own instead.
+One database per session, migrated once, and one running app shared by the tests that need no
+settings of their own. Each test gets a Redis namespace of its own and one transaction that is
+rolled back at the end: the app's session factory is bound to a single connection, and every
+commit inside the app only releases a savepoint. Tests with settings of their own start their
+own app (``serve``); tests that need real concurrency (several connections) also take a
+database of their own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -17,12 +20,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from duochat_auth.config import Settings
 from duochat_auth.main import create_app
 from duochat_auth.migrate import migrate
-from duochat_common.redis_store import create_redis
+from duochat_auth.ratelimit import LoginLimiter
 from duochat_common.testing import REDIS_URL, mariadb_database, unique_prefix
 
 PASSWORD = "correct horse battery"
@@ -130,41 +135,44 @@ def make_settings(database_url: str) -> SettingsFactory:
     return make
 
 
-async def _drop_namespace(settings: Settings) -> None:
-    if not settings.redis_prefix or not settings.redis_url.startswith("redis://"):
-        return
-    redis = create_redis(settings.redis_url)
-    try:
-        keys = [k async for k in redis.scan_iter(match=f"{settings.redis_prefix}*", count=500)]
-        if keys:
-            await redis.delete(*keys)
-    except Exception:
-        pass
-    finally:
-        await redis.aclose()
+async def _drop_namespace(redis: Redis, prefix: str) -> None:
+    keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
+    if keys:
+        await redis.delete(*keys)
+
+
+@asynccontextmanager
+async def _own_transaction(app: FastAPI) -> AsyncIterator[None]:
+    """Bind the app's sessions to one connection whose outer transaction is rolled back."""
+    db = app.state.db
+    original = db.sessions
+    async with db.engine.connect() as conn:
+        outer = await conn.begin()
+        db.sessions = async_sessionmaker(
+            bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            yield
+        finally:
+            db.sessions = original
+            await outer.rollback()
 
 
 @asynccontextmanager
 async def _serve(settings: Settings, *, isolated: bool = True) -> AsyncIterator[Api]:
     app = create_app(settings)
-    try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://auth") as client:
-                if not isolated:
-                    yield Api(app, client)
-                    return
-                async with app.state.db.engine.connect() as conn:
-                    outer = await conn.begin()
-                    app.state.db.sessions = async_sessionmaker(
-                        bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False
-                    )
-                    try:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://auth") as client:
+            try:
+                if isolated:
+                    async with _own_transaction(app):
                         yield Api(app, client)
-                    finally:
-                        await outer.rollback()
-    finally:
-        await _drop_namespace(settings)
+                else:
+                    yield Api(app, client)
+            finally:
+                with contextlib.suppress(RedisError):  # an unreachable Redis keeps nothing
+                    await _drop_namespace(app.state.redis, settings.redis_prefix)
 
 
 Serve = Callable[..., AbstractAsyncContextManager[Api]]
@@ -176,7 +184,35 @@ def serve() -> Serve:
     return _serve
 
 
-@pytest.fixture
-async def api(make_settings: SettingsFactory) -> AsyncIterator[Api]:
-    async with _serve(make_settings()) as api:
+@pytest.fixture(scope="session")
+async def shared_api(database_url: str) -> AsyncIterator[Api]:
+    """One running app for the tests that need no settings of their own."""
+    settings = Settings(
+        environment="test",
+        database_url=database_url,
+        redis_url=REDIS_URL,
+        redis_prefix=unique_prefix(),
+        **CHEAP_HASHING,
+    )
+    async with _serve(settings, isolated=False) as api:
         yield api
+
+
+@pytest.fixture
+async def api(shared_api: Api) -> AsyncIterator[Api]:
+    """The shared app, inside a transaction of this test's own and a fresh Redis namespace."""
+    app = shared_api.app
+    settings = shared_api.settings
+    prefix = unique_prefix()
+    app.state.limiter = LoginLimiter(
+        app.state.redis,
+        prefix=prefix,
+        per_name=settings.login_max_failures_per_name,
+        per_address=settings.login_max_failures_per_address,
+        window_seconds=settings.login_failure_window_seconds,
+    )
+    try:
+        async with _own_transaction(app):
+            yield shared_api
+    finally:
+        await _drop_namespace(app.state.redis, prefix)
