@@ -63,7 +63,7 @@ class Api:
         return dict(response.json())
 
 
-def test_settings(database_url: str, prefix: str, **overrides: Any) -> Settings:
+def make_settings(database_url: str, prefix: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "environment": "test",
         "database_url": database_url,
@@ -74,9 +74,6 @@ def test_settings(database_url: str, prefix: str, **overrides: Any) -> Settings:
         **overrides,
     }
     return Settings(**values)
-
-
-test_settings.__test__ = False  # type: ignore[attr-defined]
 
 
 def bind_to(db: Database, connection: Any) -> Database:
@@ -152,7 +149,7 @@ def events(redis: aioredis.Redis, prefix: str) -> EventReader:
 
 @pytest.fixture
 def settings(database_url: str, prefix: str) -> Settings:
-    return test_settings(database_url, prefix)
+    return make_settings(database_url, prefix)
 
 
 @pytest.fixture
@@ -183,7 +180,7 @@ async def pooled_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app on a database of the test's own, with a real connection pool, so
     that concurrent requests run in concurrent transactions."""
-    app = create_app(test_settings(own_database_url, prefix), verifier=signer.verifier())
+    app = create_app(make_settings(own_database_url, prefix), verifier=signer.verifier())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:

@@ -72,7 +72,7 @@ def boards_schema(fuzz_database_url: str, fuzz_prefix: str, signer: TestSigner):
 # The operations, read from a (never started) app: one test per operation and generation mode.
 OPERATIONS = [
     (method.upper(), path)
-    for path, operations in create_app().openapi()["paths"].items()
+    for path, operations in create_app(Settings(environment="test")).openapi()["paths"].items()
     for method in operations
 ]
 
