@@ -1,19 +1,22 @@
-"""Bring notify's tables to the latest schema: ``python -m duochat_notify.migrate``."""
+"""``python -m duochat_notify.migrate``: bring notify's schema to head."""
 
 from __future__ import annotations
 
-from duochat_common import migrations
+from duochat_common.migrations import upgrade
 from duochat_notify.config import Settings
 
+SCRIPT_LOCATION = "duochat_notify:migrations"
+VERSION_TABLE = "alembic_version_notify"
 
-def upgrade(settings: Settings) -> None:
-    """Run notify's Alembic migrations against ``settings.database_url``."""
-    migrations.upgrade(
-        script_location="duochat_notify:migrations",
+
+def migrate(settings: Settings | None = None) -> None:
+    settings = settings or Settings()
+    upgrade(
+        script_location=SCRIPT_LOCATION,
         database_url=settings.database_url,
-        version_table="alembic_version_notify",
+        version_table=VERSION_TABLE,
     )
 
 
 if __name__ == "__main__":
-    upgrade(Settings())
+    migrate()

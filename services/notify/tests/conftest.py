@@ -27,7 +27,7 @@ from duochat_common.events.schemas import BOARDS_STREAM, CHAT_STREAM, EventData
 from duochat_common.redis_store import create_redis
 from duochat_common.testing import REDIS_URL, TestSigner, mariadb_database, unique_prefix
 from duochat_notify.config import Settings
-from duochat_notify.migrate import upgrade
+from duochat_notify.migrate import migrate
 
 MAX_STREAMS = 3
 KEEPALIVE = 1.0
@@ -101,6 +101,9 @@ class Cluster:
 
     a: Instance
     b: Instance
+    # A third instance, started with the others (start-up is slow on a busy machine), for the
+    # test that stops one.
+    spare: Instance
     env: dict[str, str]
     settings: Settings
     signer: TestSigner
@@ -128,7 +131,7 @@ def signer() -> TestSigner:
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     with mariadb_database("notify") as url:
-        upgrade(Settings(database_url=url))
+        migrate(Settings(database_url=url))
         yield url
 
 
@@ -154,18 +157,19 @@ async def cluster(
     tmp = tmp_path_factory.mktemp("notify")
     a = start_instance("notify-a", service_env, tmp)
     b = start_instance("notify-b", {**service_env, "DUOCHAT_CONSUME_EVENTS": "false"}, tmp)
+    spare = start_instance("notify-c", {**service_env, "DUOCHAT_CONSUME_EVENTS": "false"}, tmp)
     redis = create_redis(REDIS_URL)
     settings = Settings(
         redis_prefix=service_env["DUOCHAT_REDIS_PREFIX"],
         auth_jwks_json=service_env["DUOCHAT_AUTH_JWKS_JSON"],
     )
     try:
-        wait_ready(a)
-        wait_ready(b)
-        yield Cluster(a, b, service_env, settings, signer, EventBus(redis))
+        for instance in (a, b, spare):
+            wait_ready(instance)
+        yield Cluster(a, b, spare, service_env, settings, signer, EventBus(redis))
     finally:
-        a.stop()
-        b.stop()
+        for instance in (a, b, spare):
+            instance.stop()
         keys = [k async for k in redis.scan_iter(match=settings.key("*"), count=1000)]
         for start in range(0, len(keys), 500):
             await redis.delete(*keys[start : start + 500])
@@ -212,10 +216,10 @@ class SseStream:
         finally:
             self.ended.set()
 
-    async def next(self, timeout: float = 5.0) -> Event:
+    async def next(self, timeout: float = 10.0) -> Event:
         return await asyncio.wait_for(self.events.get(), timeout)
 
-    async def take(self, count: int, timeout: float = 5.0) -> list[Event]:
+    async def take(self, count: int, timeout: float = 10.0) -> list[Event]:
         return [await self.next(timeout) for _ in range(count)]
 
     async def quiet(self, seconds: float = 0.5) -> None:
