@@ -257,7 +257,7 @@ async def open_stream(
         stream = SseStream(response)
         try:
             # The first comment comes once the subscription is in place.
-            for _ in range(100):
+            for _ in range(500):
                 if stream.comments or stream.ended.is_set():
                     break
                 await asyncio.sleep(0.02)
@@ -296,7 +296,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def wait_for_alarms(
-    http: httpx.AsyncClient, token: str, count: int, timeout: float = 5.0
+    http: httpx.AsyncClient, token: str, count: int, timeout: float = 15.0
 ) -> dict[str, Any]:
     """Poll ``/notify/alarms`` until it lists ``count`` alarms (they are consumed async)."""
     deadline = asyncio.get_running_loop().time() + timeout
