@@ -79,7 +79,16 @@ async def cluster(
     stub = Stub(signer)
     prefix = unique_prefix()
     logs = tmp_path_factory.mktemp("chat-logs")
-    env = chat_env(database_url=database_url, redis_url=REDIS_URL, prefix=prefix, stub=stub)
+    env = chat_env(
+        database_url=database_url,
+        redis_url=REDIS_URL,
+        prefix=prefix,
+        stub=stub,
+        connect_timeout_s="2",
+        max_subscriptions="20",
+        sends_per_second="50",
+        send_burst="100",
+    )
     procs = [
         ChatProcess({**env, "DUOCHAT_INSTANCE_ID": f"chat{i}"}, log_path=logs / f"chat{i}.log")
         for i in range(2)
