@@ -60,6 +60,8 @@ def make_handler(service: str) -> type[BaseHTTPRequestHandler]:
                 ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
+                # Like every duochat service (RequestIdMiddleware), echo the request id.
+                self.send_header("X-Request-ID", self.headers.get("X-Request-ID", ""))
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -113,7 +113,7 @@ def _proxy_block(
             "gzip off;",
             "add_header X-Accel-Buffering no always;",
         ]
-    lines.append("add_header X-Request-ID $duochat_request_id always;")
+    # The service echoes X-Request-ID itself (RequestIdMiddleware); adding it here would double it.
     return [indent + line for line in lines]
 
 
