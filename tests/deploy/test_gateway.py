@@ -85,7 +85,7 @@ def make_handler(service: str) -> type[BaseHTTPRequestHandler]:
             self.send_header("X-Seen-Connection", self.headers.get("Connection", ""))
             self.end_headers()
             self.wfile.flush()
-            data = self.rfile.read1(1024)  # type: ignore[attr-defined]
+            data = self.rfile.read1(1024)
             self.wfile.write(b"echo:" + data)
             self.wfile.flush()
             self.close_connection = True
@@ -218,7 +218,7 @@ def test_sse_is_not_buffered(running_gateway: Gateway) -> None:
         conn.request("GET", sse_path, headers={"Accept": "text/event-stream"})
         response = conn.getresponse()
         assert response.getheader("X-Accel-Buffering") == "no"
-        first = response.read1(64)  # type: ignore[attr-defined]
+        first = response.read1(64)
         assert first.startswith(b"data: first")
         # It arrived while the upstream was still holding the second event back.
         assert time.monotonic() - started < SSE_GAP_S / 2

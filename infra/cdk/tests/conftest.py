@@ -29,7 +29,7 @@ class Synthesized:
     templates: dict[str, Template]
 
     def json(self, env: str) -> dict[str, Any]:
-        return self.templates[env].to_json()  # type: ignore[no-any-return]
+        return dict(self.templates[env].to_json())
 
 
 @pytest.fixture(scope="session")

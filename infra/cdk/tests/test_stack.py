@@ -243,8 +243,7 @@ def test_tasks_run_in_private_subnets_and_data_in_isolated(
     (db_subnets,) = props(template, "AWS::RDS::DBSubnetGroup")
     (cache_subnets,) = props(template, "AWS::ElastiCache::SubnetGroup")
     for group in (db_subnets, cache_subnets):
-        ids = group.get("SubnetIds")
-        assert {kind(s) for s in ids} == {"Isolated"}
+        assert {kind(s) for s in group["SubnetIds"]} == {"Isolated"}
     azs = {subnet["Properties"]["AvailabilityZone"] for subnet in subnets.values()}
     assert len(azs) == 2
 
