@@ -56,8 +56,13 @@ def test_expired_access_token_is_refreshed_silently(open_user):
     put_tokens(user, {**before, "expiresAt": 0})
     user.tid("nav-chats").click()
     expect(user.tid("chats-view")).to_be_visible()
-    after = stored_tokens(user)
-    assert after["refreshToken"] != before["refreshToken"]
+    user.page.wait_for_function(
+        "old => JSON.parse(localStorage.getItem('duochat.tokens')).refreshToken !== old",
+        arg=before["refreshToken"],
+    )
+    expect(
+        user.page.locator("[data-room-item], [data-testid=chats-writer-empty]").first
+    ).to_be_visible()
     expect(user.tid("chats-error")).to_have_count(0)
 
 
@@ -77,6 +82,11 @@ def test_rejected_access_token_refreshes_once_for_parallel_calls(open_user):
     # The chats screen makes four calls at once.
     user.tid("nav-chats").click()
     expect(user.tid("chats-view")).to_be_visible()
+    user.page.wait_for_function(
+        "old => JSON.parse(localStorage.getItem('duochat.tokens')).accessToken !== old",
+        arg=before["accessToken"][:-4] + "AAAA",
+    )
+    user.page.wait_for_timeout(500)  # every retried call has landed by now
     expect(user.tid("chats-error")).to_have_count(0)
     assert len(refreshes) == 1
 

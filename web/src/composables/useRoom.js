@@ -40,6 +40,7 @@ export function useRoom(roomId) {
   })
 
   let handle = null
+  let baseline = 0 // the newest id known when the room opened
   let closed = false
   let lastPostedRead = 0
   let readTimer = null
@@ -103,8 +104,9 @@ export function useRoom(roomId) {
       sender: msg.sender,
       message: msg.message,
       createdAt: msg.createdAt,
-      // Frames without an id (if the server sends transient ones) sort after what is known.
-      sortKey: isId(msg.id) ? msg.id : maxId() + 0.5,
+      // Frames without an id (ENTER/QUIT that the server announces but does not store) happened
+      // after everything known so far, even if the history page is still on its way.
+      sortKey: isId(msg.id) ? msg.id : Math.max(maxId(), baseline) + 0.5,
     })
     if (isId(msg.id)) byId.set(msg.id, item)
     place(item)
@@ -246,6 +248,7 @@ export function useRoom(roomId) {
     chats.ensureLoaded().catch(() => {})
     const since = await chats.knownLatestId(roomId)
     if (closed) return
+    baseline = since || 0
     handle = stomp.joinRoom(roomId, { since, onMessage: onLive })
   }
 
