@@ -361,3 +361,113 @@ async def collect(
             if kind is None or msg["type"] == kind:
                 out.append(msg)
     return out
+
+
+class Member:
+    """One side of a conversation for failure tests: it checks that stored messages arrive
+    densely (each id = the last + 1), keeps what it saw, and resumes with ``since``."""
+
+    def __init__(self, urls: list[str], token: str, room_id: str) -> None:
+        self.urls = urls
+        self.token = token
+        self.room_id = room_id
+        self.client: StompClient | None = None
+        self.seen: list[dict[str, Any]] = []
+        self.acked: list[str] = []  # texts whose RECEIPT arrived
+        self.reconnects = 0
+
+    def take(self, msg: dict[str, Any]) -> None:
+        if msg.get("id") is None:
+            return
+        last = self.seen[-1]["id"] if self.seen else 0
+        if msg["id"] != last + 1:
+            raise AssertionError(f"gap or repeat in {self.room_id}: {msg['id']} after {last}")
+        self.seen.append({k: v for k, v in msg.items() if k != "_subscription"})
+
+    def drain(self) -> None:
+        if self.client is not None:
+            while not self.client.messages.empty():
+                self.take(self.client.messages.get_nowait())
+
+    async def connect(self, url: str) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.drain()
+        self.client = await StompClient.open(url, self.token)
+        await self.client.subscribe(self.room_id, since=self.seen[-1]["id"] if self.seen else 0)
+
+    async def connect_any(self, prefer: int, within: float = 30.0) -> None:
+        """Connect to ``urls[prefer]``, falling back to the others, until one answers."""
+        deadline = asyncio.get_running_loop().time() + within
+        order = self.urls[prefer:] + self.urls[:prefer]
+        while True:
+            for url in order:
+                try:
+                    await self.connect(url)
+                    return
+                except (OSError, StompError, TimeoutError, ConnectionError):
+                    continue
+                except Exception as exc:  # websockets' handshake errors
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise exc
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("no chat instance answered")
+            await asyncio.sleep(0.2)
+
+    async def talk(self, stop: asyncio.Event, tag: str, prefer: int, pace: float = 0.02) -> None:
+        """Send with receipts until ``stop``; on a dropped socket, reconnect and go on."""
+        n = 0
+        while not stop.is_set():
+            client = self.client
+            assert client is not None
+            if client.closed.is_set():
+                self.reconnects += 1
+                await self.connect_any(1 - prefer if len(self.urls) > 1 else 0)
+                continue
+            text = f"{tag}-{n}"
+            n += 1
+            try:
+                fut = await client.send(self.room_id, text)
+                assert fut is not None
+                async with asyncio.timeout(10):
+                    await fut
+                self.acked.append(text)
+            except Exception:
+                await asyncio.sleep(0.05)
+                continue
+            finally:
+                self.drain()
+            await asyncio.sleep(pace)
+
+    async def settle(self, last_id: int, within: float = 20.0) -> None:
+        async with asyncio.timeout(within):
+            while not self.seen or self.seen[-1]["id"] < last_id:
+                client = self.client
+                assert client is not None
+                if client.closed.is_set() and client.messages.empty():
+                    await self.connect_any(0)
+                    continue
+                try:
+                    async with asyncio.timeout(0.5):
+                        self.take(await client.messages.get())
+                except TimeoutError:
+                    continue
+
+
+async def history(http_url: str, room_id: str, token: str) -> list[dict[str, Any]]:
+    """A room's whole stored history, through REST."""
+    out: list[dict[str, Any]] = []
+    after = 0
+    async with httpx.AsyncClient(base_url=http_url, timeout=10) as http:
+        while True:
+            reply = await http.get(
+                f"/chat/rooms/{room_id}/messages",
+                params={"after": after, "limit": 200},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            reply.raise_for_status()
+            page = reply.json()
+            out.extend(page["items"])
+            if not page["hasMore"]:
+                return out
+            after = out[-1]["id"]

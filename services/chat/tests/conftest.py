@@ -4,6 +4,7 @@ auth and boards stood in for by a stub HTTP server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -11,6 +12,10 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from duochat_chat.config import Settings
 from duochat_chat.harness import (
@@ -93,7 +98,13 @@ async def cluster(
         ChatProcess({**env, "DUOCHAT_INSTANCE_ID": f"chat{i}"}, log_path=logs / f"chat{i}.log")
         for i in range(2)
     ]
-    redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    # Retries: one test restarts Redis under this client.
+    redis = aioredis.Redis.from_url(
+        REDIS_URL,
+        decode_responses=True,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 8),
+        retry_on_error=[RedisConnectionError],
+    )
     try:
         for proc in procs:
             proc.start()
@@ -102,9 +113,10 @@ async def cluster(
     finally:
         for proc in procs:
             proc.stop()
-        keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await redis.delete(*keys)
+        with contextlib.suppress(RedisError):
+            keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
+            if keys:
+                await redis.delete(*keys)
         await redis.aclose()
         stub.close()
 

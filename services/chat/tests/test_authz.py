@@ -41,7 +41,7 @@ async def test_bearer_header_connects(chat) -> None:
 async def test_no_subscribe_or_send_in_someone_elses_room(chat) -> None:
     alice, _ = chat.user()
     bob, _ = chat.user()
-    mallory, tm = chat.user()
+    _mallory, tm = chat.user()
     room = await chat.room(alice, bob)
 
     m = await chat.client(0, tm)
@@ -62,7 +62,7 @@ async def test_no_subscribe_or_send_in_someone_elses_room(chat) -> None:
 async def test_rest_is_for_members_only(chat) -> None:
     alice, ta = chat.user()
     bob, _ = chat.user()
-    mallory, tm = chat.user()
+    _mallory, tm = chat.user()
     room = await chat.room(alice, bob)
     paths = [
         ("GET", f"/chat/rooms/{room}/messages"),

@@ -22,7 +22,7 @@ async def expect_error(client: StompClient, needle: str) -> str:
 
 
 async def test_oversized_frame(chat) -> None:
-    user, token = chat.user()
+    _user, token = chat.user()
     client = await chat.client(0, token)
     await client.send_frame("SEND", {"destination": "/pub/chat/message"}, b"x" * 20_000)
     await expect_error(client, "frame larger than")
@@ -80,7 +80,7 @@ async def test_unauthenticated_connection_times_out(chat) -> None:
     ],
 )
 async def test_bad_sends(chat, destination: str, body: str, needle: str) -> None:
-    user, token = chat.user()
+    _user, token = chat.user()
     client = await chat.client(0, token)
     await client.send_frame("SEND", {"destination": destination}, body.encode())
     await expect_error(client, needle)
@@ -107,7 +107,7 @@ async def test_garbage_then_service_still_answers(chat) -> None:
         assert "ERROR" in (frame if isinstance(frame, str) else frame.decode())
     async with httpx.AsyncClient() as http:
         assert (await http.get(f"{chat.procs[1].http}/healthz")).status_code == 200
-    alice, ta = chat.user()
+    _alice, ta = chat.user()
     client = await chat.client(1, ta)
     assert client.connected.done()
 

@@ -108,7 +108,9 @@ async def test_unread_read_marks_latest_and_presence(chat) -> None:
         ids = [m["id"] for m in page["items"]]
         assert latest["id"] == ids[-1]
         second = ids[-2]
-        r = await http.post(f"/chat/rooms/{room}/read", json={"lastReadId": second}, headers=auth(tb))
+        r = await http.post(
+            f"/chat/rooms/{room}/read", json={"lastReadId": second}, headers=auth(tb)
+        )
         assert r.status_code == 204
         assert (await http.get("/chat/rooms/unread", headers=auth(tb))).json()[room] == 1
         # Marks never move back, and cannot run ahead of the room.

@@ -1,0 +1,167 @@
+"""Losing a chat process (SIGKILL) or Redis mid-conversation loses no acknowledged message,
+and both members end with the same history as the database."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from duochat_chat.harness import ChatProcess, Member, history
+
+REDIS_START = [
+    "redis-server",
+    "--daemonize",
+    "yes",
+    "--bind",
+    "127.0.0.1",
+    "-::1",
+    "--port",
+    "6379",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    "/var/lib/redis",
+    "--logfile",
+    "/var/log/redis/ci.log",
+]
+
+
+def db_rows(database_url: str, room_ids: list[str]) -> dict[str, list[tuple[int, str, str]]]:
+    engine = create_engine(database_url.replace("mysql://", "mysql+pymysql://"))
+    try:
+        with engine.connect() as conn:
+            out: dict[str, list[tuple[int, str, str]]] = {}
+            for room_id in room_ids:
+                rows = conn.execute(
+                    text(
+                        "SELECT id, type, message FROM chat_messages WHERE room_id = :r ORDER BY id"
+                    ),
+                    {"r": room_id},
+                ).all()
+                out[room_id] = [(r.id, r.type, r.message) for r in rows]
+            return out
+    finally:
+        engine.dispose()
+
+
+async def converse(chat, pairs: int) -> tuple[list[str], list[Member]]:
+    urls = [p.ws for p in chat.procs]
+    rooms, members = [], []
+    for _ in range(pairs):
+        alice, ta = chat.user()
+        bob, tb = chat.user()
+        room = await chat.room(alice, bob)
+        rooms.append(room)
+        a, b = Member(urls, ta, room), Member(urls, tb, room)
+        await a.connect(urls[0])
+        await b.connect(urls[1])  # every member on a different instance than its peer
+        members += [a, b]
+    return rooms, members
+
+
+async def finish(chat, rooms: list[str], members: list[Member]) -> None:
+    for i, room in enumerate(rooms):
+        a, b = members[2 * i], members[2 * i + 1]
+        stored = await history(chat.procs[0].http, room, a.token)
+        await asyncio.gather(a.settle(stored[-1]["id"]), b.settle(stored[-1]["id"]))
+        assert a.seen == stored, "member A's history differs from the database"
+        assert b.seen == stored, "member B's history differs from the database"
+        texts = {m["message"] for m in stored}
+        for member in (a, b):
+            lost = [t for t in member.acked if t not in texts]
+            assert not lost, f"acknowledged but not stored: {lost[:5]}"
+        in_db = db_rows(chat.database_url, [room])[room]
+        assert [(m["id"], m["type"], m["message"]) for m in stored] == in_db
+    for member in members:
+        if member.client is not None:
+            await member.client.close()
+
+
+async def test_sigkill_one_instance_mid_conversation(chat) -> None:
+    rooms, members = await converse(chat, pairs=4)
+    stop = asyncio.Event()
+    talkers = [
+        asyncio.create_task(m.talk(stop, f"m{i}", prefer=i % 2)) for i, m in enumerate(members)
+    ]
+    try:
+        await asyncio.sleep(1.5)
+        chat.procs[1].kill()
+        await asyncio.sleep(2.5)
+        stop.set()
+        await asyncio.gather(*talkers)
+        moved = [m for i, m in enumerate(members) if i % 2 == 1]
+        assert all(m.reconnects >= 1 for m in moved), "clients of the killed process reconnect"
+        assert all(len(m.acked) > 5 for m in members)
+        await finish(chat, rooms, members)
+    finally:
+        stop.set()
+        for task in talkers:
+            task.cancel()
+        dead = chat.procs[1]
+        chat.procs[1] = ChatProcess(dead.env, port=dead.port, log_path=dead.log_path)
+        chat.procs[1].start()
+        await chat.procs[1].wait_ready()
+
+
+def redis_up() -> bool:
+    try:
+        out = subprocess.run(
+            [shutil.which("redis-cli") or "redis-cli", "ping"],
+            capture_output=True,
+            timeout=5,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return out.stdout.strip() == b"PONG"
+
+
+def restart_redis() -> None:
+    for _ in range(50):
+        if redis_up():
+            return
+        subprocess.run(REDIS_START, capture_output=True, timeout=10, check=False)
+        for _ in range(20):
+            if redis_up():
+                return
+            subprocess.run(["sleep", "0.1"], check=False)
+    raise RuntimeError("redis did not come back")
+
+
+async def test_redis_restart_mid_conversation(chat) -> None:
+    rooms, members = await converse(chat, pairs=2)
+    stop = asyncio.Event()
+    talkers = [
+        asyncio.create_task(m.talk(stop, f"r{i}", prefer=i % 2)) for i, m in enumerate(members)
+    ]
+    try:
+        await asyncio.sleep(1.0)
+        subprocess.run(
+            ["redis-cli", "shutdown", "nosave"],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        await asyncio.sleep(1.5)  # keep it short: other suites share this Redis
+    finally:
+        await asyncio.to_thread(restart_redis)
+    try:
+        await asyncio.sleep(2.0)
+        stop.set()
+        await asyncio.gather(*talkers)
+        async with httpx.AsyncClient() as http:
+            for proc in chat.procs:
+                async with asyncio.timeout(20):
+                    while (await http.get(f"{proc.http}/readyz")).status_code != 200:
+                        await asyncio.sleep(0.2)
+        await finish(chat, rooms, members)
+    finally:
+        stop.set()
+        for task in talkers:
+            task.cancel()
