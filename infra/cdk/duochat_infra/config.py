@@ -47,6 +47,9 @@ class EnvironmentConfig:
     log_retention_days: int = 30
     alb_idle_timeout_s: int = 600
     deregistration_delay_s: int = 60
+    # Run only 09:00-18:00 on weekdays (Asia/Seoul), as the old project did; the
+    # BusinessHoursScheduler stops the services and the database outside those hours.
+    business_hours_only: bool = True
     # prod keeps its database, logs and buckets when the stack is destroyed.
     retain_data: bool = False
 

@@ -17,7 +17,8 @@ from duochat_infra.alb import LoadBalancer
 from duochat_infra.config import EnvironmentConfig
 from duochat_infra.data import Cache, Database
 from duochat_infra.network import Network
-from duochat_infra.service import AppService
+from duochat_infra.scheduler import BusinessHoursScheduler
+from duochat_infra.service import SCHEDULE_TAG_KEY, SCHEDULE_TAG_VALUE, AppService
 
 # Every image builds with the repository root as context (see /.dockerignore).
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -189,12 +190,19 @@ class DuochatStack(Stack):
             removal_policy=removal,
         )
 
-        # ---- Business-hours scheduler -------------------------------------------------
-        # TODO(scheduler): once duochat_infra/scheduler.py exists, instantiate here:
-        #   BusinessHoursScheduler(self, "Scheduler", cluster=self.cluster,
-        #                          db_instance=self.database.instance)
-        # It finds the services by the duochat:scheduled=true tag that AppService sets.
-        # --------------------------------------------------------------------------------
+        # Stops the tagged services (AppService tags them) and the database out of hours.
+        self.scheduler = BusinessHoursScheduler(
+            self,
+            "Scheduler",
+            cluster=self.cluster,
+            db_instance=self.database.instance,
+            service_tag_key=SCHEDULE_TAG_KEY,
+            service_tag_value=SCHEDULE_TAG_VALUE,
+            enabled=config.business_hours_only,
+            min_desired_count=config.service_sizing.min_tasks,
+            log_retention=retention,
+            removal_policy=removal,
+        )
 
         self._suppress_cdk_singletons()
 

@@ -337,3 +337,24 @@ def test_cfn_lint_finds_no_errors(synthesized: Synthesized) -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_business_hours_scheduler_drives_this_cluster(synthesized: Synthesized, env: str) -> None:
+    template = synthesized.json(env)
+    schedules = props(template, "AWS::Scheduler::Schedule")
+    assert sorted(s["ScheduleExpressionTimezone"] for s in schedules) == ["Asia/Seoul"] * 2
+    (cluster,) = resources(template, "AWS::ECS::Cluster")
+    (db,) = resources(template, "AWS::RDS::DBInstance")
+    functions = [
+        f
+        for f in props(template, "AWS::Lambda::Function")
+        if "CLUSTER_ARN" in f.get("Environment", {}).get("Variables", {})
+    ]
+    (function,) = functions
+    variables = function["Environment"]["Variables"]
+    assert ref_id(variables["CLUSTER_ARN"]) == cluster
+    assert ref_id(variables["DB_INSTANCE_ID"]) == db
+    assert (variables["SERVICE_TAG_KEY"], variables["SERVICE_TAG_VALUE"]) == (
+        SCHEDULE_TAG_KEY,
+        SCHEDULE_TAG_VALUE,
+    )
