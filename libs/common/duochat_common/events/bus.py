@@ -85,11 +85,12 @@ class Consumer:
         self.claim_idle_ms = claim_idle_ms
         self.max_attempts = max_attempts
         self.done_ttl_s = done_ttl_s
-        self._attempts_key = f"events:attempts:{stream}:{group}"
+        # Derived from the stream name, so they share its namespace (``settings.key``).
+        self._attempts_key = f"{stream}:attempts:{group}"
         self._last_claim = 0.0
 
     def _done_key(self, event_id: str) -> str:
-        return f"events:done:{self.group}:{event_id}"
+        return f"{self.stream}:done:{self.group}:{event_id}"
 
     async def ensure_group(self) -> None:
         try:
@@ -126,8 +127,9 @@ class Consumer:
             return 0
         done = await self.redis.mget([self._done_key(env.id) for _, _, env in parsed])
         handled = 0
+        in_batch: set[str] = set()  # the same event twice in one batch runs once
         for (entry_id, raw, envelope), already in zip(parsed, done, strict=True):
-            if not already:
+            if not already and envelope.id not in in_batch:
                 try:
                     await self.handler(envelope)
                 except Exception as exc:
@@ -142,6 +144,7 @@ class Consumer:
                     if attempts >= self.max_attempts:
                         await self._dead_letter(entry_id, raw, f"{type(exc).__name__}: {exc}")
                     continue
+            in_batch.add(envelope.id)
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.set(self._done_key(envelope.id), "1", ex=self.done_ttl_s)
                 pipe.xack(self.stream, self.group, entry_id)
@@ -168,20 +171,30 @@ class Consumer:
 
     async def run_once(self) -> int:
         """Reclaim if due, then read one batch of new entries. Returns entries seen."""
+        try:
+            return await self._run_once()
+        except ResponseError as exc:
+            # Redis lost the group or the whole stream (a restart without persistence, a
+            # trim or a delete): recreate it. Handled events stay skipped by their markers.
+            if "NOGROUP" not in str(exc):
+                raise
+            log.warning("consumer group missing; recreating it", extra={"fields": self._where})
+            await self.ensure_group()
+            return 0
+
+    @property
+    def _where(self) -> dict[str, str]:
+        return {"stream": self.stream, "group": self.group, "consumer": self.consumer}
+
+    async def _run_once(self) -> int:
         seen = 0
         now = time.monotonic()
         if now - self._last_claim >= self.claim_idle_ms / 2000:
             self._last_claim = now
             seen += await self.reclaim()
-        try:
-            reply: Any = await self.redis.xreadgroup(
-                self.group, self.consumer, {self.stream: ">"}, count=self.batch, block=self.block_ms
-            )
-        except ResponseError as exc:
-            if "NOGROUP" in str(exc):  # Redis lost the group (restart without persistence)
-                await self.ensure_group()
-                return seen
-            raise
+        reply: Any = await self.redis.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=self.batch, block=self.block_ms
+        )
         for _stream, entries in reply or []:
             seen += len(entries)
             await self._process(entries)

@@ -1,0 +1,461 @@
+"""The event bus on Redis Streams: at-least-once delivery that loses nothing and repeats nothing.
+
+- a consumer killed mid-batch leaves its entries pending, and another consumer reclaims them;
+- a poison entry (unparseable, or one whose handler keeps failing) goes to the dead-letter
+  stream and does not hold up the entries behind it;
+- an event that is delivered again after it was handled changes nothing;
+- a consumer survives its group disappearing (NOGROUP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from duochat_common.events import Consumer, Envelope, EventBus
+from duochat_common.events.bus import dead_letter_stream
+from duochat_common.events.schemas import BoardApplied, UserRef
+from duochat_common.redis_store import create_redis
+from duochat_common.testing import REDIS_URL, unique_prefix
+
+GROUP = "testers"
+
+
+@pytest.fixture
+def prefix() -> str:
+    return unique_prefix()
+
+
+@pytest.fixture
+async def redis(prefix: str) -> AsyncIterator[Redis]:
+    client = create_redis(REDIS_URL)
+    try:
+        yield client
+    finally:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+@pytest.fixture(params=["redis", "memory"])
+async def any_redis(request: pytest.FixtureRequest, redis: Redis) -> AsyncIterator[Redis]:
+    """Real Redis, then the embedded mode's in-process store (fakeredis)."""
+    if request.param == "redis":
+        yield redis
+        return
+    client = create_redis(f"memory://test-{uuid.uuid4().hex}")
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+class Recorder:
+    """A handler that records what it saw; ``fail`` decides, per event, to raise."""
+
+    def __init__(self, fail: Callable[[Envelope], BaseException | None] | None = None) -> None:
+        self.seen: list[Envelope] = []
+        self.calls = 0
+        self.fail = fail
+
+    async def __call__(self, envelope: Envelope) -> None:
+        self.calls += 1
+        if self.fail is not None:
+            error = self.fail(envelope)
+            if error is not None:
+                raise error
+        self.seen.append(envelope)
+
+    @property
+    def ids(self) -> list[str]:
+        return [e.id for e in self.seen]
+
+
+def event(n: int, type_: str = "test.happened") -> Envelope:
+    return Envelope(type=type_, data={"n": n})
+
+
+def consumer(redis: Redis, stream: str, handler: Any, name: str = "c1", **kw: Any) -> Consumer:
+    return Consumer(redis, stream=stream, group=GROUP, consumer=name, handler=handler, **kw)
+
+
+async def pending(redis: Redis, stream: str) -> int:
+    summary = await redis.xpending(stream, GROUP)
+    return int(summary["pending"])
+
+
+async def dead_letters(redis: Redis, stream: str) -> list[dict[str, str]]:
+    entries: Any = await redis.xrange(dead_letter_stream(stream))
+    return [fields for _entry_id, fields in entries]
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def stream(prefix: str) -> str:
+    return f"{prefix}events.test"
+
+
+async def test_publish_and_consume(any_redis: Redis, stream: str) -> None:
+    bus = EventBus(any_redis)
+    sent = [event(1), event(2), event(3)]
+    await bus.publish(stream, sent[0])
+    await bus.publish_many(stream, sent[1:])
+    handler = Recorder()
+    reader = consumer(any_redis, stream, handler, block_ms=100)
+    await reader.ensure_group()
+    assert await reader.run_once() == 3
+    assert handler.seen == sent  # same ids, types, data and timestamps, in order
+    assert await pending(any_redis, stream) == 0
+    assert await reader.run_once() == 0  # nothing new
+
+
+async def test_a_group_created_late_still_sees_earlier_events(redis: Redis, stream: str) -> None:
+    await EventBus(redis).publish(stream, event(1))
+    handler = Recorder()
+    reader = consumer(redis, stream, handler, block_ms=100)
+    await reader.ensure_group()
+    await reader.ensure_group()  # idempotent
+    await reader.run_once()
+    assert len(handler.seen) == 1
+
+
+async def test_the_run_loop_consumes_until_stopped(any_redis: Redis, stream: str) -> None:
+    handler = Recorder()
+    reader = consumer(any_redis, stream, handler, block_ms=100)
+    stop = asyncio.Event()
+    task = asyncio.create_task(reader.run(stop))
+    bus = EventBus(any_redis)
+    for n in range(5):
+        await bus.publish(stream, event(n))
+
+    async def all_seen() -> bool:
+        return len(handler.seen) == 5
+
+    await eventually(all_seen)
+    assert [e.data["n"] for e in handler.seen] == [0, 1, 2, 3, 4]
+    stop.set()
+    await asyncio.wait_for(task, timeout=2)
+
+
+async def _cpu_while_idle(redis: Redis, stream: str, *, block_ms: int) -> float:
+    reader = consumer(redis, stream, Recorder(), block_ms=block_ms)
+    task = asyncio.create_task(reader.run())
+    await asyncio.sleep(0.2)  # past start-up
+    started = time.process_time()
+    await asyncio.sleep(1.0)
+    used = time.process_time() - started
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return used
+
+
+@pytest.mark.parametrize("block_ms", [2000, 100])
+async def test_an_idle_consumer_does_not_spin(any_redis: Redis, stream: str, block_ms: int) -> None:
+    # fakeredis answers XREADGROUP COUNT+BLOCK on an empty stream at once; a loop built on it
+    # would burn a whole core.
+    used = await _cpu_while_idle(any_redis, stream, block_ms=block_ms)
+    assert used < 0.3, f"{used:.2f} s of CPU in 1 s idle"
+
+
+async def test_a_consumer_killed_mid_batch_has_its_entries_reclaimed(
+    any_redis: Redis, stream: str
+) -> None:
+    bus = EventBus(any_redis)
+    sent = [event(n) for n in range(6)]
+    await bus.publish_many(stream, sent)
+
+    # The first consumer dies (its task is cancelled) while handling the third entry.
+    def die_on_third(envelope: Envelope) -> BaseException | None:
+        return asyncio.CancelledError() if envelope.data["n"] == 2 else None
+
+    dying = Recorder(fail=die_on_third)
+    first = consumer(any_redis, stream, dying, name="dies", block_ms=100, claim_idle_ms=100)
+    await first.ensure_group()
+    with pytest.raises(asyncio.CancelledError):
+        await first.run_once()
+    assert [e.data["n"] for e in dying.seen] == [0, 1]
+    assert await pending(any_redis, stream) == 4  # the rest of its batch, never acked
+
+    survivor = Recorder()
+    second = consumer(any_redis, stream, survivor, name="lives", block_ms=100, claim_idle_ms=100)
+    assert await second.run_once() == 0  # too fresh to take over yet
+    await asyncio.sleep(0.15)
+    second._last_claim = 0.0  # the next pass is a reclaim pass
+    await second.run_once()
+    assert [e.data["n"] for e in survivor.seen] == [2, 3, 4, 5]
+    assert await pending(any_redis, stream) == 0
+
+
+async def test_entries_a_consumer_read_and_never_acked_are_reclaimed(
+    any_redis: Redis, stream: str
+) -> None:
+    bus = EventBus(any_redis)
+    await bus.publish_many(stream, [event(n) for n in range(3)])
+    handler = Recorder()
+    reader = consumer(any_redis, stream, handler, name="alive", block_ms=100, claim_idle_ms=100)
+    await reader.ensure_group()
+    # a consumer that read the entries and then vanished
+    await any_redis.xreadgroup(GROUP, "ghost", {stream: ">"}, count=10)
+    assert await pending(any_redis, stream) == 3
+
+    async def taken_over() -> bool:
+        await reader.run_once()
+        return len(handler.seen) == 3
+
+    await eventually(taken_over)
+    assert [e.data["n"] for e in handler.seen] == [0, 1, 2]
+    assert await pending(any_redis, stream) == 0
+
+
+async def test_unparseable_entries_are_dead_lettered_and_do_not_block(
+    any_redis: Redis, stream: str
+) -> None:
+    await any_redis.xadd(stream, {"event": "this is not json"})
+    await any_redis.xadd(stream, {"something": "else"})
+    await any_redis.xadd(stream, {"event": '{"type": 1, "data": "nope"}'})
+    good = event(1)
+    await EventBus(any_redis).publish(stream, good)
+
+    handler = Recorder()
+    reader = consumer(any_redis, stream, handler, block_ms=100)
+    await reader.ensure_group()
+    await reader.run_once()
+    assert handler.seen == [good]
+    assert await pending(any_redis, stream) == 0
+    dead = await dead_letters(any_redis, stream)
+    assert len(dead) == 3
+    assert dead[0]["event"] == "this is not json"
+    assert all(fields["reason"].startswith("unparseable") for fields in dead)
+    assert all(fields["group"] == GROUP for fields in dead)
+
+
+async def test_an_event_whose_handler_keeps_failing_is_dead_lettered(
+    any_redis: Redis, stream: str
+) -> None:
+    def poison(envelope: Envelope) -> BaseException | None:
+        return RuntimeError("cannot handle this") if envelope.type == "poison" else None
+
+    bad = event(0, "poison")
+    after = [event(1), event(2)]
+    await EventBus(any_redis).publish_many(stream, [bad, *after])
+
+    handler = Recorder(fail=poison)
+    reader = consumer(any_redis, stream, handler, block_ms=50, claim_idle_ms=50, max_attempts=3)
+    await reader.ensure_group()
+    await reader.run_once()
+    assert handler.seen == after  # not held up by the poison entry in front of them
+
+    async def dead_lettered() -> bool:
+        await reader.run_once()
+        return bool(await any_redis.xlen(dead_letter_stream(stream)))
+
+    await eventually(dead_lettered)
+    dead = await dead_letters(any_redis, stream)
+    assert len(dead) == 1
+    assert Envelope.from_json(dead[0]["event"]) == bad
+    assert "RuntimeError: cannot handle this" in dead[0]["reason"]
+    assert handler.calls == 3 + 2  # three tries of the poison, one of each good event
+    assert await pending(any_redis, stream) == 0
+
+
+async def test_a_handler_that_fails_once_is_retried(any_redis: Redis, stream: str) -> None:
+    failures = {"left": 1}
+
+    def flaky(_: Envelope) -> BaseException | None:
+        if failures["left"]:
+            failures["left"] -= 1
+            return ConnectionError("database blinked")
+        return None
+
+    handler = Recorder(fail=flaky)
+    reader = consumer(any_redis, stream, handler, block_ms=50, claim_idle_ms=50)
+    await reader.ensure_group()
+    await EventBus(any_redis).publish(stream, event(7))
+    await reader.run_once()
+    assert handler.seen == []
+
+    async def retried() -> bool:
+        await reader.run_once()
+        return len(handler.seen) == 1
+
+    await eventually(retried)
+    assert await any_redis.xlen(dead_letter_stream(stream)) == 0
+
+
+async def test_an_event_delivered_twice_is_handled_once(any_redis: Redis, stream: str) -> None:
+    once = event(1)
+    bus = EventBus(any_redis)
+    await bus.publish(stream, once)
+    handler = Recorder()
+    reader = consumer(any_redis, stream, handler, block_ms=50)
+    await reader.ensure_group()
+    await reader.run_once()
+    # the producer retried after a timeout, so the same event arrives in a second entry
+    await bus.publish(stream, once)
+    await bus.publish(stream, event(2))
+    await reader.run_once()
+    assert [e.data["n"] for e in handler.seen] == [1, 2]
+    assert await pending(any_redis, stream) == 0
+
+
+async def test_the_same_event_twice_in_one_batch_is_handled_once(
+    any_redis: Redis, stream: str
+) -> None:
+    once = event(1)
+    await EventBus(any_redis).publish_many(stream, [once, event(2), once])
+    handler = Recorder()
+    reader = consumer(any_redis, stream, handler, block_ms=50)
+    await reader.ensure_group()
+    await reader.run_once()
+    assert [e.data["n"] for e in handler.seen] == [1, 2]
+    assert await pending(any_redis, stream) == 0
+
+
+async def test_a_handled_event_reclaimed_from_a_dead_consumer_is_skipped(
+    redis: Redis, stream: str
+) -> None:
+    once = event(1)
+    bus = EventBus(redis)
+    await bus.publish_many(stream, [once, once])  # the same event twice
+    handler = Recorder()
+    reader = consumer(redis, stream, handler, name="alive", block_ms=50, claim_idle_ms=50)
+    await reader.ensure_group()
+    # one copy is stuck with a dead consumer, the other is handled normally
+    await redis.xreadgroup(GROUP, "ghost", {stream: ">"}, count=1)
+    await reader.run_once()
+    assert handler.ids == [once.id]
+
+    async def drained() -> bool:
+        await reader.run_once()
+        return await pending(redis, stream) == 0
+
+    await eventually(drained)
+    assert handler.ids == [once.id]  # reclaimed, recognised, acked, not handled again
+
+
+async def test_each_group_handles_an_event_once(redis: Redis, stream: str) -> None:
+    await EventBus(redis).publish(stream, event(1))
+    first, second = Recorder(), Recorder()
+    for group, handler in (("notify", first), ("chat", second)):
+        reader = Consumer(
+            redis, stream=stream, group=group, consumer="c", handler=handler, block_ms=50
+        )
+        await reader.ensure_group()
+        await reader.run_once()
+        await reader.run_once()
+    assert len(first.seen) == len(second.seen) == 1
+
+
+async def test_the_consumer_recovers_when_its_group_disappears(
+    any_redis: Redis, stream: str
+) -> None:
+    bus = EventBus(any_redis)
+    handler = Recorder()
+    reader = consumer(any_redis, stream, handler, block_ms=50, claim_idle_ms=50)
+    await reader.ensure_group()
+    await bus.publish(stream, event(1))
+    await reader.run_once()
+
+    await any_redis.xgroup_destroy(stream, GROUP)  # e.g. Redis restarted without its data
+    await bus.publish(stream, event(2))
+
+    async def caught_up() -> bool:
+        await reader.run_once()
+        return len(handler.seen) == 2
+
+    await eventually(caught_up)
+    # the recreated group re-reads the stream from the start; event 1 is not handled again
+    assert [e.data["n"] for e in handler.seen] == [1, 2]
+
+
+@pytest.mark.parametrize("lose", ["group", "stream"])
+async def test_a_reclaim_pass_recovers_from_nogroup(
+    any_redis: Redis, stream: str, lose: str
+) -> None:
+    handler = Recorder()
+    reader = consumer(any_redis, stream, handler, block_ms=50, claim_idle_ms=50)
+    await reader.ensure_group()
+    if lose == "group":
+        await any_redis.xgroup_destroy(stream, GROUP)
+    else:
+        await any_redis.delete(stream)
+    reader._last_claim = 0.0  # XAUTOCLAIM runs first and meets NOGROUP
+    assert await reader.run_once() == 0
+    await EventBus(any_redis).publish(stream, event(1))
+    await reader.run_once()
+    assert len(handler.seen) == 1
+
+
+async def test_every_key_the_bus_writes_is_in_the_stream_namespace(
+    redis: Redis, stream: str, prefix: str
+) -> None:
+    def poison(envelope: Envelope) -> BaseException | None:
+        return RuntimeError("no") if envelope.type == "poison" else None
+
+    await EventBus(redis).publish_many(stream, [event(1), event(2, "poison")])
+    await redis.xadd(stream, {"event": "garbage"})
+    reader = consumer(redis, stream, Recorder(fail=poison), block_ms=50, max_attempts=2)
+    await reader.ensure_group()
+    await reader.run_once()
+    keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
+    assert stream in keys and dead_letter_stream(stream) in keys
+    assert any(":done:" in k for k in keys) and any(":attempts:" in k for k in keys)
+    stray = [k async for k in redis.scan_iter(match=f"*{GROUP}*", count=1000)]
+    assert all(k.startswith(prefix) for k in stray)
+
+
+async def test_the_run_loop_survives_the_stream_being_deleted(
+    any_redis: Redis, stream: str
+) -> None:
+    bus = EventBus(any_redis)
+    handler = Recorder()
+    reader = consumer(any_redis, stream, handler, block_ms=50, claim_idle_ms=50)
+    task = asyncio.create_task(reader.run())
+    await bus.publish(stream, event(1))
+
+    async def seen(n: int) -> bool:
+        return len(handler.seen) == n
+
+    await eventually(lambda: seen(1))
+    await any_redis.delete(stream)  # stream and group gone
+    await asyncio.sleep(0.1)
+    await bus.publish(stream, event(2))
+    await eventually(lambda: seen(2))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_event_schemas_round_trip_in_camel_case(redis: Redis, stream: str) -> None:
+    applied = BoardApplied(
+        board_id=3,
+        board_title="morning run",
+        room_id="r-1",
+        writer=UserRef(id=1, username="happydaddy"),
+        applicant=UserRef(id=2, username="angrydaddy"),
+    )
+    envelope = applied.envelope()
+    wire = envelope.to_json()
+    assert '"occurredAt"' in wire and '"boardTitle"' in wire
+    await EventBus(redis).publish(stream, envelope)
+    handler = Recorder()
+    reader = consumer(redis, stream, handler, block_ms=50)
+    await reader.ensure_group()
+    await reader.run_once()
+    (received,) = handler.seen
+    assert received.type == "board.applied" and received.version == 1
+    assert BoardApplied.parse(received) == applied
