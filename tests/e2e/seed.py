@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 from websockets.sync.client import connect
@@ -32,13 +33,17 @@ def parse(raw: str | bytes) -> tuple[str, dict[str, str], str]:
 
 
 def send_messages(base_url: str, token: str, room_id: str, texts: list[str]) -> None:
-    """Sends each text as a TALK and waits for its receipt before the next one."""
+    """Sends each text as a TALK and waits for its receipt before the next one.
+
+    Paced under the server's flood limit (20 messages a second per connection).
+    """
     url = base_url.replace("http", "ws", 1) + "/ws-stomp"
     with connect(url, subprotocols=["v12.stomp"], open_timeout=10) as ws:
         ws.send(frame("CONNECT", {"accept-version": "1.2", "host": "duochat", "token": token}))
         command, headers, _ = parse(ws.recv(timeout=10))
         assert command == "CONNECTED", (command, headers)
         for i, text in enumerate(texts):
+            time.sleep(0.06)
             body = json.dumps({"type": "TALK", "roomId": room_id, "message": text})
             receipt = f"seed-{i}"
             headers = {"destination": "/pub/chat/message", "receipt": receipt}

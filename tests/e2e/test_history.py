@@ -16,13 +16,13 @@ def test_scrolling_up_loads_older_pages(open_user, api, base_url):
     room = api.post(f"/boards/{board.json()['id']}/apply", headers=auth(applicant))
     room.raise_for_status()
     room_id = room.json()["roomId"]
-    texts = [f"move {i}" for i in range(1, 81)]
+    texts = [f"move {i}" for i in range(1, 66)]
     send_messages(base_url, applicant, room_id, texts)
 
     happy = open_user("happydaddy", "1234", phone=True)
     happy.open_room_from_chats(room_id)
     lines = happy.page.get_by_test_id("line-text")
-    expect(lines.last).to_have_text("move 80")
+    expect(lines.last).to_have_text("move 65")
     expect(happy.tid("load-older")).to_be_visible()
     assert lines.count() < len(texts)
     happy.shot("40-history-newest-page")

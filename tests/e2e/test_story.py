@@ -95,6 +95,8 @@ def test_board_apply_chat_notify_match(open_user):
     third.shot("12-rejected")
     assert third.page.url.endswith(f"/room/{third_room}")
 
-    # angrydaddy, still in his room, sees the match there too.
-    expect(angry.tid("line-system")).to_be_visible()
+    # angrydaddy, still in his room, sees it matched, and can keep talking.
+    expect(angry.tid("status-matched")).to_be_visible()
     expect(angry.tid("room-readonly")).to_have_count(0)
+    angry.send("see you at 6!")
+    angry.shot("13-matched-room")

@@ -30,6 +30,7 @@ export function useRoom(roomId) {
   const confirmed = ref([]) // messages from the server, ascending by sortKey
   const locals = ref([]) // my messages not yet echoed back by the server, in send order
   const byId = new Map()
+  const announced = new Set()
   const members = reactive(new Set())
   const state = reactive({
     historyLoaded: false,
@@ -85,6 +86,11 @@ export function useRoom(roomId) {
   function insert(msg) {
     if (isId(msg.id)) {
       if (byId.has(msg.id)) return false
+    } else {
+      // Announcements carry no id; the same one twice (a fan-out echo) is shown once.
+      const sig = `${msg.type}|${msg.sender}|${msg.createdAt}`
+      if (announced.has(sig)) return false
+      announced.add(sig)
     }
     let item = null
     if (msg.type === 'TALK' && msg.sender === me() && isId(msg.id)) {
