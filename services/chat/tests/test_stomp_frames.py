@@ -76,7 +76,7 @@ def test_connect_headers_are_not_unescaped() -> None:
         (b"SEND\ncontent-length:1\n\nab\x00", "longer than its content-length"),
         (b"SEND\xff\n\n\x00", "UTF-8"),
         (b"SEND\x00", "before its headers"),
-        (b"SEND\x00\n\n", "unknown command"),
+        (b"SEND\x00\n\n", "unknown command .SEND?"),
     ],
 )
 def test_malformed_frames_raise_protocol_errors(data: bytes, message: str) -> None:

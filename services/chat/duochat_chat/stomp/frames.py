@@ -177,8 +177,8 @@ class FrameParser:
         lines = head.split("\n")
         command = lines[0].removesuffix("\r")
         if command not in self.commands:
-            shown = command[:32].encode("unicode_escape").decode("ascii")
-            raise ProtocolError(f"unknown command {shown!r}")
+            shown = "".join(c if c.isprintable() and c != "\\" else "?" for c in command[:32])
+            raise ProtocolError(f"unknown command '{shown}'")
         if len(lines) - 1 > self.max_headers:
             raise ProtocolError(f"more than {self.max_headers} headers")
         raw = command in UNESCAPED_COMMANDS
