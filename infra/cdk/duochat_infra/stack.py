@@ -12,7 +12,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from duochat_common.routing import ROUTES, WEB_PORT, WEB_SERVICE, Route
+from duochat_common.routing import ROUTES, WEB_PORT, WEB_SERVICE
 from duochat_infra.alb import LoadBalancer
 from duochat_infra.config import EnvironmentConfig
 from duochat_infra.data import Cache, Database
@@ -26,14 +26,27 @@ SERVICE_HEALTH_COMMAND = ("python", "/app/serve.py", "healthcheck")
 WEB_HEALTH_COMMAND = ("wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{WEB_PORT}/healthz")
 
 
-def image_for(dockerfile: str, *, keep: str) -> ecs.ContainerImage:
-    """The image built from ``dockerfile``; only ``keep`` of services/ and web/ is hashed,
-    so that a change to one service does not rebuild the others."""
-    others = [f"services/{r.service}" for r in ROUTES] + ["web"]
+# What /.dockerignore lets into the build context; each image keeps only its own part.
+_CONTEXT_PARTS = (
+    "pyproject.toml",
+    "uv.lock",
+    "libs/common",
+    "deploy/docker",
+    "deploy/web",
+    "web",
+    *(f"services/{r.service}" for r in ROUTES),
+)
+_PYTHON_PARTS = ("pyproject.toml", "uv.lock", "libs/common", "deploy/docker")
+
+
+def image_for(dockerfile: str, *, keep: tuple[str, ...]) -> ecs.ContainerImage:
+    """The image built from ``dockerfile``, whose context holds only ``keep``: the asset
+    hash then changes only with what the image is made of, so a change to one service does
+    not rebuild and redeploy the others."""
     return ecs.ContainerImage.from_asset(
         str(REPO_ROOT),
         file=dockerfile,
-        exclude=[path for path in others if path != keep],
+        exclude=[part for part in _CONTEXT_PARTS if part not in keep],
         platform=ecr_assets.Platform.LINUX_AMD64,
     )
 
@@ -146,7 +159,10 @@ class DuochatStack(Stack):
                 name=route.service,
                 cluster=self.cluster,
                 subnets=network.task_subnets,
-                image=image_for(f"services/{route.service}/Dockerfile", keep=_folder(route)),
+                image=image_for(
+                    f"services/{route.service}/Dockerfile",
+                    keep=(*_PYTHON_PARTS, f"services/{route.service}"),
+                ),
                 port=route.port,
                 health_command=SERVICE_HEALTH_COMMAND,
                 environment={
@@ -179,7 +195,7 @@ class DuochatStack(Stack):
             name=WEB_SERVICE,
             cluster=self.cluster,
             subnets=network.task_subnets,
-            image=image_for("web/Dockerfile", keep="web"),
+            image=image_for("web/Dockerfile", keep=("web", "deploy/web")),
             port=WEB_PORT,
             health_command=WEB_HEALTH_COMMAND,
             environment={},
@@ -233,7 +249,3 @@ class DuochatStack(Stack):
                     ],
                     apply_to_children=True,
                 )
-
-
-def _folder(route: Route) -> str:
-    return f"services/{route.service}"

@@ -305,8 +305,19 @@ def test_images_build_from_each_dockerfile(synthesized: Synthesized, env: str) -
     )
     for image in manifest["dockerImages"].values():
         staged = synthesized.outdir / image["source"]["directory"]
-        assert (staged / image["source"]["dockerFile"]).exists()
+        dockerfile = image["source"]["dockerFile"]
+        assert (staged / dockerfile).exists()
         assert not (staged / ".venv").exists() and not (staged / "infra").exists()
+        # Each context holds only what its image is made of.
+        present = {p.name for p in (staged / "services").glob("*")}
+        if dockerfile.startswith("services/"):
+            assert present == {dockerfile.split("/")[1]}
+            assert (staged / "uv.lock").exists() and (staged / "libs/common").is_dir()
+            assert not (staged / "web").exists()
+        else:
+            assert present == set() and not (staged / "libs").exists()
+            assert (staged / "web/package-lock.json").exists()
+            assert not (staged / "web/node_modules").exists()
 
 
 def test_no_unsuppressed_cdk_nag_errors(synthesized: Synthesized, env: str) -> None:
