@@ -13,9 +13,9 @@ def alembic_config(*, script_location: str, database_url: str, version_table: st
     """An Alembic config for one service (``script_location`` like ``duochat_auth:migrations``)."""
     cfg = Config()
     cfg.set_main_option("script_location", script_location)
-    cfg.set_main_option(
-        "sqlalchemy.url", sync_url(database_url).render_as_string(hide_password=False)
-    )
+    url = sync_url(database_url).render_as_string(hide_password=False)
+    # Alembic's config is a ConfigParser: a '%' (as in a URL-encoded password) must be doubled.
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     cfg.attributes["version_table"] = version_table
     return cfg
 

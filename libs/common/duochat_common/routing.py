@@ -8,6 +8,7 @@ where ``*`` matches any run of characters (including ``/``).
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -55,9 +56,9 @@ GATEWAY_PORT = 8080
 EMBEDDED_PORT = 8000
 
 
-def route_for(path: str) -> Route | None:
+def route_for(path: str, routes: Sequence[Route] = ROUTES) -> Route | None:
     """The route an ALB would pick for ``path``: the lowest priority number that matches."""
-    for route in sorted(ROUTES, key=lambda r: r.priority):
+    for route in sorted(routes, key=lambda r: r.priority):
         if route.matches(path):
             return route
     return None

@@ -8,6 +8,7 @@ rotated key is picked up without a restart, and a forged ``kid`` cannot hammer a
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ from typing import Any
 import httpx
 import jwt
 
-from duochat_common.errors import Unauthorized
+from duochat_common.errors import Unauthorized, Unavailable
 
+log = logging.getLogger(__name__)
 ALGORITHMS = ["EdDSA"]
 JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -44,7 +46,7 @@ def http_jwks_fetcher(url: str, *, timeout: float = 5.0) -> JwksFetcher:
 
 
 class TokenVerifier:
-    """Verifies access tokens; thread- and task-safe."""
+    """Verifies access tokens; task-safe."""
 
     def __init__(
         self,
@@ -52,7 +54,7 @@ class TokenVerifier:
         *,
         issuer: str,
         audience: str,
-        cache_seconds: int = 300,
+        cache_seconds: float = 300,
         min_refetch_seconds: float = 5.0,
         leeway: int = 5,
     ) -> None:
@@ -64,28 +66,37 @@ class TokenVerifier:
         self._leeway = leeway
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = 0.0
+        # Every fetch, failed or not: a forged kid, or auth being down, costs one fetch per
+        # ``min_refetch_seconds`` at most, not one (with its timeout) per request.
+        self._attempted_at: float | None = None
         self._lock = asyncio.Lock()
+
+    def _stale(self) -> bool:
+        return not self._keys or time.monotonic() - self._fetched_at >= self._cache_seconds
 
     async def _refresh(self, *, force: bool) -> None:
         async with self._lock:
-            age = time.monotonic() - self._fetched_at
-            if self._keys and age < (self._min_refetch if force else self._cache_seconds):
-                return
+            now = time.monotonic()
+            if not force and not self._stale():
+                return  # another task refreshed while this one waited
+            if self._attempted_at is not None and now - self._attempted_at < self._min_refetch:
+                if self._keys:
+                    return
+                raise Unavailable("cannot verify tokens right now; try again shortly")
+            self._attempted_at = now
             try:
                 document = await self._fetch()
+                keys = _parse_jwks(document)
             except Exception as exc:
+                log.warning("JWKS fetch failed: %s: %s", type(exc).__name__, exc)
                 if self._keys:
                     return  # keep serving with the keys we have
-                raise Unauthorized("cannot verify tokens right now") from exc
-            keys = {}
-            for entry in document.get("keys", []):
-                if entry.get("kty") == "OKP" and entry.get("kid"):
-                    keys[entry["kid"]] = jwt.PyJWK(entry, algorithm="EdDSA")
+                raise Unavailable("cannot verify tokens right now; try again shortly") from exc
             self._keys = keys
             self._fetched_at = time.monotonic()
 
     async def _key_for(self, kid: str) -> jwt.PyJWK:
-        if time.monotonic() - self._fetched_at > self._cache_seconds or not self._keys:
+        if self._stale():
             await self._refresh(force=False)
         key = self._keys.get(kid)
         if key is None:
@@ -127,6 +138,24 @@ class TokenVerifier:
             return AuthUser(id=int(claims["sub"]), username=str(claims["name"]))
         except (KeyError, ValueError) as exc:
             raise Unauthorized("token lacks its subject") from exc
+
+
+def _parse_jwks(document: Any) -> dict[str, jwt.PyJWK]:
+    """The usable Ed25519 keys of a JWKS document by kid; a malformed entry is skipped."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError("not a JWKS document")
+    keys = {}
+    for entry in document["keys"]:
+        if not isinstance(entry, dict) or entry.get("kty") != "OKP":
+            continue
+        kid = entry.get("kid")
+        if not isinstance(kid, str) or not kid:
+            continue
+        try:
+            keys[kid] = jwt.PyJWK(entry, algorithm="EdDSA")
+        except jwt.PyJWTError:
+            log.warning("skipping an unusable JWKS entry %s", kid)
+    return keys
 
 
 def bearer_token(authorization: str | None) -> str | None:
