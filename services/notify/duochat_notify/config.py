@@ -33,8 +33,9 @@ class Settings(ServiceSettings):
     # an idle user's stream is kept.
     user_stream_maxlen: int = 1000
     user_stream_ttl_seconds: int = 7 * 86400
-    # How long the delivery loop blocks in XREAD before it looks at its users again.
-    delivery_block_ms: int = 5000
+    # How long the delivery loop blocks in XREAD before it looks at its users again; below
+    # redis-py's 5 s socket timeout, or the read times out instead of returning empty.
+    delivery_block_ms: int = 2000
 
     # Event consumption. An instance with ``consume_events`` off only serves streams and REST.
     consume_events: bool = True
