@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import expect
 
 from .gate import StompGate
-from .helpers import pair_in_room
+from .helpers import pair_in_room, unique
+from .seed import auth, login, send_messages
 
 
 def test_reconnect_replays_what_was_missed_once(open_user):
@@ -65,3 +68,73 @@ def test_unconfirmed_message_fails_and_retries(open_user):
     expect(line).to_have_attribute("data-status", "delivered")
     expect(happy.page.get_by_test_id("line-text")).to_have_text(["lost in the tunnel"])
     assert angry.talk_texts() == ["lost in the tunnel"]
+
+
+def _room_through_api(api, title: str) -> tuple[str, str, str]:
+    """happydaddy's board and angrydaddy's application; returns (room, writer, applicant)."""
+    writer = login(api, "happydaddy", "1234")
+    applicant = login(api, "angrydaddy", "1234")
+    board = api.post("/boards", json={"title": title}, headers=auth(writer))
+    board.raise_for_status()
+    room = api.post(f"/boards/{board.json()['id']}/apply", headers=auth(applicant))
+    room.raise_for_status()
+    return room.json()["roomId"], writer, applicant
+
+
+def test_notification_stream_reopens_with_a_new_ticket(open_user, api, base_url):
+    room_id, writer, _ = _room_through_api(api, unique("Badminton "))
+    angry = open_user("angrydaddy", "1234", sign_in=False)
+    # The refused streams show up in the console, as they would on a flaky network.
+    angry.allow_console(r"notify/stream|ERR_FAILED")
+    refused = []
+
+    def stream(route):
+        if len(refused) < 2:
+            refused.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    angry.page.route(re.compile(r".*/notify/stream\?.*"), stream)
+    tickets = []
+    angry.page.on(
+        "request", lambda r: tickets.append(r.url) if r.url.endswith("/notify/ticket") else None
+    )
+    angry.sign_in()
+    expect(angry.tid("bell")).to_have_attribute("data-live", "true", timeout=15_000)
+    # A ticket is good for one stream only: every reopen took a new one.
+    assert len(refused) == 2
+    assert len(tickets) >= 3
+    assert len(set(refused)) == 2
+
+    before = angry.bell_count()
+    send_messages(base_url, writer, room_id, ["ping over a reopened stream"])
+    angry.expect_bell(before + 1)
+
+
+def test_room_is_usable_before_its_history_arrives(open_user, api, base_url):
+    room_id, writer, _ = _room_through_api(api, unique("Climbing "))
+    earlier = ["first", "second", "third"]
+    send_messages(base_url, writer, room_id, earlier)
+
+    happy = open_user("happydaddy", "1234")
+    held = []
+    history = re.compile(r".*/chat/rooms/[^/]+/messages.*")
+
+    def hold(route):  # history requests wait until released below
+        held.append(route)
+
+    happy.page.route(history, hold)
+    happy.open_room_from_chats(room_id)
+    expect(happy.tid("history-loading")).to_be_visible()
+    happy.send("typed before the history came")
+    expect(happy.tid("history-loading")).to_be_visible()
+    assert held, "the history request should still be waiting"
+
+    for route in held:
+        route.continue_()
+    happy.page.unroute(history)
+    expect(happy.tid("history-start")).to_be_visible()
+    expect(happy.page.get_by_test_id("line-text")).to_have_text(
+        [*earlier, "typed before the history came"]
+    )

@@ -18,15 +18,19 @@ def test_board_apply_chat_notify_match(open_user):
     title = unique("Morning run buddy ")
     happy.create_board(title, "Han river, 6am, 5km")
     happy.shot("02-board-created")
+    happy_alarms = happy.bell_count()
     room_id = angry.apply_and_open_room(title)
     angry.shot("03-room-phone-applicant")
 
-    # happydaddy sees the applicant on his board and opens the chat from there.
-    card = happy.search_board(title)
-    expect(card.get_by_test_id("board-applicant-count")).to_have_text("1")
-    card.get_by_test_id("board-toggle-applicants").click()
-    applicant = card.get_by_test_id("applicant-angrydaddy")
+    # happydaddy's bell tells him; the notification opens the board with its applicants.
+    happy.expect_bell(happy_alarms + 1)
+    happy.tid("bell-button").click()
+    happy.tid("bell-item-applied").first.click()
+    expect(happy.tid("board-view")).to_be_visible()
+    expect(happy.tid("board-applicant-count")).to_have_text("1")
+    applicant = happy.tid("applicant-angrydaddy")
     expect(applicant).to_be_visible()
+    happy.expect_bell(happy_alarms)
     happy.shot("04-applicants")
     applicant.get_by_test_id("applicant-chat").click()
     assert happy.wait_room() == room_id
