@@ -104,3 +104,31 @@ def test_board_apply_chat_notify_match(open_user):
     expect(angry.tid("room-readonly")).to_have_count(0)
     angry.send("see you at 6!")
     angry.shot("13-matched-room")
+
+
+def test_closing_a_board_makes_its_rooms_read_only(open_user):
+    happy = open_user("happydaddy", "1234")
+    angry = open_user("angrydaddy", "1234")
+    title = unique("Guitar duo ")
+    happy.create_board(title)
+    angry.apply_and_open_room(title)
+
+    card = happy.search_board(title)
+    card.get_by_test_id("board-close").click()
+    card.get_by_test_id("board-close-confirm").click()
+    expect(card.get_by_test_id("status-closed")).to_be_visible()
+
+    # The applicant is told in the room, which turns read-only.
+    expect(angry.tid("line-system")).to_be_visible()
+    expect(angry.tid("room-readonly")).to_be_visible()
+    expect(angry.tid("message-input")).to_be_disabled()
+    angry.shot("14-closed-room")
+
+    # The status filter finds it among the closed boards, and no longer among the open ones.
+    happy.tid("board-status-filter").select_option("closed")
+    expect(happy.tid("board-list")).to_have_attribute("data-shown", f"closed|{title}")
+    expect(happy.board_card(title)).to_be_visible()
+    happy.tid("board-status-filter").select_option("open")
+    expect(happy.tid("board-list")).to_have_attribute("data-shown", f"open|{title}")
+    expect(happy.board_card(title)).to_have_count(0)
+    happy.shot("15-closed-filter")
