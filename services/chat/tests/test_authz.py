@@ -51,7 +51,7 @@ async def test_no_subscribe_or_send_in_someone_elses_room(chat) -> None:
 
     m = await chat.client(1, tm)
     with pytest.raises(StompError, match="not a member"):
-        await (await m.send(room, "let me in"))  # type: ignore[misc]
+        await (await m.send(room, "let me in"))
     await asyncio.wait_for(m.closed.wait(), 5)
 
     m = await chat.client(1, tm)

@@ -151,6 +151,7 @@ async def test_redis_restart_mid_conversation(chat) -> None:
         await asyncio.sleep(1.5)  # keep it short: other suites share this Redis
     finally:
         await asyncio.to_thread(restart_redis)
+        await chat.redis.connection_pool.disconnect()  # its sockets died with the server
     try:
         await asyncio.sleep(2.0)
         stop.set()

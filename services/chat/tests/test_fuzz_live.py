@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect
@@ -75,6 +77,13 @@ async def read_replies(ws, within: float) -> tuple[list[Frame], bool]:
     return out, True
 
 
+@pytest.fixture(scope="module")
+async def fuzz_room(cluster) -> tuple[str, str]:
+    alice, ta = cluster.user()
+    bob, _ = cluster.user()
+    return await cluster.room(alice, bob), ta
+
+
 @settings(
     max_examples=40,
     deadline=None,
@@ -82,18 +91,19 @@ async def read_replies(ws, within: float) -> tuple[list[Frame], bool]:
 )
 @given(data=st.data(), authenticate=st.booleans(), as_text=st.booleans(), proc=st.integers(0, 1))
 async def test_random_frames_never_break_the_server(
-    chat, data: st.DataObject, authenticate: bool, as_text: bool, proc: int
+    chat,
+    fuzz_room: tuple[str, str],
+    data: st.DataObject,
+    authenticate: bool,
+    as_text: bool,
+    proc: int,
 ) -> None:
-    alice, ta = chat.user()
-    bob, _ = chat.user()
-    room = chat.fuzz_room if hasattr(chat, "fuzz_room") else None
-    if room is None:
-        room = chat.fuzz_room = await chat.room(alice, bob)
-        chat.fuzz_token = ta
+    room, token = fuzz_room
     chunks = data.draw(st.lists(frames(room), min_size=1, max_size=5))
-    async with connect(chat.procs[proc].ws, subprotocols=["v12.stomp"]) as ws:  # type: ignore[list-item]
+    protocols: list[Any] = ["v12.stomp"]
+    async with connect(chat.procs[proc].ws, subprotocols=protocols) as ws:
         if authenticate:
-            await ws.send(encode(Frame("CONNECT", [("token", chat.fuzz_token)])).decode())
+            await ws.send(encode(Frame("CONNECT", [("token", token)])).decode())
         for chunk in chunks:
             if as_text:
                 await ws.send(chunk.decode("utf-8", "replace"))
@@ -118,7 +128,7 @@ async def test_service_still_delivers_after_fuzzing(chat) -> None:
     a = await chat.client(0, ta)
     b = await chat.client(1, tb)
     await b.subscribe(room)
-    await (await a.send(room, "still here"))  # type: ignore[misc]
+    await (await a.send(room, "still here"))
     (msg,) = await collect(b, 1)
     assert msg["message"] == "still here"
 

@@ -22,7 +22,7 @@ async def test_unannounced_room_is_asked_of_boards_once(chat) -> None:
     before = chat.stub.lookups
     a = await chat.client(0, ta)
     await a.subscribe(room)
-    await (await a.send(room, "hello"))  # type: ignore[misc]
+    await (await a.send(room, "hello"))
     async with httpx.AsyncClient(base_url=chat.procs[0].http) as http:
         assert (await http.get(f"/chat/rooms/{room}/messages", headers=auth(ta))).status_code == 200
     assert chat.stub.lookups - before == 1  # cached in the projection after the first answer
@@ -62,13 +62,13 @@ async def test_match_posts_system_message_and_makes_rejected_rooms_read_only(cha
     with_error = await chat.client(1, tl)
     fut = await with_error.send(lost, "but why")
     try:
-        await fut  # type: ignore[misc]
+        await fut
         raise AssertionError("a rejected room must be read-only")
     except Exception as exc:
         assert "read-only" in str(exc)
     # The matched pair goes on talking.
     win = await chat.client(0, twin)
-    await (await win.send(won, "see you at 7"))  # type: ignore[misc]
+    await (await win.send(won, "see you at 7"))
     async with httpx.AsyncClient(base_url=chat.procs[0].http) as http:
         page = (await http.get(f"/chat/rooms/{lost}/messages", headers=auth(tl))).json()
     assert [m["type"] for m in page["items"]].count("SYSTEM") == 1
@@ -84,7 +84,7 @@ async def test_match_posts_system_message_and_makes_rejected_rooms_read_only(cha
     assert "closed the board" in bye["message"]
     fut = await win.send(won, "hello?")
     try:
-        await fut  # type: ignore[misc]
+        await fut
         raise AssertionError("a closed room must be read-only")
     except Exception as exc:
         assert "read-only" in str(exc)
@@ -97,7 +97,7 @@ async def test_unread_read_marks_latest_and_presence(chat) -> None:
     a = await chat.client(0, ta)
     await a.subscribe(room)
     for i in range(3):
-        await (await a.send(room, f"m{i}"))  # type: ignore[misc]
+        await (await a.send(room, f"m{i}"))
     async with httpx.AsyncClient(base_url=chat.procs[1].http) as http:
         unread = (await http.get("/chat/rooms/unread", headers=auth(tb))).json()
         assert unread[room] == 3
