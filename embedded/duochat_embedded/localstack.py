@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import json
 import os
 import shutil
@@ -203,6 +204,8 @@ def start(
                 pid_path=str(run_dir / "nginx.pid"),
                 temp_dir=str(run_dir / "tmp"),
                 error_log=str(log_dir / "nginx-error.log"),
+                # As root, nginx's workers would run as nobody, who may not read web/dist.
+                user=getpass.getuser() if os.geteuid() == 0 else None,
             )
         )
         stack.processes["nginx"] = subprocess.Popen(  # noqa: S603

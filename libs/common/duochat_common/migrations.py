@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData, engine_from_config, pool
+from sqlalchemy import MetaData, create_engine, engine_from_config, pool, text
 
-from duochat_common.db import ensure_sqlite_dir, sync_url
+from duochat_common.db import ensure_sqlite_dir, is_sqlite, sync_url
 
 
 def alembic_config(*, script_location: str, database_url: str, version_table: str) -> Config:
@@ -21,16 +21,33 @@ def alembic_config(*, script_location: str, database_url: str, version_table: st
 
 
 def upgrade(*, script_location: str, database_url: str, version_table: str) -> None:
-    """Bring the service's schema to head."""
+    """Bring the service's schema to head; on MySQL, one task at a time.
+
+    Several tasks of a service start together on a deploy, and each runs this first: a MySQL
+    named lock makes the others wait and then find the schema already at head.
+    """
     ensure_sqlite_dir(database_url)
-    command.upgrade(
-        alembic_config(
-            script_location=script_location,
-            database_url=database_url,
-            version_table=version_table,
-        ),
-        "head",
+    config = alembic_config(
+        script_location=script_location,
+        database_url=database_url,
+        version_table=version_table,
     )
+    if is_sqlite(database_url):
+        command.upgrade(config, "head")
+        return
+    engine = create_engine(sync_url(database_url), poolclass=pool.NullPool)
+    lock = f"duochat_migrate_{version_table}"
+    try:
+        with engine.connect() as conn:
+            got = conn.execute(text("SELECT GET_LOCK(:name, 600)"), {"name": lock}).scalar()
+            if got != 1:
+                raise RuntimeError(f"could not take the migration lock {lock!r} in 600 s")
+            try:
+                command.upgrade(config, "head")
+            finally:
+                conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": lock})
+    finally:
+        engine.dispose()
 
 
 def run_env(target_metadata: MetaData) -> None:
