@@ -7,6 +7,7 @@ import time
 
 import httpx
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 
 def login(api: httpx.Client, username: str, password: str) -> str:
@@ -38,7 +39,7 @@ def send_messages(base_url: str, token: str, room_id: str, texts: list[str]) -> 
     Paced under the server's flood limit (20 messages a second per connection).
     """
     url = base_url.replace("http", "ws", 1) + "/ws-stomp"
-    with connect(url, subprotocols=["v12.stomp"], open_timeout=10) as ws:
+    with connect(url, subprotocols=[Subprotocol("v12.stomp")], open_timeout=10) as ws:
         ws.send(frame("CONNECT", {"accept-version": "1.2", "host": "duochat", "token": token}))
         command, headers, _ = parse(ws.recv(timeout=10))
         assert command == "CONNECTED", (command, headers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import expect
+from playwright.sync_api import Route, expect
 
 from .gate import StompGate
 from .helpers import pair_in_room, unique
@@ -86,7 +86,7 @@ def test_notification_stream_reopens_with_a_new_ticket(open_user, api, base_url)
     angry = open_user("angrydaddy", "1234", sign_in=False)
     # The refused streams show up in the console, as they would on a flaky network.
     angry.allow_console(r"notify/stream|ERR_FAILED")
-    refused = []
+    refused: list[str] = []
 
     def stream(route):
         if len(refused) < 2:
@@ -96,7 +96,7 @@ def test_notification_stream_reopens_with_a_new_ticket(open_user, api, base_url)
             route.continue_()
 
     angry.page.route(re.compile(r".*/notify/stream\?.*"), stream)
-    tickets = []
+    tickets: list[str] = []
     angry.page.on(
         "request", lambda r: tickets.append(r.url) if r.url.endswith("/notify/ticket") else None
     )
@@ -118,7 +118,7 @@ def test_room_is_usable_before_its_history_arrives(open_user, api, base_url):
     send_messages(base_url, writer, room_id, earlier)
 
     happy = open_user("happydaddy", "1234")
-    held = []
+    held: list[Route] = []
     history = re.compile(r".*/chat/rooms/[^/]+/messages.*")
 
     def hold(route):  # history requests wait until released below

@@ -28,8 +28,9 @@ async function restore() {
   if (state.ready) return
   try {
     if (readTokens()) setUser(await auth.me())
-  } catch {
-    clearTokens()
+  } catch (err) {
+    // A refused session is over; an unreachable server is not a reason to forget it.
+    if (err?.status === 401) clearTokens()
     setUser(null)
   } finally {
     state.ready = true
