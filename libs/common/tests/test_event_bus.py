@@ -171,6 +171,27 @@ async def test_an_idle_consumer_does_not_spin(any_redis: Redis, stream: str, blo
     assert used < 0.3, f"{used:.2f} s of CPU in 1 s idle"
 
 
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("block_ms", [1, 5])
+async def test_a_consumer_on_memory_never_starves_the_event_loop(
+    stream: str, block_ms: int
+) -> None:
+    # The in-process store never suspends on a command; a loop iteration slower than its own
+    # "did it block?" threshold (a busy machine) must still give other tasks their turn.
+    store = create_redis(f"memory://test-{uuid.uuid4().hex}")
+    reader = consumer(store, stream, Recorder(), block_ms=block_ms, claim_idle_ms=10)
+    task = asyncio.create_task(reader.run())
+    try:
+        started = time.monotonic()
+        await asyncio.sleep(0.2)  # only returns if the consumer yields
+        assert time.monotonic() - started < 5
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await store.aclose()
+
+
 async def test_a_consumer_killed_mid_batch_has_its_entries_reclaimed(
     any_redis: Redis, stream: str
 ) -> None:

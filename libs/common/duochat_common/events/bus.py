@@ -174,9 +174,10 @@ class Consumer:
         try:
             return await self._run_once()
         except ResponseError as exc:
-            # Redis lost the group or the whole stream (a restart without persistence, a
-            # trim or a delete): recreate it. Handled events stay skipped by their markers.
-            if "NOGROUP" not in str(exc):
+            # Redis lost the group or the whole stream (a restart without persistence, or a
+            # delete, which also UNBLOCKs a waiting read): recreate it. Events handled before
+            # stay skipped by their markers.
+            if not str(exc).startswith(("NOGROUP", "UNBLOCKED")):
                 raise
             log.warning("consumer group missing; recreating it", extra={"fields": self._where})
             await self.ensure_group()
@@ -200,6 +201,18 @@ class Consumer:
             await self._process(entries)
         return seen
 
+    def _pause_after(self, seen: int, elapsed: float) -> float:
+        """How long to wait before the next read.
+
+        Redis blocks an empty XREADGROUP for ``block_ms``; fakeredis (the embedded mode) answers
+        COUNT+BLOCK at once, so the loop waits out the rest itself instead of spinning. The
+        in-process store never suspends on a command either, so every pass ends in a sleep,
+        even ``sleep(0)``: otherwise a slow pass on a busy machine starves the event loop.
+        """
+        if seen:
+            return 0.0
+        return max(0.0, min(0.05, self.block_ms / 1000 - elapsed))
+
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Consume until ``stop`` is set or the task is cancelled; survives Redis outages."""
         stop = stop or asyncio.Event()
@@ -211,9 +224,7 @@ class Consumer:
                     started = time.monotonic()
                     seen = await self.run_once()
                     backoff = 0.1
-                    # fakeredis answers an empty XREADGROUP at once instead of blocking.
-                    if not seen and time.monotonic() - started < self.block_ms / 4000:
-                        await asyncio.sleep(min(0.05, self.block_ms / 1000))
+                    await asyncio.sleep(self._pause_after(seen, time.monotonic() - started))
             except asyncio.CancelledError:
                 raise
             except (RedisConnectionError, RedisTimeoutError, OSError):
