@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, expect, sync_playwright
 
 from .helpers import User
 
@@ -36,6 +36,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+# Notifications travel through the event pipeline; give a busy CI machine some slack.
+expect.set_options(timeout=10_000)
 
 
 def _free_port() -> int:
