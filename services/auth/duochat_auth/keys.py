@@ -105,7 +105,9 @@ async def load_key_ring(*, session: AsyncSession, configured_pem: str) -> KeyRin
     """Configured keys, or (development) the stored generated key, created on first start."""
     if configured_pem.strip():
         return KeyRing(parse_pem_keys(configured_pem))
-    rows = (await session.scalars(select(SigningKey).order_by(SigningKey.created_at))).all()
+    rows = (
+        await session.scalars(select(SigningKey).order_by(SigningKey.created_at, SigningKey.kid))
+    ).all()
     if not rows:
         pem = generate_pem()
         key = parse_pem_keys(pem)[0]
@@ -114,7 +116,11 @@ async def load_key_ring(*, session: AsyncSession, configured_pem: str) -> KeyRin
             await session.commit()
         except Exception:  # another instance created it first
             await session.rollback()
-        rows = (await session.scalars(select(SigningKey).order_by(SigningKey.created_at))).all()
+        rows = (
+            await session.scalars(
+                select(SigningKey).order_by(SigningKey.created_at, SigningKey.kid)
+            )
+        ).all()
     return KeyRing([k for row in rows for k in parse_pem_keys(row.private_pem)])
 
 

@@ -19,6 +19,7 @@ from duochat_auth.ratelimit import LoginLimiter
 from duochat_auth.routes import router
 from duochat_common.app import build_app
 from duochat_common.db import Database
+from duochat_common.errors import Conflict
 from duochat_common.redis_store import create_redis
 from duochat_common.tokens import TokenVerifier
 
@@ -32,9 +33,12 @@ async def seed_demo_accounts(db: Database, passwords: Passwords) -> None:
     async with db.session() as session:
         for name in DEMO_ACCOUNTS:
             if await session.scalar(select(User.id).where(User.username == name)) is None:
-                await service.create_user(
-                    session=session, passwords=passwords, username=name, password=DEMO_PASSWORD
-                )
+                try:
+                    await service.create_user(
+                        session=session, passwords=passwords, username=name, password=DEMO_PASSWORD
+                    )
+                except Conflict:
+                    continue  # another instance seeded it a moment ago
                 log.info("seeded demo account %s", name)
 
 

@@ -104,3 +104,12 @@ async def test_the_password_is_stored_hashed(api: Api) -> None:
     assert stored is not None
     assert stored.startswith("$argon2id$")
     assert PASSWORD not in stored
+
+
+async def test_a_name_differing_only_in_case_is_taken(api: Api) -> None:
+    # MariaDB compares names case-insensitively, so nobody can pose as "HappyDaddy".
+    account = await api.register(f"Case{new_name()}")
+    response = await api.client.post(
+        "/auth/register", json={"username": account.username.lower(), "password": PASSWORD}
+    )
+    assert response.status_code == 409
