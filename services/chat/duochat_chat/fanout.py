@@ -1,9 +1,10 @@
 """Fan-out across instances on one Redis Stream, and the events other services read.
 
 Every instance appends what it stored (in commit order) and reads everything appended, handing
-each entry to its hub, which delivers to local subscribers in id order. An entry is
-``r`` (room), ``i`` (message id, ``0`` for a transient ENTER/QUIT) and ``b`` (the MESSAGE body
-as sent to clients), so the reader routes without parsing JSON.
+each message to its hub, which delivers to local subscribers in id order. One stream entry
+carries a whole batch: fields ``r<k>`` (room), ``i<k>`` (message id, ``0`` for a transient
+ENTER/QUIT) and ``b<k>`` (the MESSAGE body as sent to clients), so one XADD serves a batch and
+the reader routes without parsing JSON.
 
 The stream is only the fast path. A message whose entry never arrives (its instance was killed
 between commit and XADD, or Redis lost it) is found by the hub's gap fill and sweep, which read
@@ -60,11 +61,12 @@ class Publisher:
         self.maxlen = maxlen
         self.batch = batch
         self.max_backlog = max_backlog
-        self._items: deque[Entry | Envelope] = deque()
+        self._items: deque[Entry | Envelope | str] = deque()
         self._wake = asyncio.Event()
         self.published = 0
 
-    def enqueue(self, items: list[Entry | Envelope]) -> None:
+    def enqueue(self, items: list[Entry | Envelope | str]) -> None:
+        """Fan-out entries and events (an Envelope, or one already encoded as JSON)."""
         self._items.extend(items)
         overflow = len(self._items) - self.max_backlog
         if overflow > 0:
@@ -81,22 +83,23 @@ class Publisher:
     async def _flush(self) -> None:
         while self._items:
             take = [self._items[i] for i in range(min(self.batch, len(self._items)))]
+            fields: dict[Any, Any] = {}
             async with self.redis.pipeline(transaction=False) as pipe:
                 for item in take:
                     if isinstance(item, Entry):
-                        pipe.xadd(
-                            self.fanout_stream,
-                            {"r": item.room_id, "i": item.id, "b": item.body},
-                            maxlen=self.maxlen,
-                            approximate=True,
-                        )
+                        k = len(fields) // 3
+                        fields[f"r{k}"] = item.room_id
+                        fields[f"i{k}"] = item.id
+                        fields[f"b{k}"] = item.body
                     else:
                         pipe.xadd(
                             self.events_stream,
-                            {FIELD: item.to_json()},
+                            {FIELD: item if isinstance(item, str) else item.to_json()},
                             maxlen=200_000,
                             approximate=True,
                         )
+                if fields:
+                    pipe.xadd(self.fanout_stream, fields, maxlen=self.maxlen, approximate=True)
                 await pipe.execute()
             for _ in take:
                 self._items.popleft()
@@ -165,11 +168,15 @@ class FanoutReader:
                     if time.monotonic() - started < self.block_ms / 4000:
                         await asyncio.sleep(0.02)
                     continue
+                sink = self.sink
                 for _stream, entries in reply:
                     for entry_id, fields in entries:
                         self.last_id = entry_id
                         try:
-                            self.sink.on_entry(fields["r"], int(fields["i"]), fields["b"])
+                            for k in range(len(fields) // 3):
+                                sink.on_entry(
+                                    fields[f"r{k}"], int(fields[f"i{k}"]), fields[f"b{k}"]
+                                )
                         except Exception:
                             log.exception("bad fan-out entry %s", entry_id)
             except asyncio.CancelledError:

@@ -39,16 +39,17 @@ def wire(
     room_id: str,
     sender: str,
     message: str,
-    created_at: datetime,
+    created_at: datetime | str,
     user_count: int,
 ) -> dict[str, object]:
+    """The body's fields (``created_at`` may come already formatted, as the writer does)."""
     return {
         "id": id,
         "type": type,
         "roomId": room_id,
         "sender": sender,
         "message": message,
-        "createdAt": iso(created_at),
+        "createdAt": created_at if isinstance(created_at, str) else iso(created_at),
         "userCount": user_count,
     }
 

@@ -11,7 +11,9 @@ publisher, which appends it to the fan-out stream and the events stream in one p
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,12 +25,12 @@ from sqlalchemy.exc import DBAPIError
 
 from duochat_chat.fanout import Entry, Publisher
 from duochat_chat.hub import Hub
-from duochat_chat.messages import ENTER, SYSTEM, SYSTEM_SENDER, Body, encode_body, utcnow_ms
+from duochat_chat.messages import ENTER, SYSTEM, SYSTEM_SENDER, Body, encode_body, iso, utcnow_ms
 from duochat_chat.models import Message, Room
 from duochat_chat.presence import Members, Presence
 from duochat_common.db import Database
 from duochat_common.events.envelope import Envelope
-from duochat_common.events.schemas import ChatMessageSent, Recipient, UserRef
+from duochat_common.events.schemas import ChatMessageSent
 
 log = logging.getLogger(__name__)
 READ_ONLY = ("rejected", "closed")
@@ -212,10 +214,11 @@ class MessageWriter:
             except (TimeoutError, Exception):
                 present = {r: self.presence.local_members(r) for r in room_ids}
             now = utcnow_ms()
+            now_iso = iso(now)
             changed: set[str] = set()
             rows: list[dict[str, Any]] = []
             outcome: list[Stored | Exception | None] = []
-            events: list[Entry | Envelope] = []
+            events: list[Entry | Envelope | str] = []
             for d in drafts:
                 room = rooms.get(d.room_id)
                 refusal = self._accept(d, room, changed)
@@ -242,13 +245,13 @@ class MessageWriter:
                     room_id=d.room_id,
                     sender=row["sender_name"],
                     message=d.text,
-                    created_at=now,
+                    created_at=now_iso,
                     user_count=len(members),
                 )
                 outcome.append(Stored(d.room_id, row["id"], body))
                 events.append(Entry(d.room_id, row["id"], body.text))
                 if self.events_enabled:
-                    events.append(self._event(d, room, row, members, now))
+                    events.append(message_sent_event(d, room, row, members, now_iso))
             if not rows and not changed:
                 return outcome
             await conn.execute(self._room_update(rooms, changed, now))
@@ -304,27 +307,38 @@ class MessageWriter:
             .execution_options(synchronize_session=False)
         )
 
-    @staticmethod
-    def _event(
-        d: Draft, room: dict[str, Any], row: dict[str, Any], members: Members, now: datetime
-    ) -> Envelope:
-        people = [
-            (room["writer_id"], room["writer_name"]),
-            (room["applicant_id"], room["applicant_name"]),
-        ]
-        return ChatMessageSent(
-            message_id=row["id"],
-            room_id=d.room_id,
-            type=d.type,
-            sender=UserRef(id=d.sender_id or 0, username=row["sender_name"]),
-            preview=d.text[:120],
-            created_at=now,
-            recipients=[
-                Recipient(id=uid, username=name, in_room=uid in members)
-                for uid, name in people
-                if uid != d.sender_id
-            ],
-        ).envelope()
+
+def message_sent_event(
+    d: Draft, room: dict[str, Any], row: dict[str, Any], members: Members, created: str
+) -> str:
+    """The ``chat.message.sent`` envelope as JSON, built directly: this runs once per message,
+    and is the same document ``ChatMessageSent(...).envelope().to_json()`` makes (a test checks
+    that the schema reads it back)."""
+    people = (
+        (room["writer_id"], room["writer_name"]),
+        (room["applicant_id"], room["applicant_name"]),
+    )
+    data = {
+        "messageId": row["id"],
+        "roomId": d.room_id,
+        "type": d.type,
+        "sender": {"id": d.sender_id or 0, "username": row["sender_name"]},
+        "preview": d.text[:120],
+        "createdAt": created,
+        "recipients": [
+            {"id": uid, "username": name, "inRoom": uid in members}
+            for uid, name in people
+            if uid != d.sender_id
+        ],
+    }
+    envelope = {
+        "id": uuid.uuid4().hex,
+        "type": ChatMessageSent.TYPE,
+        "version": ChatMessageSent.VERSION,
+        "occurredAt": created,
+        "data": data,
+    }
+    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
 
 
 class _Skip(Exception):

@@ -259,3 +259,26 @@ def test_random_frame_sequences_never_break_the_state_machine(
             assert server_frames(tick)[0].command == "ERROR"
             failed = True
         assert failed == conn.closed
+
+
+def test_hand_built_message_sent_event_reads_back_with_the_schema() -> None:
+    from duochat_chat.store import Draft, message_sent_event
+    from duochat_common.events.envelope import Envelope
+    from duochat_common.events.schemas import ChatMessageSent
+
+    room = {"writer_id": 1, "writer_name": "w", "applicant_id": 2, "applicant_name": "a"}
+    row = {"id": 7, "sender_name": "w"}
+    draft = Draft("room-1", "TALK", 1, "w", 'hello "there" ✓')
+    raw = message_sent_event(draft, room, row, {2: "a"}, "2026-01-02T03:04:05.678Z")
+    envelope = Envelope.from_json(raw)
+    event = ChatMessageSent.parse(envelope)
+    assert envelope.type == "chat.message.sent" and envelope.version == 1
+    assert (event.message_id, event.room_id, event.type, event.preview) == (
+        7,
+        "room-1",
+        "TALK",
+        'hello "there" ✓',
+    )
+    assert event.sender.username == "w"
+    assert [(r.id, r.username, r.in_room) for r in event.recipients] == [(2, "a", True)]
+    assert event.created_at.isoformat().startswith("2026-01-02T03:04:05.678")

@@ -132,6 +132,23 @@ def negotiate_version(accept: str | None, subprotocol: str | None = None) -> str
 class StompConnection:
     """One client connection's protocol state."""
 
+    __slots__ = (
+        "_tokens",
+        "_tokens_at",
+        "expect_every",
+        "last_received",
+        "last_sent",
+        "limits",
+        "opened_at",
+        "parser",
+        "send_every",
+        "server",
+        "state",
+        "subprotocol",
+        "subscriptions",
+        "version",
+    )
+
     def __init__(
         self,
         limits: Limits,
@@ -286,6 +303,8 @@ class StompConnection:
         return encode(Frame("CONNECTED", headers), self.version).decode()
 
     def receipt(self, receipt_id: str) -> str:
+        if not any(c in receipt_id for c in "\\\n:\r"):
+            return f"RECEIPT\nreceipt-id:{receipt_id}\n\n\x00"
         return encode(Frame("RECEIPT", [("receipt-id", receipt_id)]), self.version).decode()
 
     def message(

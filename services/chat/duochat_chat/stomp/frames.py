@@ -109,6 +109,8 @@ def encode(frame: Frame, version: str = "1.2", *, content_length: bool = True) -
 class FrameParser:
     """Turns a byte stream (WebSocket messages, in any split) into frames."""
 
+    __slots__ = ("_buf", "commands", "heartbeats", "max_frame_bytes", "max_headers", "version")
+
     def __init__(
         self,
         *,
