@@ -8,6 +8,7 @@ loader does not work with pytest 9, so each operation's strategy is driven with 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 import schemathesis
@@ -35,8 +36,14 @@ OPERATIONS = [
 ]
 
 
+@dataclass
+class Target:
+    schema: BaseSchema
+    access_token: str
+
+
 @pytest.fixture(scope="module")
-def auth_schema() -> Iterator[BaseSchema]:
+def target() -> Iterator[Target]:
     with mariadb_database("authfuzz") as url:
         config = Settings(
             environment="test",
@@ -48,13 +55,19 @@ def auth_schema() -> Iterator[BaseSchema]:
         migrate(config)
         app = create_app(config)
         try:
-            yield schemathesis.openapi.from_asgi("/openapi.json", app)
+            schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+            # a real user, so that /auth/me also answers 200
+            with asgi.get_client(app) as client:  # type: ignore[arg-type]
+                user = {"username": "fuzzer", "password": "fuzzing is fun 1"}
+                assert client.post("/auth/register", json=user).status_code == 201
+                token = client.post("/auth/login", json=user).json()["accessToken"]
+            yield Target(schema=schema, access_token=token)
         finally:
             asgi.shutdown_lifespans()  # closes the app's pools before its database is dropped
 
 
-def test_the_schema_lists_every_operation(auth_schema: BaseSchema) -> None:
-    operations = [result.ok() for result in auth_schema.get_all_operations()]  # type: ignore[union-attr]
+def test_the_schema_lists_every_operation(target: Target) -> None:
+    operations = [result.ok() for result in target.schema.get_all_operations()]  # type: ignore[union-attr]
     found = {(op.method.upper(), op.path) for op in operations}
     assert found == set(OPERATIONS)
 
@@ -62,17 +75,20 @@ def test_the_schema_lists_every_operation(auth_schema: BaseSchema) -> None:
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)
 def test_operation_conforms_to_its_schema(
-    auth_schema: BaseSchema, method: str, path: str, mode: GenerationMode
+    target: Target, method: str, path: str, mode: GenerationMode
 ) -> None:
     if mode is GenerationMode.NEGATIVE and path.endswith("jwks.json"):
         pytest.skip("the JWKS takes no input to get wrong")
-    operation = auth_schema[path][method]
+    operation = target.schema[path][method]
+    bearer = {"Authorization": f"Bearer {target.access_token}"}
     # A password can match the schema and still be too easy to guess: that 422 is by design.
     excluded: list[CheckFunction] = [positive_data_acceptance] if path == "/auth/register" else []
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
     def check(case: schemathesis.Case) -> None:
-        case.call_and_validate(excluded_checks=excluded)
+        # generated bearer tokens are always rejected; positive cases of /auth/me get a real one
+        real_token = path == "/auth/me" and mode is GenerationMode.POSITIVE
+        case.call_and_validate(headers=bearer if real_token else None, excluded_checks=excluded)
 
     check()
