@@ -7,7 +7,7 @@ import re
 from playwright.sync_api import Route, expect
 
 from .gate import StompGate
-from .helpers import pair_in_room, unique
+from .helpers import STRONG_PASSWORD, pair_in_room, unique
 from .seed import auth, login, send_messages
 
 
@@ -138,3 +138,23 @@ def test_room_is_usable_before_its_history_arrives(open_user, api, base_url):
     expect(happy.page.get_by_test_id("line-text")).to_have_text(
         [*earlier, "typed before the history came"]
     )
+
+
+def test_a_stranger_is_refused_a_room_without_a_reconnect_loop(open_user, api):
+    room_id, _, _ = _room_through_api(api, unique("Private "))
+    stranger = open_user(unique("e2e"), STRONG_PASSWORD, sign_in=False)
+    stranger.allow_console(r"status of 403")  # history and presence refuse a non-member
+    gate = StompGate(stranger.page)
+    stranger.register()
+    expect(stranger.tid("stomp-connected")).to_be_visible()
+
+    before = gate.connections
+    stranger.page.goto(f"/room/{room_id}")
+    expect(stranger.tid("room-refused")).to_be_visible()
+    expect(stranger.tid("message-input")).to_be_disabled()
+    stranger.shot("22-room-refused")
+    # The ERROR closed the shared socket once; it comes back and the refused room stays out.
+    expect(stranger.tid("stomp-connected")).to_be_visible()
+    stranger.page.wait_for_timeout(3000)
+    expect(stranger.tid("stomp-connected")).to_be_visible()
+    assert gate.connections - before <= 2  # the page load's connection and one reconnect

@@ -37,7 +37,7 @@ export function useRoom(roomId) {
     historyError: '',
     hasOlder: false,
     loadingOlder: false,
-    sendError: '',
+    refused: '', // the server's reason for refusing this room's live stream
   })
 
   let handle = null
@@ -255,7 +255,13 @@ export function useRoom(roomId) {
     const since = await chats.knownLatestId(roomId)
     if (closed) return
     baseline = since || 0
-    handle = stomp.joinRoom(roomId, { since, onMessage: onLive })
+    handle = stomp.joinRoom(roomId, {
+      since,
+      onMessage: onLive,
+      onRefused: (message) => {
+        state.refused = message
+      },
+    })
   }
 
   function close() {

@@ -14,6 +14,7 @@ let everConnected = false
 let seq = 0
 const rooms = new Map() // roomId -> {roomId, lastId, onMessage, sub}
 const receipts = new Map() // receipt id -> {resolve, reject, timer}
+const subscribing = new Map() // SUBSCRIBE receipt id -> room entry, until the receipt arrives
 let waiters = []
 
 function brokerURL() {
@@ -30,8 +31,13 @@ function failReceipts(reason) {
 }
 
 function subscribe(entry) {
-  const headers = {}
+  // The receipt ties a refusal (ERROR with receipt-id) to this room. The server closes the socket
+  // after any ERROR, so a refused room must not be subscribed again on the reconnect.
+  const receipt = `s-${++seq}`
+  const headers = { receipt }
   if (entry.lastId !== null && entry.lastId !== undefined) headers.since = String(entry.lastId)
+  subscribing.set(receipt, entry)
+  client.watchForReceipt(receipt, () => subscribing.delete(receipt))
   entry.sub = client.subscribe(
     `/sub/chat/room/${entry.roomId}`,
     (frame) => {
@@ -83,6 +89,13 @@ function start() {
       const message = frame.headers.message || 'The chat server reported an error.'
       lastError.value = { message, at: Date.now() }
       const receiptId = frame.headers['receipt-id']
+      const refused = receiptId && subscribing.get(receiptId)
+      if (refused) {
+        subscribing.delete(receiptId)
+        if (rooms.get(refused.roomId) === refused) rooms.delete(refused.roomId)
+        refused.onRefused?.(message)
+        return
+      }
       const r = receiptId && receipts.get(receiptId)
       if (r) {
         clearTimeout(r.timer)
@@ -92,6 +105,7 @@ function start() {
     },
     onWebSocketClose: () => {
       if (client) status.value = everConnected ? 'reconnecting' : 'connecting'
+      subscribing.clear()
       failReceipts('The connection dropped before the server confirmed the message.')
     },
   })
@@ -127,10 +141,11 @@ function whenConnected(timeoutMs = 8000) {
 // Opens a room's live stream. `since` is the newest message id already known (0 for an empty
 // room); the server replays everything after it, so the caller may load history in parallel and
 // merge by id.
-function joinRoom(roomId, { since, onMessage }) {
+// onRefused(message) runs if the server refuses the subscription (not a member, say).
+function joinRoom(roomId, { since, onMessage, onRefused }) {
   const old = rooms.get(roomId)
   if (old?.sub && client?.connected) old.sub.unsubscribe()
-  const entry = { roomId, lastId: since ?? null, onMessage, sub: null }
+  const entry = { roomId, lastId: since ?? null, onMessage, onRefused, sub: null }
   rooms.set(roomId, entry)
   if (client?.connected) subscribe(entry)
   return {
