@@ -92,6 +92,12 @@ function start() {
       const refused = receiptId && subscribing.get(receiptId)
       if (refused) {
         subscribing.delete(receiptId)
+        // One more try on the next connection, which carries a fresh token (the server checks
+        // membership with the token the connection was opened with); then give up.
+        if (!refused.retried) {
+          refused.retried = true
+          return
+        }
         if (rooms.get(refused.roomId) === refused) rooms.delete(refused.roomId)
         refused.onRefused?.(message)
         return
