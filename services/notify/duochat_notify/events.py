@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from duochat_common.db import Database
@@ -56,18 +56,32 @@ class Triggers:
         self.db = db
         self.delivery = delivery
         self.preview_max = preview_max_chars
-        self._handlers: dict[str, Callable[[Envelope], Awaitable[None]]] = {
+        self._builders: dict[str, Callable[[Envelope], list[NewAlarm]]] = {
             ChatMessageSent.TYPE: self._message_sent,
-            ChatRoomRead.TYPE: self._room_read,
-            BoardApplied.TYPE: self._alarms(self._applied),
-            BoardMatched.TYPE: self._alarms(self._matched),
-            BoardClosed.TYPE: self._alarms(self._closed),
+            BoardApplied.TYPE: self._applied,
+            BoardMatched.TYPE: self._matched,
+            BoardClosed.TYPE: self._closed,
         }
 
     async def handle(self, envelope: Envelope) -> None:
-        handler = self._handlers.get(envelope.type)
-        if handler is not None:  # other event types are not notify's business
-            await handler(envelope)
+        """Handle one event."""
+        await self.handle_batch([envelope])
+
+    async def handle_batch(self, envelopes: Sequence[Envelope]) -> None:
+        """Handle events in their stream order: the alarms between two read marks are stored in
+        one transaction and pushed in one round trip."""
+        pending: list[NewAlarm] = []
+        for envelope in envelopes:
+            if envelope.type == ChatRoomRead.TYPE:
+                # A read mark applies to the alarms before it, so those are stored first.
+                await self.save_and_push(pending)
+                pending = []
+                await self._room_read(envelope)
+                continue
+            build = self._builders.get(envelope.type)
+            if build is not None:  # other event types are not notify's business
+                pending += build(envelope)
+        await self.save_and_push(pending)
 
     async def save_and_push(self, alarms: list[NewAlarm]) -> None:
         """Store the alarms (once) and push them to their users' streams (once)."""
@@ -76,14 +90,6 @@ class Triggers:
         async with self.db.session() as session:
             stored = await service.store_alarms(session=session, alarms=alarms)
         await self.delivery.push_alarms(stored)
-
-    def _alarms(
-        self, build: Callable[[Envelope], list[NewAlarm]]
-    ) -> Callable[[Envelope], Awaitable[None]]:
-        async def handle(envelope: Envelope) -> None:
-            await self.save_and_push(build(envelope))
-
-        return handle
 
     def _board_alarm(
         self,
@@ -163,11 +169,11 @@ class Triggers:
             for room in event.rooms
         ]
 
-    async def _message_sent(self, envelope: Envelope) -> None:
+    def _message_sent(self, envelope: Envelope) -> list[NewAlarm]:
         event = ChatMessageSent.parse(envelope)
         if event.type.upper() in SILENT_MESSAGE_TYPES:
-            return
-        alarms = [
+            return []
+        return [
             NewAlarm(
                 user_id=recipient.id,
                 kind="message",
@@ -182,7 +188,6 @@ class Triggers:
             for recipient in event.recipients
             if not recipient.in_room and recipient.id != event.sender.id
         ]
-        await self.save_and_push(alarms)
 
     async def _room_read(self, envelope: Envelope) -> None:
         event = ChatRoomRead.parse(envelope)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -16,13 +15,13 @@ from fastapi import FastAPI
 
 from duochat_common.app import build_app
 from duochat_common.db import Database
-from duochat_common.events import Consumer
 from duochat_common.events.schemas import BOARDS_STREAM, CHAT_STREAM
 from duochat_common.health import Check
 from duochat_common.redis_store import create_redis
 from duochat_common.tokens import TokenVerifier
 from duochat_notify import service
 from duochat_notify.config import Settings
+from duochat_notify.consumer import BatchConsumer
 from duochat_notify.delivery import Delivery
 from duochat_notify.events import Triggers
 from duochat_notify.hub import Hub
@@ -35,6 +34,7 @@ from duochat_notify.tickets import Tickets
 log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "notify"
+SHUTDOWN_WAIT_SECONDS = 5.0
 
 
 async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
@@ -96,28 +96,34 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _every(settings.stream_slot_ttl_seconds / 3, slots.refresh, "slots"),
         _every(settings.prune_interval_seconds, prune, "prune"),
     ]
+    stop = asyncio.Event()
     if settings.consume_events:
         triggers = Triggers(db=db, delivery=delivery, preview_max_chars=settings.preview_max_chars)
         for stream in (BOARDS_STREAM, CHAT_STREAM):
-            consumer = Consumer(
+            consumer = BatchConsumer(
                 redis,
                 stream=settings.key(stream),
                 group=CONSUMER_GROUP,
                 consumer=instance,
                 handler=triggers.handle,
+                batch_handler=triggers.handle_batch,
                 block_ms=settings.consumer_block_ms,
                 claim_idle_ms=settings.consumer_claim_idle_ms,
             )
-            jobs.append(consumer.run())
+            jobs.append(consumer.run(stop))
     tasks = [asyncio.create_task(job) for job in jobs]
     try:
         yield
     finally:
+        # Flags first, then cancellation: a cancel that lands while a Redis read times out can
+        # be swallowed (Python 3.11's asyncio.timeout), and the loops then stop on their flags.
+        stop.set()
         hub.close_all()
         for task in tasks:
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*tasks, return_exceptions=True)
+        _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_SECONDS)
+        if stuck:
+            log.warning("background tasks still running at shutdown: %d", len(stuck))
         await redis.aclose()
         await db.dispose()
 

@@ -35,8 +35,9 @@ async def store_alarms(*, session: AsyncSession, alarms: Sequence[NewAlarm]) -> 
     """Insert the alarms unless already stored; return them all as stored (old or new)."""
     if not alarms:
         return []
+    # The table, not the mapped class: a plain INSERT, without the ORM's bulk bookkeeping.
     stmt = (
-        insert(Alarm)
+        insert(Alarm.__table__)
         .prefix_with("IGNORE", dialect="mysql")
         .prefix_with("IGNORE", dialect="mariadb")
         .prefix_with("OR IGNORE", dialect="sqlite")

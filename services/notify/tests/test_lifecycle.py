@@ -108,7 +108,12 @@ async def test_embedded_mode_in_one_process(tmp_path, signer, sse):
                 server.should_exit = True
                 await asyncio.wait_for(stream.ended.wait(), 8)
                 assert stream.error is None
-        await asyncio.wait_for(serving, 10)
+        try:
+            await asyncio.wait_for(asyncio.shield(serving), 10)
+        except TimeoutError:
+            for task in asyncio.all_tasks():
+                task.print_stack(limit=6)
+            raise
     finally:
         server.should_exit = True
         await bus.redis.aclose()

@@ -224,3 +224,30 @@ async def test_room_read_event_marks_that_rooms_alarms_read(cluster, http, alarm
     unread = sorted(a["preview"] for a in page["items"] if not a["read"])
     assert unread == ["a3", "b"]
     assert page["unreadCount"] == 2
+
+
+async def test_a_burst_is_handled_in_stream_order(cluster, http, alarms_of, sse):
+    """Events that arrive in one batch: a read mark in the middle clears only what came before
+    it, and the stream sees everything in order."""
+    sender, _ = cluster.user()
+    user, token = cluster.user()
+    first = [chat("room-burst", sender, {user: False}, f"m{n}", message_id=n) for n in range(25)]
+    read = ChatRoomRead(room_id="room-burst", user=ref(user), last_read_id=24)
+    second = [
+        chat("room-burst", sender, {user: False}, f"m{n}", message_id=n) for n in range(25, 50)
+    ]
+    async with sse(cluster.b.url, token) as stream:
+        await cluster.bus.publish_many(
+            cluster.settings.key("events.chat"),
+            [e.envelope() for e in [*first, read, *second]],
+        )
+        events = await stream.take(51)
+        names = [e.event for e in events]
+        assert names == ["message"] * 25 + ["read"] + ["message"] * 25
+        assert [e.data["preview"] for e in events if e.event == "message"] == [
+            f"m{n}" for n in range(50)
+        ]
+        assert events[25].data["unreadCount"] == 0
+        await stream.quiet(0.3)
+    page = await alarms_of(http, token, 50)
+    assert page["unreadCount"] == 25

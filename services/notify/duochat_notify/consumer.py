@@ -1,0 +1,63 @@
+"""A consumer that hands a whole read batch to one handler call.
+
+The shared ``Consumer`` runs its handler once per event, and notify's handler costs a database
+transaction and two Redis round trips, which capped a two-core machine at a few dozen messages a
+second. Here a batch of events becomes one transaction and one push. If the batch handler fails,
+the batch goes through the shared per-event path, with its retries and dead-lettering, so one
+poison event still cannot block the group. Handlers are idempotent, so re-running the events of
+a failed batch one by one stores and pushes nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from duochat_common.events import Consumer, Envelope
+from duochat_common.events.bus import FIELD
+
+log = logging.getLogger(__name__)
+
+BatchHandler = Callable[[Sequence[Envelope]], Awaitable[None]]
+
+
+class BatchConsumer(Consumer):
+    def __init__(self, *args: Any, batch_handler: BatchHandler, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batch_handler = batch_handler
+
+    async def _process(self, entries: list[tuple[str, dict[str, Any]]]) -> int:
+        parsed: list[tuple[str, Envelope]] = []
+        for entry_id, fields in entries:
+            try:
+                parsed.append((entry_id, Envelope.from_json((fields or {}).get(FIELD, ""))))
+            except (ValidationError, ValueError, json.JSONDecodeError):
+                # An unparseable entry is dead-lettered by the shared path.
+                return await super()._process(entries)
+        if len(parsed) < 2:
+            return await super()._process(entries)
+        done = await self.redis.mget([self._done_key(env.id) for _, env in parsed])
+        todo: dict[str, Envelope] = {}
+        for (_, envelope), already in zip(parsed, done, strict=True):
+            if not already:
+                todo.setdefault(envelope.id, envelope)
+        try:
+            await self.batch_handler(list(todo.values()))
+        except Exception:
+            log.warning(
+                "batch handler failed; handling the events one by one",
+                exc_info=True,
+                extra={"fields": {"stream": self.stream, "events": len(todo)}},
+            )
+            return await super()._process(entries)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event_id in todo:
+                pipe.set(self._done_key(event_id), "1", ex=self.done_ttl_s)
+            pipe.xack(self.stream, self.group, *(entry_id for entry_id, _ in parsed))
+            pipe.hdel(self._attempts_key, *(entry_id for entry_id, _ in parsed))
+            await pipe.execute()
+        return len(parsed)
