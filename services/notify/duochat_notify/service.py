@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,12 +33,14 @@ class NewAlarm:
 
 
 async def store_alarms(*, session: AsyncSession, alarms: Sequence[NewAlarm]) -> list[Alarm]:
-    """Insert the alarms unless already stored; return them all as stored (old or new)."""
+    """Insert the alarms unless already stored; return them all as stored (old or new), in id
+    order, which is the order they were first stored in."""
     if not alarms:
         return []
     # The table, not the mapped class: a plain INSERT, without the ORM's bulk bookkeeping.
+    table = Alarm.__table__
     stmt = (
-        insert(Alarm.__table__)
+        insert(table)
         .prefix_with("IGNORE", dialect="mysql")
         .prefix_with("IGNORE", dialect="mariadb")
         .prefix_with("OR IGNORE", dialect="sqlite")
@@ -58,18 +61,30 @@ async def store_alarms(*, session: AsyncSession, alarms: Sequence[NewAlarm]) -> 
         }
         for a in alarms
     ]
-    await session.execute(stmt, rows)
-    stored = await session.scalars(
-        select(Alarm)
-        .where(
-            Alarm.source_event_id.in_({a.source_event_id for a in alarms}),
-            Alarm.user_id.in_({a.user_id for a in alarms}),
-        )
-        .order_by(Alarm.id)
-    )
-    await session.commit()
     wanted = {(a.user_id, a.source_event_id) for a in alarms}
-    return [row for row in stored if (row.user_id, row.source_event_id) in wanted]
+    found: dict[int, Any] = {}
+    connection = await session.connection()
+    if connection.dialect.insert_returning:
+        # MariaDB 10.5+ and SQLite 3.35+ name the new rows at once, saving a query on the
+        # usual path; rows the IGNORE skipped (a redelivered event) are looked up below.
+        inserted = await session.execute(stmt.returning(*table.c), rows)
+        found.update((row.id, row) for row in inserted)
+    else:
+        await session.execute(stmt, rows)
+    if len(found) < len(wanted):
+        earlier = await session.execute(
+            select(table).where(
+                table.c.source_event_id.in_({a.source_event_id for a in alarms}),
+                table.c.user_id.in_({a.user_id for a in alarms}),
+            )
+        )
+        found.update((row.id, row) for row in earlier)
+    await session.commit()
+    return [
+        Alarm(**row._mapping)
+        for _, row in sorted(found.items())
+        if (row.user_id, row.source_event_id) in wanted
+    ]
 
 
 async def count_unread(*, session: AsyncSession, user_id: int) -> int:
