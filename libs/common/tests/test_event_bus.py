@@ -192,6 +192,22 @@ async def test_a_consumer_on_memory_never_starves_the_event_loop(
         await store.aclose()
 
 
+@pytest.mark.timeout(30)
+async def test_cancelling_the_run_loop_always_stops_it(stream: str) -> None:
+    # Python 3.11's wait_for (inside every redis-py send) can swallow a cancellation; the loop
+    # must stop anyway, or a service's shutdown hangs.
+    for _ in range(30):
+        store = create_redis(f"memory://test-{uuid.uuid4().hex}")
+        reader = consumer(store, stream, Recorder(), block_ms=1, claim_idle_ms=10)
+        task = asyncio.create_task(reader.run())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=2)
+        assert done, "the consumer ignored its cancellation"
+        assert task.cancelled()
+        await store.aclose()
+
+
 async def test_a_consumer_killed_mid_batch_has_its_entries_reclaimed(
     any_redis: Redis, stream: str
 ) -> None:

@@ -31,6 +31,17 @@ Handler = Callable[[Envelope], Awaitable[None]]
 FIELD = "event"
 
 
+def cancel_requested() -> bool:
+    """True when the current task was asked to stop, even if the CancelledError got lost.
+
+    On Python 3.11, ``asyncio.wait_for`` swallows a cancellation that lands just as the awaited
+    call finishes (gh-86296), and redis-py wraps every command send in it. A loop that only
+    relies on the exception may then never stop; the request stays counted in ``cancelling()``.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def dead_letter_stream(stream: str) -> str:
     return f"{stream}.dead"
 
@@ -221,6 +232,8 @@ class Consumer:
             try:
                 await self.ensure_group()
                 while not stop.is_set():
+                    if cancel_requested():
+                        raise asyncio.CancelledError
                     started = time.monotonic()
                     seen = await self.run_once()
                     backoff = 0.1
@@ -235,3 +248,5 @@ class Consumer:
                 log.exception("consumer loop error")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+            if cancel_requested():
+                raise asyncio.CancelledError
