@@ -123,19 +123,19 @@ class Cluster:
         return envelope.id
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def signer() -> TestSigner:
     return TestSigner()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def database_url() -> Iterator[str]:
     with mariadb_database("notify") as url:
         migrate(Settings(database_url=url))
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def service_env(database_url: str, signer: TestSigner) -> dict[str, str]:
     return {
         "DUOCHAT_ENVIRONMENT": "test",
@@ -150,7 +150,7 @@ def service_env(database_url: str, signer: TestSigner) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def cluster(
     service_env: dict[str, str], signer: TestSigner, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Cluster]:
