@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -39,9 +40,14 @@ async def next_event(queue: asyncio.Queue[dict[str, Any]], kind: str) -> dict[st
 
 
 @pytest.mark.timeout(600)
-async def test_message_to_an_absent_user_is_notified_and_read_on_opening(
-    stack: LocalStack,
-) -> None:
+def test_message_to_an_absent_user_is_notified_and_read_on_opening(stack: LocalStack) -> None:
+    # A loop of its own in a thread: the browser tests' sync Playwright keeps a loop running
+    # in the main thread for the whole session.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, absent_user_story(stack)).result()
+
+
+async def absent_user_story(stack: LocalStack) -> None:
     with httpx.Client(base_url=stack.gateway_url, timeout=10) as sync:
         happy = register_and_login(sync, f"happy{uuid.uuid4().hex[:6]}")
         angry = register_and_login(sync, f"angry{uuid.uuid4().hex[:6]}")
