@@ -25,6 +25,7 @@ import os
 import platform
 import secrets
 import statistics
+import textwrap
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -352,6 +353,10 @@ def row(name: str, s: dict[str, float], extra: str = "") -> str:
     )
 
 
+def paragraph(text: str) -> list[str]:
+    return textwrap.wrap(" ".join(text.split()), width=96)
+
+
 def record(r: dict[str, Any]) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     verdict = "meets" if r["total"]["p99"] < 100 else "misses"
@@ -360,13 +365,16 @@ def record(r: dict[str, Any]) -> str:
         "",
         f"## Notify latency (STOMP SEND -> SSE event) - {now}",
         "",
-        "`bench/notify_latency.py`: the local-services stack (auth, boards, chat and notify as",
-        "separate uvicorn processes on MariaDB and Redis, nginx in front; every client goes",
-        f"through nginx). {r['streams']} SSE streams open ({r['receivers']} receivers x",
-        f"{r['tabs']} tabs); {r['writers']} writers SEND {r['messages']} messages over STOMP at",
-        f"{r['rate']:g}/s, round-robin over the receivers' rooms (no receiver is in its room), so",
-        f"each message is a `message` event on {r['tabs']} streams. The clock runs from just",
-        "before the SEND frame is written to the parsed SSE event, in the one client process.",
+        *paragraph(
+            f"""`bench/notify_latency.py`: the local-services stack (auth, boards, chat and
+            notify as separate uvicorn processes on MariaDB and Redis, nginx in front; every
+            client goes through nginx). {r["streams"]} SSE streams open ({r["receivers"]}
+            receivers x {r["tabs"]} tabs); {r["writers"]} writers SEND {r["messages"]} messages
+            over STOMP at {r["rate"]:g}/s, round-robin over the receivers' rooms (no receiver is
+            in its room), so each message is a `message` event on {r["tabs"]} streams. The clock
+            runs from just before the SEND frame is written to the parsed SSE event, in the one
+            client process."""
+        ),
         "",
         "| SEND -> SSE event | p50 | p90 | p99 | max | deliveries | lost | duplicated |",
         "|---|---|---|---|---|---|---|---|",
@@ -387,10 +395,12 @@ def record(r: dict[str, Any]) -> str:
         ]
     lines += [
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs shared by every process (the",
-        "services, MariaDB, Redis, nginx, this client, and whatever else was running: the",
-        f"1-minute load average was {r['load']:.1f} at the end of the run), Python",
-        f"{platform.python_version()}. The aim is p99 under 100 ms: this run {verdict} it.",
+        *paragraph(
+            f"""Machine: {platform.machine()}, {os.cpu_count()} CPUs shared by every process
+            (the services, MariaDB, Redis, nginx, this client, and whatever else was running:
+            the 1-minute load average was {r["load"]:.1f} at the end of the run), Python
+            {platform.python_version()}. The aim is p99 under 100 ms: this run {verdict} it."""
+        ),
         "",
     ]
     section = "\n".join(lines)
