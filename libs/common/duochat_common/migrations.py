@@ -36,7 +36,8 @@ def upgrade(*, script_location: str, database_url: str, version_table: str) -> N
         command.upgrade(config, "head")
         return
     engine = create_engine(sync_url(database_url), poolclass=pool.NullPool)
-    lock = f"duochat_migrate_{version_table}"
+    # Named locks are server-wide: include the database so unrelated databases never wait.
+    lock = f"duochat_migrate_{sync_url(database_url).database}_{version_table}"[:64]
     try:
         with engine.connect() as conn:
             got = conn.execute(text("SELECT GET_LOCK(:name, 600)"), {"name": lock}).scalar()
