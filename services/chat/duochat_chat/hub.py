@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from duochat_chat.messages import Body
 
 log = logging.getLogger(__name__)
-RECENT = 256
+RECENT = 128
 GAP_WAIT_S = 0.25
 REPLAY_PAGE = 500
 
@@ -59,7 +58,8 @@ class RoomState:
     def __init__(self) -> None:
         self.head: int | None = None
         self.pending: dict[int, Body] = {}
-        self.recent: deque[tuple[int, Body]] = deque(maxlen=RECENT)
+        # The last messages (a list trimmed in halves: a deque costs 600 bytes even when empty).
+        self.recent: list[tuple[int, Body]] = []
         self.subs: set[Subscription] = set()
         self.ready: asyncio.Future[None] | None = None
         self.gap_task: asyncio.Task[None] | None = None
@@ -188,6 +188,8 @@ class Hub:
             head += 1
             body = pending.pop(head)
             room.recent.append((head, body))
+            if len(room.recent) > 2 * RECENT:
+                del room.recent[:RECENT]
             message_id = str(head)
             for sub in room.subs:
                 if sub.live and head > sub.cursor:

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.routing import WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from duochat_chat.config import Settings
 from duochat_chat.routes import router
@@ -42,27 +42,28 @@ def create_app(
         lifespan=lifespan,
         health_checks=lambda a: {"database": a.state.db.ping, "redis": a.state.redis.ping},
     )
-    # Also routed normally (for the OpenAPI-less route table), but the middleware below takes
-    # the socket first: it hands the endpoint uvicorn's own send, with no per-frame wrappers and
-    # no stack of middleware frames kept alive by each of thousands of idle connections.
-    app.router.routes.append(WebSocketRoute("/ws-stomp", StompEndpoint()))
-    app.add_middleware(StompFastPath, path="/ws-stomp", endpoint=StompEndpoint(), app_ref=app)
+    app.router.routes.append(WebSocketRoute(STOMP_PATH, _STOMP))
+    # The STOMP socket skips the middleware stack (see ChatApp); everything else keeps it.
+    app.__class__ = ChatApp
     app.state.settings = settings
     return app
 
 
-class StompFastPath:
-    """Pure ASGI: ``/ws-stomp`` WebSockets go straight to the STOMP endpoint."""
+STOMP_PATH = "/ws-stomp"
+_STOMP = StompEndpoint()
 
-    def __init__(self, app: ASGIApp, *, path: str, endpoint: StompEndpoint, app_ref: FastAPI):
-        self.app = app
-        self.path = path
-        self.endpoint = endpoint
-        self.app_ref = app_ref
+
+class ChatApp(FastAPI):
+    """The chat app hands ``/ws-stomp`` sockets straight to the STOMP endpoint.
+
+    Each of thousands of idle sockets would otherwise keep a chain of suspended middleware
+    frames alive, and every frame sent would pass through per-frame ``send`` wrappers; neither
+    does anything for a WebSocket that speaks its own protocol and logs nothing per request.
+    """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == self.path:
-            scope["app"] = self.app_ref
-            await self.endpoint(scope, receive, send)  # type: ignore[arg-type]
+        if scope["type"] == "websocket" and scope["path"] == STOMP_PATH:
+            scope["app"] = self
+            await _STOMP(scope, receive, send)  # type: ignore[arg-type]
             return
-        await self.app(scope, receive, send)
+        await super().__call__(scope, receive, send)

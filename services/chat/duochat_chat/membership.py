@@ -38,12 +38,27 @@ class NotMember(Forbidden):
 
 
 @dataclass(frozen=True, slots=True)
+class Person:
+    """A room member, as the cache keeps it (one per member of every room a socket uses, so a
+    plain slotted object rather than a model)."""
+
+    id: int
+    username: str
+
+    @classmethod
+    def of(cls, ref: UserRef | dict[str, Any]) -> Person:
+        if isinstance(ref, dict):
+            return cls(int(ref["id"]), str(ref["username"]))
+        return cls(ref.id, ref.username)
+
+
+@dataclass(frozen=True, slots=True)
 class RoomInfo:
     room_id: str
     board_id: int
     board_title: str
-    writer: UserRef
-    applicant: UserRef
+    writer: Person
+    applicant: Person
     status: str
 
     def is_member(self, user_id: int) -> bool:
@@ -59,8 +74,8 @@ class RoomInfo:
             room_id=row.room_id,
             board_id=row.board_id,
             board_title=row.board_title,
-            writer=UserRef(id=row.writer_id, username=row.writer_name),
-            applicant=UserRef(id=row.applicant_id, username=row.applicant_name),
+            writer=Person(row.writer_id, row.writer_name),
+            applicant=Person(row.applicant_id, row.applicant_name),
             status=row.status,
         )
 
@@ -122,8 +137,8 @@ class Membership:
             room_id=str(data["roomId"]),
             board_id=int(data["boardId"]),
             board_title=str(data.get("boardTitle") or ""),
-            writer=UserRef.model_validate(data["writer"]),
-            applicant=UserRef.model_validate(data["applicant"]),
+            writer=Person.of(data["writer"]),
+            applicant=Person.of(data["applicant"]),
             status=str(data.get("status") or "open"),
         )
         if info.room_id != room_id:
@@ -175,8 +190,8 @@ class Membership:
                     room_id=applied.room_id,
                     board_id=applied.board_id,
                     board_title=applied.board_title,
-                    writer=applied.writer,
-                    applicant=applied.applicant,
+                    writer=Person.of(applied.writer),
+                    applicant=Person.of(applied.applicant),
                     status="open",
                 )
             )
@@ -196,7 +211,14 @@ class Membership:
     async def _ensure(self, board_id: int, title: str, writer: UserRef, ref: RoomRef) -> None:
         if ref.room_id not in self.rooms and await self._load(ref.room_id) is None:
             await self.remember(
-                RoomInfo(ref.room_id, board_id, title, writer, ref.applicant, "open")
+                RoomInfo(
+                    ref.room_id,
+                    board_id,
+                    title,
+                    Person.of(writer),
+                    Person.of(ref.applicant),
+                    "open",
+                )
             )
 
     async def _post_status(

@@ -342,6 +342,8 @@ class StompEndpoint:
         offered = scope.get("subprotocols") or []
         chosen = next((p for p in SUBPROTOCOLS if p in offered), None)
         await send({"type": "websocket.accept", "subprotocol": chosen})
+        # The handshake headers are read; an idle socket need not keep a copy of them.
+        scope["headers"] = []
         session = Session(rt, send, chosen)
         rt.sessions.add(session)
         loop = session.loop
