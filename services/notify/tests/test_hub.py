@@ -96,3 +96,14 @@ async def test_close_all_ends_every_tab(hub):
     hub.close_all()
     for sub in subs:
         assert await sub.next() is None
+
+
+async def test_a_last_event_id_from_the_future_counts_as_now(hub):
+    await hub.redis.xadd("user:7", {"event": "message", "data": "old"})
+    forged = await hub.subscribe(7, "99999999999999-0")
+    other = await hub.subscribe(7, None)
+    await hub.redis.xadd("user:7", {"event": "message", "data": "new"})
+    await hub.read_once()
+    await hub.read_once()
+    assert await drain(forged) == ["new"]
+    assert await drain(other) == ["new"]
