@@ -37,6 +37,7 @@ class Presence:
         self.ttl_ms = int(ttl_s * 1000)
         self.cache_s = cache_s
         self.local: dict[tuple[str, int], int] = {}  # (room, user id) -> local subscriptions
+        self.by_room: dict[str, set[int]] = {}  # room -> users with local subscriptions
         self.names: dict[int, str] = {}
         self._cache: dict[str, tuple[float, Members]] = {}
 
@@ -50,7 +51,7 @@ class Presence:
         self._cache.pop(room_id, None)
 
     def local_members(self, room_id: str) -> Members:
-        return {u: self.names.get(u, "") for (r, u), n in self.local.items() if r == room_id and n}
+        return {u: self.names.get(u, "") for u in self.by_room.get(room_id, ())}
 
     async def join(self, room_id: str, user_id: int, username: str) -> bool:
         """Count one more local subscription; True if the user was in the room nowhere before."""
@@ -59,6 +60,7 @@ class Presence:
         self.local[(room_id, user_id)] = count + 1
         if count:
             return False
+        self.by_room.setdefault(room_id, set()).add(user_id)
         self.invalidate(room_id)
         key = self.key(room_id)
         try:
@@ -81,6 +83,11 @@ class Presence:
             self.local[(room_id, user_id)] = count - 1
             return False
         self.local.pop((room_id, user_id), None)
+        users = self.by_room.get(room_id)
+        if users is not None:
+            users.discard(user_id)
+            if not users:
+                del self.by_room[room_id]
         self.invalidate(room_id)
         try:
             await self.redis.zrem(self.key(room_id), self._member(user_id))

@@ -212,7 +212,7 @@ class MessageWriter:
             .with_for_update()
         )
         async with self.db.engine.begin() as conn:
-            rooms = {r.room_id: dict(r._mapping) for r in (await conn.execute(lock)).all()}
+            rooms = {r.room_id: r._asdict() for r in (await conn.execute(lock)).all()}
             try:
                 present = await asyncio.wait_for(asyncio.shield(snapshot), 0.5)
             except (TimeoutError, Exception):
