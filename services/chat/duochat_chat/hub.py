@@ -24,7 +24,12 @@ from duochat_chat.messages import Body
 
 log = logging.getLogger(__name__)
 RECENT = 128
-GAP_WAIT_S = 0.25
+# How long an entry above a hole waits for the missing one before it is read from the database.
+# Holes are normal when both members write from different instances: each instance delivers its
+# own commit at once, while the other instance's earlier message is still on its way through
+# Redis. Reading the hole back is one indexed query, so waiting long only costs latency (the
+# benchmark's open-loop p99 went from about 220 ms at 250 ms to about 50 ms at 20 ms).
+GAP_WAIT_S = 0.02
 REPLAY_PAGE = 500
 
 
