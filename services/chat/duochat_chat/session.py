@@ -14,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
+
+import jwt
 
 from duochat_chat.hub import Subscription
 from duochat_chat.messages import ENTER, QUIT, TALK, Body, encode_body, entered_text, left_text
@@ -65,6 +68,7 @@ class Session:
         "closing",
         "conn",
         "dead",
+        "expires_at",
         "loop",
         "rt",
         "subs",
@@ -83,6 +87,7 @@ class Session:
         self._backlog: deque[str] | None = None
         self.dead = False
         self.closing = False
+        self.expires_at = 0.0  # wall-clock expiry of the CONNECT token (0 = none)
 
     # -- output --------------------------------------------------------------------------------
 
@@ -202,6 +207,7 @@ class Session:
             raise Refused("CONNECT needs a token header (or Authorization: Bearer ...)")
         self.user = await self.rt.verifier.verify(event.token)
         self.token = event.token
+        self.expires_at = token_expiry(event.token)
         self.push(self.conn.connected(self.user.username))
 
     def _user(self) -> AuthUser:
@@ -331,6 +337,15 @@ class Session:
                 log.warning("presence cleanup failed", exc_info=False)
 
 
+def token_expiry(token: str) -> float:
+    """The ``exp`` of a token the verifier has already accepted (0 if it has none)."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return float(claims.get("exp") or 0)
+    except (jwt.PyJWTError, TypeError, ValueError):
+        return 0.0
+
+
 class StompEndpoint:
     """The ASGI app at ``/ws-stomp``."""
 
@@ -378,8 +393,13 @@ async def run_ticker(rt: Runtime, interval: float = 1.0) -> None:
     while True:
         await asyncio.sleep(interval)
         now = loop.time()
+        wall = time.time()
         for session in list(rt.sessions):
             try:
+                if session.expires_at and wall > session.expires_at and not session.closing:
+                    # The web client reconnects with a fresh token; a stolen one stops working.
+                    session.fail("token expired: connect again with a fresh token")
+                    continue
                 out = session.conn.tick(now)
                 if out is None:
                     continue

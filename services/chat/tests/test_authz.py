@@ -100,3 +100,11 @@ async def test_the_sender_is_always_the_authenticated_user(chat) -> None:
     (msg,) = await collect(b, 1)
     assert msg["sender"] == "alice_real"
     assert msg["message"] == "hi"
+
+
+async def test_socket_closes_when_its_token_expires(chat) -> None:
+    user, _ = chat.user()
+    token = chat.signer.token(user.id, user.username, ttl=2)
+    client = await chat.client(0, token)
+    await asyncio.wait_for(client.closed.wait(), 10)
+    assert "token expired" in (client.errors[-1].get("message") or "")
