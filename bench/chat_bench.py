@@ -198,7 +198,8 @@ async def idle_memory(
     proc.start()
     try:
         await proc.wait_ready()
-        ps = psutil.Process(proc.proc.pid)  # type: ignore[union-attr]
+        assert proc.proc is not None
+        ps = psutil.Process(proc.proc.pid)
         members: list[Member] = []
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 

@@ -199,8 +199,12 @@ async def open_loop(members: list[Member], *, rate: float, duration: float) -> R
     """Messages at a fixed total rate, round-robin over members; latency from the planned
     send time (so a generator that falls behind shows up as latency, not as lower load)."""
     window = Window()
+
+    def on_talk(member: Member, sender: int, sent_ns: int) -> None:
+        window.record(member, sender, sent_ns)
+
     for m in members:
-        m.on_talk = lambda member, sender, sent: window.record(member, sender, sent) and None
+        m.on_talk = on_talk
     window.measuring = True
     interval_ns = int(1e9 / rate)
     total = int(rate * duration)
