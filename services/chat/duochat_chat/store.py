@@ -11,6 +11,7 @@ publisher, which appends it to the fan-out stream and the events stream in one p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -25,6 +26,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from duochat_chat.fanout import Entry, Publisher
 from duochat_chat.hub import Hub
@@ -128,6 +130,9 @@ class MessageWriter:
         self._wake = asyncio.Event()
         self.stored = 0
         self.batches = 0
+        # The writer keeps one connection: a pool checkout (with its pre-ping round trip) per
+        # batch cost as much as the batch's own statements.
+        self._conn: AsyncConnection | None = None
 
     def busy(self) -> bool:
         return len(self._queue) >= self.queue_max
@@ -140,7 +145,19 @@ class MessageWriter:
         self._wake.set()
         return draft.future
 
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            await self._drop_connection()
+
+    async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -158,6 +175,12 @@ class MessageWriter:
                 outcome = await self._commit(drafts, room_ids, snapshot)
                 break
             except DBAPIError as exc:
+                if exc.connection_invalidated or (
+                    self._conn is not None and self._conn.invalidated
+                ):
+                    await self._drop_connection()
+                    if attempt < 4:
+                        continue
                 if _is_retryable(exc) and attempt < 4:
                     await asyncio.sleep(0.01 * (attempt + 1))
                     continue
@@ -166,6 +189,7 @@ class MessageWriter:
                 break
             except Exception:
                 log.exception("message batch failed")
+                await self._drop_connection()  # its state is unknown now
                 outcome = [Rejected("the message could not be stored; try again")] * len(drafts)
                 break
         if not snapshot.done():
@@ -211,7 +235,10 @@ class MessageWriter:
             .order_by(Room.room_id)
             .with_for_update()
         )
-        async with self.db.engine.begin() as conn:
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._conn = await self.db.engine.connect()
+        async with conn.begin():
             rooms = {r.room_id: r._asdict() for r in (await conn.execute(lock)).all()}
             try:
                 present = await asyncio.wait_for(asyncio.shield(snapshot), 0.5)
