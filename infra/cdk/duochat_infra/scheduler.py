@@ -8,12 +8,23 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+import jsii
+import tzdata
+from aws_cdk import (
+    BundlingOptions,
+    CfnOutput,
+    DockerImage,
+    Duration,
+    ILocalBundling,
+    RemovalPolicy,
+    Stack,
+)
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -38,6 +49,36 @@ _ASSET_EXCLUDE = [
     "pyproject.toml",
     "README.md",
 ]
+
+
+@jsii.implements(ILocalBundling)
+class _PackageWithTzdata:
+    """Bundles the Lambda without Docker: the package plus the pure-Python ``tzdata`` package,
+    because the Lambda base image may ship no zoneinfo files and the schedule needs Asia/Seoul."""
+
+    def try_bundle(self, output_dir: str, options: object = None) -> bool:
+        out = Path(output_dir)
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        shutil.copytree(
+            LAMBDA_SOURCE / "duochat_scheduler", out / "duochat_scheduler", ignore=ignore
+        )
+        shutil.copytree(Path(tzdata.__file__).parent, out / "tzdata", ignore=ignore)
+        return True
+
+
+def lambda_code() -> lambda_.Code:
+    """The scheduler's deployment package, bundled locally (synth needs no Docker)."""
+    return lambda_.Code.from_asset(
+        str(LAMBDA_SOURCE),
+        exclude=_ASSET_EXCLUDE,
+        bundling=BundlingOptions(
+            # Only used if local bundling were refused; it never is.
+            image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.12"),
+            local=_PackageWithTzdata(),
+        ),
+    )
+
+
 # EventBridge Scheduler's cron has six fields: minutes hours day-of-month month day-of-week year.
 _CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
 _RATE_OR_AT = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|at\(\S+\))$")
@@ -102,7 +143,7 @@ class BusinessHoursScheduler(Construct):
             runtime=lambda_.Runtime.PYTHON_3_12,
             architecture=lambda_.Architecture.ARM_64,
             handler=HANDLER,
-            code=lambda_.Code.from_asset(str(LAMBDA_SOURCE), exclude=_ASSET_EXCLUDE),
+            code=lambda_code(),
             role=role,
             log_group=log_group,
             memory_size=256,

@@ -232,6 +232,8 @@ def test_asset_holds_the_package_but_not_the_tests(synth: Synth) -> None:
     assert len(assets) == 1
     names = {p.name for p in assets[0].rglob("*")}
     assert "tests" not in names and "__pycache__" not in names and "conftest.py" not in names
+    # The Python 3.12 base image may have no /usr/share/zoneinfo: zoneinfo falls back to tzdata.
+    assert (assets[0] / "tzdata" / "zoneinfo" / "Asia" / "Seoul").is_file()
 
 
 @pytest.mark.parametrize(
