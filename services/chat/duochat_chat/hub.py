@@ -31,6 +31,7 @@ RECENT = 128
 # benchmark's open-loop p99 went from about 220 ms at 250 ms to about 50 ms at 20 ms).
 GAP_WAIT_S = 0.02
 REPLAY_PAGE = 500
+_ENTER = '"type":"ENTER"'
 
 
 class Loader(Protocol):
@@ -72,10 +73,10 @@ class RoomState:
 
 
 class Hub:
-    def __init__(self, loader: Loader, *, on_transient: Callable[[str], None] | None = None):
+    def __init__(self, loader: Loader, *, on_presence_change: Callable[[str], None] | None = None):
         self.loader = loader
         self.rooms: dict[str, RoomState] = {}
-        self.on_transient = on_transient
+        self.on_presence_change = on_presence_change
         self._transient_seq = 0
         self.delivered = 0
 
@@ -171,12 +172,14 @@ class Hub:
                 self._transient(room_id, room, body)
             elif room.head is None or msg_id > room.head:
                 room.pending[msg_id] = body
+                if self.on_presence_change is not None and body.text.find(_ENTER, 0, 48) != -1:
+                    self.on_presence_change(room_id)  # a first visit changes who is here, too
         if room.head is not None and room.pending:
             self._advance(room_id, room)
 
     def _transient(self, room_id: str, room: RoomState, body: Body) -> None:
-        if self.on_transient is not None:
-            self.on_transient(room_id)
+        if self.on_presence_change is not None:
+            self.on_presence_change(room_id)
         self._transient_seq += 1
         message_id = f"t{self._transient_seq}"
         for sub in room.subs:

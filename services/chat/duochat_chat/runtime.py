@@ -85,7 +85,7 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
     http = httpx.AsyncClient(timeout=settings.boards_timeout_s)
     presence = Presence(redis, key=settings.key, instance=instance, ttl_s=settings.presence_ttl_s)
     history = History(db)
-    hub = Hub(history, on_transient=presence.invalidate)
+    hub = Hub(history, on_presence_change=presence.invalidate)
     publisher = Publisher(
         redis,
         fanout_stream=settings.key(FANOUT_STREAM),
