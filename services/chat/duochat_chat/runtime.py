@@ -56,9 +56,9 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def publish_transient(self, room_id: str, body: Body) -> None:
-        """An ENTER/QUIT that is announced, not stored: to local subscribers now, and to every
-        other instance through the fan-out stream."""
-        self.hub.on_entries(room_id, [(0, body)])
+        """An ENTER/QUIT that is announced, not stored: through the fan-out stream only, which
+        every instance (this one too) reads, so local subscribers get it once, and at the same
+        place among the stored messages as everyone else."""
         self.publisher.enqueue([Entry(room_id, 0, body.text)])
 
     async def stop(self) -> None:

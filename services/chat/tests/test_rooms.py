@@ -183,3 +183,26 @@ async def anext_transient(client, kind: str) -> dict:
             msg = await client.messages.get()
             if msg["type"] == kind and msg["id"] is None:
                 return msg
+
+
+async def test_an_announcement_arrives_once_on_the_same_instance(chat) -> None:
+    # Local subscribers used to get a transient ENTER/QUIT twice: delivered at once, and again
+    # when the instance read its own fan-out entry back.
+    alice, ta = chat.user("cat")
+    bob, tb = chat.user("dan")
+    room = await chat.room(alice, bob)
+    a = await chat.client(0, ta)
+    await a.subscribe(room, since=0)
+    b = await chat.client(0, tb)
+    await b.subscribe(room)
+    await collect(a, 2, kind="ENTER")
+    await b.close()
+    await anext_transient(a, "QUIT")
+    b = await chat.client(0, tb)
+    await b.subscribe(room)
+    await anext_transient(a, "ENTER")
+    await asyncio.sleep(1.0)
+    extra = []
+    while not a.messages.empty():
+        extra.append(a.messages.get_nowait())
+    assert [m for m in extra if m["id"] is None] == []
