@@ -87,7 +87,7 @@ export function useRoom(roomId) {
     if (isId(msg.id)) {
       if (byId.has(msg.id)) return false
     } else {
-      // Announcements carry no id; the same one twice (a fan-out echo) is shown once.
+      // Announcements carry no id: one seen again (say, replayed after a reconnect) shows once.
       const sig = `${msg.type}|${msg.sender}|${msg.createdAt}`
       if (announced.has(sig)) return false
       announced.add(sig)
