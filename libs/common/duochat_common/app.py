@@ -22,9 +22,13 @@ def build_app(
     routers: list[APIRouter],
     lifespan: Lifespan,
     health_checks: Callable[[FastAPI], dict[str, Check]],
+    app_class: type[FastAPI] = FastAPI,
 ) -> FastAPI:
-    """A FastAPI app with the shared middleware, error handlers and health routes."""
-    app = FastAPI(title=title, lifespan=lifespan, version="1.0.0")
+    """A FastAPI app with the shared middleware, error handlers and health routes.
+
+    ``app_class`` lets a service intercept some scopes before the middleware stack (chat's
+    STOMP socket)."""
+    app = app_class(title=title, lifespan=lifespan, version="1.0.0")
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router(lambda: health_checks(app)))

@@ -41,10 +41,10 @@ def create_app(
         routers=[router],
         lifespan=lifespan,
         health_checks=lambda a: {"database": a.state.db.ping, "redis": a.state.redis.ping},
+        # The STOMP socket skips the middleware stack (see ChatApp); everything else keeps it.
+        app_class=ChatApp,
     )
     app.router.routes.append(WebSocketRoute(STOMP_PATH, _STOMP))
-    # The STOMP socket skips the middleware stack (see ChatApp); everything else keeps it.
-    app.__class__ = ChatApp
     app.state.settings = settings
     return app
 
