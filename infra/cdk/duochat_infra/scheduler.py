@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsii
@@ -74,7 +75,8 @@ def lambda_code() -> lambda_.Code:
         bundling=BundlingOptions(
             # Only used if local bundling were refused; it never is.
             image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.12"),
-            local=_PackageWithTzdata(),
+            # jsii calls try_bundle(output_dir, options) positionally, unlike the typed stub.
+            local=cast(ILocalBundling, _PackageWithTzdata()),
         ),
     )
 

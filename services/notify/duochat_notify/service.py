@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import Table, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from duochat_common.errors import BadRequest
@@ -38,7 +38,7 @@ async def store_alarms(*, session: AsyncSession, alarms: Sequence[NewAlarm]) -> 
     if not alarms:
         return []
     # The table, not the mapped class: a plain INSERT, without the ORM's bulk bookkeeping.
-    table = Alarm.__table__
+    table = cast(Table, Alarm.__table__)
     stmt = (
         insert(table)
         .prefix_with("IGNORE", dialect="mysql")
