@@ -18,8 +18,10 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from collections.abc import Mapping, MutableMapping
+from pathlib import Path
 from urllib.parse import quote
 
 GRACEFUL_SHUTDOWN_S = 20  # below ECS's stopTimeout and compose's stop_grace_period (30 s)
@@ -96,6 +98,11 @@ def serve(env: MutableMapping[str, str]) -> None:
         create_database(secret_json=env["DB_SECRET"], db_name=env["DB_NAME"])
     env.update(assemble_env(env))
     subprocess.run([sys.executable, "-m", f"duochat_{service}.migrate"], check=True, env=env)  # noqa: S603
+    from duochat_common.logs import uvicorn_log_config  # the image's package, not at healthcheck
+
+    log_config = Path(tempfile.mkdtemp(prefix="duochat-")) / "logging.json"
+    level = env.get("DUOCHAT_LOG_LEVEL", "INFO")
+    log_config.write_text(json.dumps(uvicorn_log_config(service, level=level)))
     os.execve(  # noqa: S606 - fixed program and arguments
         sys.executable,
         [
@@ -114,6 +121,8 @@ def serve(env: MutableMapping[str, str]) -> None:
             "--forwarded-allow-ips",
             "*",
             "--no-server-header",
+            "--log-config",
+            str(log_config),
         ],
         env,
     )

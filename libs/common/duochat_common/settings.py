@@ -30,8 +30,6 @@ class ServiceSettings(BaseSettings):
     jwt_issuer: str = "duochat-auth"
     jwt_audience: str = "duochat"
     jwks_cache_seconds: int = 300
-    log_level: str = "INFO"
-    log_json: bool = True
     instance_id: str = ""
     # Seeds happydaddy/angrydaddy; embedded mode only.
     demo_accounts: bool = False
