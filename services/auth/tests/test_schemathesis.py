@@ -72,13 +72,19 @@ def test_the_schema_lists_every_operation(target: Target) -> None:
     assert found == set(OPERATIONS)
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-@pytest.mark.parametrize(("method", "path"), OPERATIONS)
+# Every operation in both modes, except negative JWKS cases: the JWKS takes no input to get wrong.
+CASES = [
+    (method, path, mode)
+    for method, path in OPERATIONS
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    if not (mode is GenerationMode.NEGATIVE and path.endswith("jwks.json"))
+]
+
+
+@pytest.mark.parametrize(("method", "path", "mode"), CASES)
 def test_operation_conforms_to_its_schema(
     target: Target, method: str, path: str, mode: GenerationMode
 ) -> None:
-    if mode is GenerationMode.NEGATIVE and path.endswith("jwks.json"):
-        pytest.skip("the JWKS takes no input to get wrong")
     operation = target.schema[path][method]
     bearer = {"Authorization": f"Bearer {target.access_token}"}
     # A password can match the schema and still be too easy to guess: that 422 is by design.
