@@ -18,12 +18,9 @@ import argparse
 import os
 import platform
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -31,6 +28,8 @@ from pathlib import Path
 
 import httpx
 from playwright.sync_api import Page, expect, sync_playwright
+
+from duochat_embedded.process import EmbeddedProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -81,57 +80,20 @@ async ({ roomId, text }) => {
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def embedded_server() -> Iterator[str]:
     if not (ROOT / "web" / "dist" / "index.html").is_file():
         sys.exit("web/dist is missing: run `npm ci --prefix web && npm run build --prefix web`")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="duochat-bench-") as data:
-        log = Path(data) / "server.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "duochat_embedded",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--data-dir",
-                    str(Path(data) / "data"),
-                ],
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                deadline = time.monotonic() + 90
-                while True:
-                    if proc.poll() is not None:
-                        sys.exit(f"embedded server exited:\n{log.read_text()[-3000:]}")
-                    try:
-                        if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if time.monotonic() > deadline:
-                        sys.exit("embedded server did not become healthy in 90 s")
-                    time.sleep(0.2)
-                yield url
-            finally:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        server = EmbeddedProcess(data_dir=Path(data) / "data", log=Path(data) / "server.log")
+        try:
+            server.start()
+        except RuntimeError as exc:
+            sys.exit(str(exc))
+        try:
+            yield server.url
+        finally:
+            server.close()
 
 
 def make_room(base_url: str) -> str:

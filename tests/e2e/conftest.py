@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
+
+from duochat_embedded.process import EmbeddedProcess
 
 from .helpers import User
 
@@ -42,26 +40,6 @@ CHROMIUM_ARGS = [
 expect.set_options(timeout=10_000)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the embedded server exited with {proc.returncode}; see {log}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"the embedded server did not answer /healthz within {timeout}s; see {log}")
-
-
 @pytest.fixture(scope="session")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     external = os.environ.get("DUOCHAT_E2E_BASE_URL")
@@ -73,38 +51,18 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "web/dist is missing: build the web app first with "
             "`npm ci --prefix web && npm run build --prefix web`"
         )
-    port = _free_port()
-    data_dir = tmp_path_factory.mktemp("duochat-data")
     ARTIFACTS.mkdir(exist_ok=True)
-    log = ARTIFACTS / "e2e-server.log"
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "duochat_embedded",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-            ],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_healthy(url, proc, log)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    server = EmbeddedProcess(
+        data_dir=tmp_path_factory.mktemp("duochat-data"), log=ARTIFACTS / "e2e-server.log"
+    )
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server.url
+    finally:
+        server.close()
 
 
 @pytest.fixture(scope="session")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import httpx
 
-from tests.integration.conftest import Embedded
+from duochat_embedded.process import EmbeddedProcess
 from tests.integration.flows import board_story, login
 
 
-def test_demo_accounts_tell_the_board_story(embedded: Embedded) -> None:
+def test_demo_accounts_tell_the_board_story(embedded: EmbeddedProcess) -> None:
     with httpx.Client(base_url=embedded.url, timeout=10) as client:
         happy = login(client, "happydaddy", "1234")
         angry = login(client, "angrydaddy", "1234")
@@ -19,7 +19,7 @@ def test_demo_accounts_tell_the_board_story(embedded: Embedded) -> None:
         assert client.get("/readyz").json()["status"] == "ready"
 
 
-def test_ctrl_c_stops_cleanly_and_data_survives_a_restart(embedded: Embedded) -> None:
+def test_ctrl_c_stops_cleanly_and_data_survives_a_restart(embedded: EmbeddedProcess) -> None:
     with httpx.Client(base_url=embedded.url, timeout=10) as client:
         happy = login(client, "happydaddy", "1234")
         made = client.post("/boards", json={"title": "still here?"}, headers=happy)
