@@ -8,6 +8,7 @@ knows the latency and whose next message to trigger without parsing JSON.
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import time
 from collections.abc import Callable
@@ -167,8 +168,17 @@ class Window:
         return True
 
 
+def settle_heap() -> None:
+    """Freeze what the generator holds before a phase (its connections, the servers' clients):
+    a full collection pass over it took 90-100 ms in this process, long enough to show up as
+    the servers' latency, in both systems' figures alike."""
+    gc.collect()
+    gc.freeze()
+
+
 async def closed_loop(members: list[Member], *, warmup: float, duration: float) -> Run:
     """Each member sends its next message when its previous one reached its peer."""
+    settle_heap()
     window = Window()
     loop = asyncio.get_running_loop()
     inflight: set[asyncio.Task[None]] = set()
@@ -198,6 +208,7 @@ async def closed_loop(members: list[Member], *, warmup: float, duration: float) 
 async def open_loop(members: list[Member], *, rate: float, duration: float) -> Run:
     """Messages at a fixed total rate, round-robin over members; latency from the planned
     send time (so a generator that falls behind shows up as latency, not as lower load)."""
+    settle_heap()
     window = Window()
 
     def on_talk(member: Member, sender: int, sent_ns: int) -> None:

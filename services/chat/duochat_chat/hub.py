@@ -64,8 +64,10 @@ class RoomState:
     def __init__(self) -> None:
         self.head: int | None = None
         self.pending: dict[int, Body] = {}
-        # The last messages (a list trimmed in halves: a deque costs 600 bytes even when empty).
-        self.recent: list[tuple[int, Body]] = []
+        # The last messages (a list trimmed in halves: a deque costs 600 bytes even when empty),
+        # as plain (id, text, size) tuples: the collector stops tracking a tuple that holds only
+        # ints and strings, while (id, Body) pairs made the bulk of every full collection pass.
+        self.recent: list[tuple[int, str, int]] = []
         self.subs: set[Subscription] = set()
         self.ready: asyncio.Future[None] | None = None
         self.gap_task: asyncio.Task[None] | None = None
@@ -127,9 +129,9 @@ class Hub:
                     break
                 recent = room.recent
                 if recent and recent[0][0] <= cursor + 1:
-                    for msg_id, body in recent:
+                    for msg_id, text, size in recent:
                         if msg_id > cursor:
-                            receiver.deliver(sub, str(msg_id), body)
+                            receiver.deliver(sub, str(msg_id), Body(text, size))
                             cursor = msg_id
                     continue
                 rows = await self.loader.after(room_id, cursor, REPLAY_PAGE)
@@ -195,7 +197,7 @@ class Hub:
         while head + 1 in pending:
             head += 1
             body = pending.pop(head)
-            room.recent.append((head, body))
+            room.recent.append((head, body.text, body.size))
             if len(room.recent) > 2 * RECENT:
                 del room.recent[:RECENT]
             message_id = str(head)
