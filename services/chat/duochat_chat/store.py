@@ -3,9 +3,11 @@
 For each batch the writer locks the batch's rooms (``SELECT ... FOR UPDATE``, in key order, so
 two instances never deadlock), checks membership and read-only status on the locked rows, takes
 ids from ``last_id``, inserts every message in one statement and commits. Only then does a
-sender get its RECEIPT. Presence (for ``userCount`` and ``in_room``) is read from Redis while the
-transaction starts. After the commit the batch goes to local subscribers at once, and to the
-publisher, which appends it to the fan-out stream and the events stream in one pipeline.
+sender get its RECEIPT. Presence (for ``userCount`` and ``in_room``) is read from Redis before
+the rooms are locked: the other instance's writer waits on those locks, so they are held only
+for the database round trips (lock, write the rooms back, insert, commit). After the commit
+the batch goes to local subscribers at once, and to the publisher, which appends it to the
+fan-out stream and the events stream in one pipeline.
 """
 
 from __future__ import annotations
@@ -168,11 +170,16 @@ class MessageWriter:
 
     async def _write(self, drafts: list[Draft]) -> None:
         room_ids = sorted({d.room_id for d in drafts})
-        snapshot = asyncio.ensure_future(self.presence.snapshot(room_ids))
+        # Who is in each room, read before the rooms are locked: the other instances' writers
+        # wait on those locks, so nothing that can wait on Redis happens while they are held.
+        try:
+            present = await asyncio.wait_for(self.presence.snapshot(room_ids), 0.5)
+        except Exception:
+            present = {r: self.presence.local_members(r) for r in room_ids}
         outcome: list[Stored | Exception | None] = []
         for attempt in range(5):
             try:
-                outcome = await self._commit(drafts, room_ids, snapshot)
+                outcome = await self._commit(drafts, room_ids, present)
                 break
             except DBAPIError as exc:
                 if exc.connection_invalidated or (
@@ -192,8 +199,6 @@ class MessageWriter:
                 await self._drop_connection()  # its state is unknown now
                 outcome = [Rejected("the message could not be stored; try again")] * len(drafts)
                 break
-        if not snapshot.done():
-            snapshot.cancel()
         stored = [o for o in outcome if isinstance(o, Stored)]
         self.stored += len(stored)
         self.batches += 1
@@ -216,7 +221,7 @@ class MessageWriter:
         self,
         drafts: Sequence[Draft],
         room_ids: list[str],
-        snapshot: asyncio.Future[dict[str, Members]],
+        present: dict[str, Members],
     ) -> list[Stored | Exception | None]:
         lock = (
             select(
@@ -240,10 +245,6 @@ class MessageWriter:
             conn = self._conn = await self.db.engine.connect()
         async with conn.begin():
             rooms = {r.room_id: r._asdict() for r in (await conn.execute(lock)).all()}
-            try:
-                present = await asyncio.wait_for(asyncio.shield(snapshot), 0.5)
-            except (TimeoutError, Exception):
-                present = {r: self.presence.local_members(r) for r in room_ids}
             now = utcnow_ms()
             now_iso = iso(now)
             changed: set[str] = set()
