@@ -98,7 +98,9 @@ def serve(env: MutableMapping[str, str]) -> None:
         create_database(secret_json=env["DB_SECRET"], db_name=env["DB_NAME"])
     env.update(assemble_env(env))
     subprocess.run([sys.executable, "-m", f"duochat_{service}.migrate"], check=True, env=env)  # noqa: S603
-    from duochat_common.logs import uvicorn_log_config  # the image's package, not at healthcheck
+    # The image's package, not imported at healthcheck.
+    from duochat_common.logs import uvicorn_log_config
+    from duochat_common.serving import uvicorn_cli
 
     log_config = Path(tempfile.mkdtemp(prefix="duochat-")) / "logging.json"
     level = env.get("DUOCHAT_LOG_LEVEL", "INFO")
@@ -123,6 +125,7 @@ def serve(env: MutableMapping[str, str]) -> None:
             "--no-server-header",
             "--log-config",
             str(log_config),
+            *uvicorn_cli(service),
         ],
         env,
     )

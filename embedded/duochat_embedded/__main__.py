@@ -10,6 +10,7 @@ import uvicorn
 
 from duochat_common.logs import configure_logging
 from duochat_common.routing import EMBEDDED_PORT
+from duochat_common.serving import uvicorn_options
 from duochat_embedded.runner import build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +44,7 @@ def main() -> None:
         log_config=None,
         timeout_graceful_shutdown=5,
         ws_ping_interval=None,
+        **uvicorn_options("embedded"),  # type: ignore[arg-type]
     )
 
 

@@ -29,6 +29,7 @@ from sqlalchemy import create_engine, text
 from duochat_common.gateway import render_nginx_conf
 from duochat_common.logs import uvicorn_log_config
 from duochat_common.routing import GATEWAY_PORT, ROUTES
+from duochat_common.serving import uvicorn_cli
 from duochat_embedded.runner import available_services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,6 +188,7 @@ def start(
                     "--no-access-log",
                     "--log-config",
                     str(log_config),
+                    *uvicorn_cli(name),
                 ],
                 env=envs[name],
                 stdout=(log_dir / f"{name}.log").open("ab"),

@@ -31,6 +31,7 @@ from websockets.exceptions import ConnectionClosed
 from duochat_chat.stomp.frames import SERVER_COMMANDS, Frame, FrameParser, encode
 from duochat_common.events.bus import EventBus
 from duochat_common.events.schemas import BOARDS_STREAM, BoardApplied, UserRef
+from duochat_common.serving import uvicorn_cli
 from duochat_common.testing import TestSigner
 
 
@@ -145,16 +146,7 @@ class ChatProcess:
             "--log-level",
             "warning",
             "--no-access-log",
-            "--ws",
-            "websockets-sansio",
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--backlog",
-            "4096",
-            "--ws-max-size",
-            "65536",
+            *uvicorn_cli("chat"),  # what the image runs
         ]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
