@@ -43,15 +43,13 @@ import redis.asyncio as aioredis  # noqa: E402
 from sqlalchemy import create_engine, insert  # noqa: E402
 
 from bench.loadgen import Member, Run, SioMember, StompMember, closed_loop, open_loop  # noqa: E402
+from bench.results import record  # noqa: E402
 from duochat_chat.config import Settings  # noqa: E402
 from duochat_chat.harness import ChatProcess, Stub, chat_env, free_port  # noqa: E402
 from duochat_chat.messages import utcnow_ms  # noqa: E402
 from duochat_chat.migrate import migrate  # noqa: E402
 from duochat_chat.models import Room  # noqa: E402
 from duochat_common.testing import REDIS_URL, TestSigner, mariadb_database, unique_prefix  # noqa: E402
-
-RESULTS = ROOT / "bench" / "RESULTS.md"
-START, END = "<!-- chat_bench:start -->", "<!-- chat_bench:end -->"
 
 
 def seed_rooms(database_url: str, count: int, first_user: int) -> list[tuple[str, int, int]]:
@@ -312,7 +310,6 @@ def report(
 ) -> str:
     oc, oo = ours["closed"], ours["open"]
     lines = [
-        START,
         f"## Chat throughput, latency, memory - {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Command: `{' '.join(['.venv/bin/python -m bench.chat_bench', *sys.argv[1:]])}` "
@@ -416,19 +413,7 @@ def report(
         )
     lines.append("Targets: " + "; ".join(verdicts) + ".")
     lines.append(f"Errors seen by our clients: {ours['errors']}; receipts: {ours['receipts']:,}.")
-    lines.append(END)
     return "\n".join(lines)
-
-
-def write_section(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if START in text and END in text:
-        before, _, rest = text.partition(START)
-        _, _, after = rest.partition(END)
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
 
 
 async def main_async(args: argparse.Namespace) -> str:
@@ -493,7 +478,7 @@ def main() -> None:
     section = asyncio.run(main_async(args))
     print(section)
     if not args.no_write:
-        write_section(section)
+        record("chat_bench", section)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ this one process, so the client's own scheduling is inside the figures.
     .venv/bin/python -m bench.notify_latency
     .venv/bin/python -m bench.notify_latency --receivers 100 --tabs 5 --rate 40 --messages 400
 
-p50, p90, p99 and max are printed and appended as a dated section to bench/RESULTS.md.
+p50, p90, p99 and max are printed and written to this benchmark's section of bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -37,12 +37,13 @@ import httpx
 import websockets
 from websockets.typing import Subprotocol
 
+from bench.results import RESULTS
+from bench.results import record as record_section
 from duochat_common.events.schemas import CHAT_STREAM
 from duochat_common.redis_store import create_redis
 from duochat_embedded import localstack
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "RESULTS.md"
 PASSWORD = "bench-password-1"
 # Hashing passwords is not what this measures: sign-up of a hundred users at production argon2
 # cost would take minutes on two cores. The stack runs in development mode, which allows this.
@@ -404,10 +405,7 @@ def record(r: dict[str, Any]) -> str:
         "",
     ]
     section = "\n".join(lines)
-    if not RESULTS.exists():
-        RESULTS.write_text("# Benchmark results\n")
-    with RESULTS.open("a") as f:
-        f.write(section)
+    record_section("notify_latency", section)
     return section
 
 
@@ -472,7 +470,7 @@ def main() -> None:
         print("errors:", *result["errors"], sep="\n  ")
     if not args.no_record:
         record(result)
-        print(f"appended to {RESULTS.relative_to(ROOT)}")
+        print(f"recorded in {RESULTS.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

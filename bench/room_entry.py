@@ -9,7 +9,7 @@ MutationObserver), so Playwright's own round trips are not counted.
     .venv/bin/python -m bench.room_entry               # starts an embedded server
     .venv/bin/python -m bench.room_entry --base-url http://127.0.0.1:8080
 
-The median and p90 are printed and appended as a dated section to bench/RESULTS.md.
+The median and p90 are printed and written to this benchmark's section of bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, expect, sync_playwright
 
+from bench.results import RESULTS
+from bench.results import record as record_section
 from duochat_embedded.process import EmbeddedProcess
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "RESULTS.md"
 CHROMIUM = os.environ.get("DUOCHAT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -179,10 +180,7 @@ connection for the session).
 Target: {target}. Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python \
 {platform.python_version()}. The aim is a median under 300 ms locally: this run {verdict} it.
 """  # noqa: E501
-    if not RESULTS.exists():
-        RESULTS.write_text("# Benchmark results\n")
-    with RESULTS.open("a") as f:
-        f.write(section)
+    record_section("room_entry", section)
     return section
 
 
@@ -207,7 +205,7 @@ def main() -> None:
     )
     if not args.no_record:
         record(runs, target)
-        print(f"appended to {RESULTS.relative_to(ROOT)}")
+        print(f"recorded in {RESULTS.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
