@@ -5,7 +5,7 @@ hundreds of thousands of them after startup (modules, FastAPI and pydantic model
 metadata and caches), none of which ever become garbage, so each full pass took 80-120 ms in
 the chat benchmark and stalled every socket of the process while it ran. ``gc.freeze()`` after
 startup moves them to a permanent generation that the collector skips: full passes then walk
-only what the service created since (about 10-20 ms with 400 busy connections).
+only what the service created since (about 10 ms with 400 busy connections).
 """
 
 from __future__ import annotations
