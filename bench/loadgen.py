@@ -227,7 +227,8 @@ async def open_loop(members: list[Member], *, rate: float, duration: float) -> R
         while sent < due:
             await members[sent % len(members)].send(start + sent * interval_ns)
             sent += 1
-        await asyncio.sleep(0.002)
+        # Until the next message is due (a fixed 2 ms tick sent them up to 2 ms late, in bursts).
+        await asyncio.sleep(max(0.0, (start + sent * interval_ns - time.perf_counter_ns()) / 1e9))
     elapsed = (time.perf_counter_ns() - start) / 1e9
     await asyncio.sleep(2.0)
     window.measuring = False
