@@ -81,18 +81,26 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class Database:
     """An async engine and its session factory."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 20) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        max_overflow: int = 20,
+        connect_args: dict[str, Any] | None = None,
+    ) -> None:
         self.url = url
         ensure_sqlite_dir(url)
         options: dict[str, Any] = {}
         if is_sqlite(url):
-            options["connect_args"] = {"timeout": 30}
+            options["connect_args"] = {"timeout": 30, **(connect_args or {})}
         else:
             options.update(
                 pool_size=pool_size,
                 max_overflow=max_overflow,
                 pool_pre_ping=True,
                 pool_recycle=1800,
+                connect_args=connect_args or {},
             )
         self.engine: AsyncEngine = create_async_engine(async_url(url), **options)
         if is_sqlite(url):

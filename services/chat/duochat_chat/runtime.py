@@ -19,6 +19,7 @@ from duochat_chat.fanout import Entry, FanoutReader, Publisher
 from duochat_chat.hub import Hub
 from duochat_chat.membership import Membership
 from duochat_chat.messages import Body
+from duochat_chat.mysql_batch import writer_database
 from duochat_chat.presence import Presence
 from duochat_chat.stomp import Limits
 from duochat_chat.store import History, MessageWriter
@@ -67,6 +68,8 @@ class Runtime:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.http.aclose()
         await self.redis.aclose()
+        if self.writer.db is not self.db:
+            await self.writer.db.dispose()
         await self.db.dispose()
 
 
@@ -92,8 +95,9 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
         events_stream=settings.key(CHAT_STREAM),
         maxlen=settings.fanout_maxlen,
     )
+    writer_db = writer_database(db)
     writer = MessageWriter(
-        db,
+        writer_db,
         presence=presence,
         hub=hub,
         publisher=publisher,

@@ -24,12 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pymysql
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from duochat_chat import mysql_batch
 from duochat_chat.fanout import Entry, Publisher
 from duochat_chat.hub import Hub
 from duochat_chat.messages import ENTER, SYSTEM, SYSTEM_SENDER, Body, encode_body, iso, utcnow_ms
@@ -41,6 +43,7 @@ from duochat_common.events.schemas import ChatMessageSent
 
 log = logging.getLogger(__name__)
 READ_ONLY = ("rejected", "closed")
+LOCK_ERRORS = (1205, 1213)  # lock wait timeout, deadlock
 STATUS_RANK = {"open": 0, "matched": 1, "rejected": 1, "closed": 2}
 
 
@@ -65,6 +68,15 @@ class Stored:
     room_id: str
     id: int
     body: Body
+
+
+@dataclass(slots=True)
+class _Plan:
+    now: datetime
+    outcome: list[Stored | Exception | None] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)  # rooms whose row changes
+    events: list[Entry | Envelope | str] = field(default_factory=list)
 
 
 class History:
@@ -104,9 +116,19 @@ class History:
             return {r.room_id: r.last_id for r in (await conn.execute(stmt)).all()}
 
 
-def _is_retryable(exc: DBAPIError) -> bool:
-    code = getattr(exc.orig, "args", (None,))[0]
-    return code in (1205, 1213) or "database is locked" in str(exc)
+def _failure(exc: Exception, conn: AsyncConnection | None) -> str:
+    """What to do after a failed batch: ``retry`` it (a lock wait timeout or deadlock, rolled
+    back), ``reconnect`` and retry (the connection broke), or ``fail`` it. Errors come wrapped
+    by SQLAlchemy, or straight from the driver on the MySQL path (``mysql_batch``)."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or (conn is not None and conn.invalidated):
+            return "reconnect"
+        code = getattr(exc.orig, "args", (None,))[0]
+        return "retry" if code in LOCK_ERRORS or "database is locked" in str(exc) else "fail"
+    if isinstance(exc, pymysql.err.OperationalError | pymysql.err.InterfaceError | OSError):
+        code = exc.args[0] if exc.args else None
+        return "retry" if code in LOCK_ERRORS else "reconnect"
+    return "fail"
 
 
 class MessageWriter:
@@ -147,10 +169,12 @@ class MessageWriter:
         self._wake.set()
         return draft.future
 
-    async def _drop_connection(self) -> None:
+    async def _drop_connection(self, *, invalidate: bool = False) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
+                if invalidate:
+                    await conn.invalidate()
                 await conn.close()
 
     async def run(self) -> None:
@@ -181,22 +205,18 @@ class MessageWriter:
             try:
                 outcome = await self._commit(drafts, room_ids, present)
                 break
-            except DBAPIError as exc:
-                if exc.connection_invalidated or (
-                    self._conn is not None and self._conn.invalidated
-                ):
-                    await self._drop_connection()
-                    if attempt < 4:
-                        continue
-                if _is_retryable(exc) and attempt < 4:
-                    await asyncio.sleep(0.01 * (attempt + 1))
+            except Exception as exc:
+                kind = _failure(exc, self._conn)
+                if kind == "reconnect":
+                    log.warning("message batch: database connection lost (%s); reconnecting", exc)
+                    await self._drop_connection(invalidate=True)
+                if kind != "fail" and attempt < 4:
+                    if kind == "retry":
+                        await asyncio.sleep(0.01 * (attempt + 1))
                     continue
                 log.exception("message batch failed")
-                outcome = [Rejected("the message could not be stored; try again")] * len(drafts)
-                break
-            except Exception:
-                log.exception("message batch failed")
-                await self._drop_connection()  # its state is unknown now
+                if kind == "fail":
+                    await self._drop_connection()  # its state is unknown now
                 outcome = [Rejected("the message could not be stored; try again")] * len(drafts)
                 break
         stored = [o for o in outcome if isinstance(o, Stored)]
@@ -223,76 +243,104 @@ class MessageWriter:
         room_ids: list[str],
         present: dict[str, Members],
     ) -> list[Stored | Exception | None]:
-        lock = (
-            select(
-                Room.room_id,
-                Room.board_id,
-                Room.last_id,
-                Room.status,
-                Room.writer_id,
-                Room.writer_name,
-                Room.applicant_id,
-                Room.applicant_name,
-                Room.writer_entered,
-                Room.applicant_entered,
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._conn = await self.db.engine.connect()
+        if conn.dialect.name == "sqlite":
+            plan = await self._commit_sqlalchemy(conn, drafts, room_ids, present)
+        else:
+            plan = await self._commit_mysql(conn, drafts, room_ids, present)
+        self.publisher.enqueue(plan.events)
+        return plan.outcome
+
+    async def _commit_mysql(
+        self,
+        conn: AsyncConnection,
+        drafts: Sequence[Draft],
+        room_ids: list[str],
+        present: dict[str, Members],
+    ) -> _Plan:
+        """Two round trips (see mysql_batch): lock and read the rooms, then write and commit."""
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        async with driver.cursor() as cursor:
+            try:
+                rooms = await mysql_batch.lock_rooms(cursor, room_ids)
+                plan = self._plan(drafts, rooms, present)
+            except BaseException:
+                await mysql_batch.rollback_quietly(driver)
+                raise
+            changed = [rooms[r] for r in sorted(plan.changed)]
+            await mysql_batch.run_batch(
+                cursor, mysql_batch.write_and_commit(cursor, changed, plan.rows, plan.now)
             )
+        return plan
+
+    async def _commit_sqlalchemy(
+        self,
+        conn: AsyncConnection,
+        drafts: Sequence[Draft],
+        room_ids: list[str],
+        present: dict[str, Members],
+    ) -> _Plan:
+        lock = (
+            select(*(getattr(Room, c) for c in mysql_batch.ROOM_COLUMNS))
             .where(Room.room_id.in_(room_ids))
             .order_by(Room.room_id)
             .with_for_update()
         )
-        conn = self._conn
-        if conn is None or conn.closed or conn.invalidated:
-            conn = self._conn = await self.db.engine.connect()
         async with conn.begin():
             rooms = {r.room_id: r._asdict() for r in (await conn.execute(lock)).all()}
-            now = utcnow_ms()
-            now_iso = iso(now)
-            changed: set[str] = set()
-            rows: list[dict[str, Any]] = []
-            outcome: list[Stored | Exception | None] = []
-            events: list[Entry | Envelope | str] = []
-            for d in drafts:
-                room = rooms.get(d.room_id)
-                refusal = self._accept(d, room, changed)
-                if refusal is not None:
-                    outcome.append(None if isinstance(refusal, _Skip) else refusal)
-                    continue
-                assert room is not None
-                room["last_id"] += 1
-                members = present.get(d.room_id, {})
-                row = {
-                    "room_id": d.room_id,
-                    "id": room["last_id"],
-                    "type": d.type,
-                    "sender_id": d.sender_id,
-                    "sender_name": d.sender_name if d.type != SYSTEM else SYSTEM_SENDER,
-                    "message": d.text,
-                    "user_count": len(members),
-                    "created_at": now,
-                }
-                rows.append(row)
-                body = encode_body(
-                    id=row["id"],
-                    type=d.type,
-                    room_id=d.room_id,
-                    sender=row["sender_name"],
-                    message=d.text,
-                    created_at=now_iso,
-                    user_count=len(members),
+            plan = self._plan(drafts, rooms, present)
+            if plan.changed:
+                await conn.execute(
+                    self._upsert(conn.dialect.name),
+                    [self._room_row(rooms[r], plan.now) for r in plan.changed],
                 )
-                outcome.append(Stored(d.room_id, row["id"], body))
-                events.append(Entry(d.room_id, row["id"], body.text))
-                if self.events_enabled:
-                    events.append(message_sent_event(d, room, row, members, now_iso))
-            if not rows and not changed:
-                return outcome
-            await conn.execute(
-                self._upsert(conn.dialect.name), [self._room_row(rooms[r], now) for r in changed]
+            if plan.rows:
+                await conn.execute(insert(Message), plan.rows)
+        return plan
+
+    def _plan(
+        self, drafts: Sequence[Draft], rooms: dict[str, dict[str, Any]], present: dict[str, Members]
+    ) -> _Plan:
+        """What the batch stores, given the locked rooms: ids, rows, bodies and events."""
+        plan = _Plan(now=utcnow_ms())
+        now_iso = iso(plan.now)
+        for d in drafts:
+            room = rooms.get(d.room_id)
+            refusal = self._accept(d, room, plan.changed)
+            if refusal is not None:
+                plan.outcome.append(None if isinstance(refusal, _Skip) else refusal)
+                continue
+            assert room is not None
+            room["last_id"] += 1
+            members = present.get(d.room_id, {})
+            row = {
+                "room_id": d.room_id,
+                "id": room["last_id"],
+                "type": d.type,
+                "sender_id": d.sender_id,
+                "sender_name": d.sender_name if d.type != SYSTEM else SYSTEM_SENDER,
+                "message": d.text,
+                "user_count": len(members),
+                "created_at": plan.now,
+            }
+            plan.rows.append(row)
+            body = encode_body(
+                id=row["id"],
+                type=d.type,
+                room_id=d.room_id,
+                sender=row["sender_name"],
+                message=d.text,
+                created_at=now_iso,
+                user_count=len(members),
             )
-            if rows:
-                await conn.execute(insert(Message), rows)
-        self.publisher.enqueue(events)
-        return outcome
+            plan.outcome.append(Stored(d.room_id, row["id"], body))
+            plan.events.append(Entry(d.room_id, row["id"], body.text))
+            if self.events_enabled:
+                plan.events.append(message_sent_event(d, room, row, members, now_iso))
+        return plan
 
     @staticmethod
     def _accept(d: Draft, room: dict[str, Any] | None, changed: set[str]) -> Exception | None:

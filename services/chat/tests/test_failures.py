@@ -1,5 +1,5 @@
-"""Losing a chat process (SIGKILL) or Redis mid-conversation loses no acknowledged message,
-and both members end with the same history as the database."""
+"""Losing a chat process (SIGKILL), its database connections or Redis mid-conversation loses no
+acknowledged message, and both members end with the same history as the database."""
 
 from __future__ import annotations
 
@@ -107,6 +107,54 @@ async def test_sigkill_one_instance_mid_conversation(chat) -> None:
         chat.procs[1] = ChatProcess(dead.env, port=dead.port, log_path=dead.log_path)
         chat.procs[1].start()
         await chat.procs[1].wait_ready()
+
+
+def kill_database_connections(database_url: str) -> int:
+    """What a failover or a restarted database does to the chat processes: every connection
+    they hold to their database is cut (``KILL``), mid-transaction or idle."""
+    engine = create_engine(database_url.replace("mysql://", "mysql+pymysql://"))
+    try:
+        with engine.connect() as conn:
+            name = conn.execute(text("SELECT DATABASE()")).scalar_one()
+            mine = conn.execute(text("SELECT CONNECTION_ID()")).scalar_one()
+            ids = conn.execute(
+                text("SELECT id FROM information_schema.processlist WHERE db = :db AND id <> :me"),
+                {"db": name, "me": mine},
+            ).scalars()
+            killed = 0
+            for connection_id in list(ids):
+                try:
+                    conn.execute(text(f"KILL {int(connection_id)}"))
+                    killed += 1
+                except Exception:
+                    pass
+            return killed
+    finally:
+        engine.dispose()
+
+
+async def test_database_connections_cut_mid_conversation(chat) -> None:
+    rooms, members = await converse(chat, pairs=3)
+    stop = asyncio.Event()
+    talkers = [
+        asyncio.create_task(m.talk(stop, f"k{i}", prefer=i % 2)) for i, m in enumerate(members)
+    ]
+    try:
+        await asyncio.sleep(1.0)
+        killed = 0
+        for _ in range(3):  # while messages are being written
+            killed += await asyncio.to_thread(kill_database_connections, chat.database_url)
+            await asyncio.sleep(0.5)
+        assert killed >= 2, "both chat processes held database connections"
+        await asyncio.sleep(1.5)
+        stop.set()
+        await asyncio.gather(*talkers)
+        assert all(len(m.acked) > 5 for m in members), "sending goes on after the cut"
+        await finish(chat, rooms, members)
+    finally:
+        stop.set()
+        for task in talkers:
+            task.cancel()
 
 
 def redis_up() -> bool:
