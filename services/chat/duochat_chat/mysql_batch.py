@@ -111,6 +111,16 @@ async def run_batch(cursor: Any, query: str) -> None:
         raise
 
 
+async def find_message(cursor: Any, room_id: str, message_id: int) -> tuple[str, datetime] | None:
+    """A stored message's sender and time, if it is there."""
+    await cursor.execute(
+        f"SELECT sender_name, created_at FROM {MESSAGES} WHERE room_id = %s AND id = %s",  # noqa: S608
+        [room_id, message_id],
+    )
+    row = await cursor.fetchone()
+    return None if row is None else (row[0], row[1])
+
+
 async def rollback_quietly(connection: Any) -> None:
     with contextlib.suppress(Exception):
         await connection.rollback()

@@ -157,6 +157,7 @@ class MessageWriter:
         # The writer keeps one connection: a pool checkout (with its pre-ping round trip) per
         # batch cost as much as the batch's own statements.
         self._conn: AsyncConnection | None = None
+        self._in_doubt: _Plan | None = None  # a batch whose COMMIT may or may not have run
 
     def busy(self) -> bool:
         return len(self._queue) >= self.queue_max
@@ -219,6 +220,7 @@ class MessageWriter:
                     await self._drop_connection()  # its state is unknown now
                 outcome = [Rejected("the message could not be stored; try again")] * len(drafts)
                 break
+        self._in_doubt = None  # this batch is settled, whichever way
         stored = [o for o in outcome if isinstance(o, Stored)]
         self.stored += len(stored)
         self.batches += 1
@@ -249,7 +251,14 @@ class MessageWriter:
         if conn.dialect.name == "sqlite":
             plan = await self._commit_sqlalchemy(conn, drafts, room_ids, present)
         else:
-            plan = await self._commit_mysql(conn, drafts, room_ids, present)
+            # A retry of a batch whose COMMIT went unanswered (cleared only once answered).
+            doubt = self._in_doubt
+            committed = doubt is not None and await self._was_committed(conn, doubt)
+            self._in_doubt = None
+            if doubt is not None and committed:
+                plan = doubt
+            else:
+                plan = await self._commit_mysql(conn, drafts, room_ids, present)
         self.publisher.enqueue(plan.events)
         return plan.outcome
 
@@ -271,10 +280,30 @@ class MessageWriter:
                 await mysql_batch.rollback_quietly(driver)
                 raise
             changed = [rooms[r] for r in sorted(plan.changed)]
-            await mysql_batch.run_batch(
-                cursor, mysql_batch.write_and_commit(cursor, changed, plan.rows, plan.now)
-            )
+            try:
+                await mysql_batch.run_batch(
+                    cursor, mysql_batch.write_and_commit(cursor, changed, plan.rows, plan.now)
+                )
+            except (pymysql.err.OperationalError, pymysql.err.InterfaceError, OSError) as exc:
+                if not (exc.args and exc.args[0] in LOCK_ERRORS):
+                    # The connection went away after the COMMIT may have run: the retry first
+                    # looks for this batch's rows, so that it is not stored twice.
+                    self._in_doubt = plan
+                raise
         return plan
+
+    async def _was_committed(self, conn: AsyncConnection, plan: _Plan) -> bool:
+        """Whether a batch whose COMMIT went unanswered is stored: its first row is there, with
+        its sender and time (another writer would have taken that id for a different row)."""
+        if not plan.rows:
+            return False
+        first = plan.rows[0]
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        async with driver.cursor() as cursor:
+            found = await mysql_batch.find_message(cursor, first["room_id"], first["id"])
+            await mysql_batch.rollback_quietly(driver)  # end the read's snapshot
+        return found is not None and found == (first["sender_name"], first["created_at"])
 
     async def _commit_sqlalchemy(
         self,
