@@ -5,7 +5,9 @@ two instances never deadlock), checks membership and read-only status on the loc
 ids from ``last_id``, inserts every message in one statement and commits. Only then does a
 sender get its RECEIPT. Presence (for ``userCount`` and ``in_room``) is read from Redis before
 the rooms are locked: the other instance's writer waits on those locks, so they are held only
-for the database round trips (lock, write the rooms back, insert, commit). After the commit
+for the database round trips. On MySQL there are two: the lock, then the rooms' write-back, the
+insert and the COMMIT as one query (``mysql_batch``); on SQLite the same through SQLAlchemy.
+A batch whose COMMIT went unanswered is looked up before it is retried. After the commit
 the batch goes to local subscribers at once, and to the publisher, which appends it to the
 fan-out stream and the events stream in one pipeline.
 """
