@@ -278,14 +278,13 @@ class MessageWriter:
             try:
                 rooms = await mysql_batch.lock_rooms(cursor, room_ids)
                 plan = self._plan(drafts, rooms, present)
+                changed = [rooms[r] for r in sorted(plan.changed)]
+                query = mysql_batch.write_and_commit(cursor, changed, plan.rows, plan.now)
             except BaseException:
                 await mysql_batch.rollback_quietly(driver)
                 raise
-            changed = [rooms[r] for r in sorted(plan.changed)]
             try:
-                await mysql_batch.run_batch(
-                    cursor, mysql_batch.write_and_commit(cursor, changed, plan.rows, plan.now)
-                )
+                await mysql_batch.run_batch(cursor, query)
             except (pymysql.err.OperationalError, pymysql.err.InterfaceError, OSError) as exc:
                 if not (exc.args and exc.args[0] in LOCK_ERRORS):
                     # The connection went away after the COMMIT may have run: the retry first
