@@ -111,14 +111,17 @@ async def run_batch(cursor: Any, query: str) -> None:
         raise
 
 
-async def find_message(cursor: Any, room_id: str, message_id: int) -> tuple[str, datetime] | None:
-    """A stored message's sender and time, if it is there."""
+async def find_message(
+    cursor: Any, room_id: str, message_id: int
+) -> tuple[str, str, datetime] | None:
+    """A stored message's sender, text and time, if it is there."""
     await cursor.execute(
-        f"SELECT sender_name, created_at FROM {MESSAGES} WHERE room_id = %s AND id = %s",  # noqa: S608
+        f"SELECT sender_name, message, created_at FROM {MESSAGES} "  # noqa: S608
+        "WHERE room_id = %s AND id = %s",
         [room_id, message_id],
     )
     row = await cursor.fetchone()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], row[2])
 
 
 async def rollback_quietly(connection: Any) -> None:

@@ -295,7 +295,8 @@ class MessageWriter:
 
     async def _was_committed(self, conn: AsyncConnection, plan: _Plan) -> bool:
         """Whether a batch whose COMMIT went unanswered is stored: its first row is there, with
-        its sender and time (another writer would have taken that id for a different row)."""
+        its sender, text and time (had it rolled back, another writer could have taken that id,
+        but for a different row)."""
         if not plan.rows:
             return False
         first = plan.rows[0]
@@ -304,7 +305,7 @@ class MessageWriter:
         async with driver.cursor() as cursor:
             found = await mysql_batch.find_message(cursor, first["room_id"], first["id"])
             await mysql_batch.rollback_quietly(driver)  # end the read's snapshot
-        return found is not None and found == (first["sender_name"], first["created_at"])
+        return found == (first["sender_name"], first["message"], first["created_at"])
 
     async def _commit_sqlalchemy(
         self,
