@@ -15,11 +15,12 @@ SQLite (embedded mode) keeps the SQLAlchemy path in ``store.py``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from pymysql.constants import CLIENT
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from duochat_chat.models import Message, Room
 from duochat_common.db import Database, is_sqlite
@@ -51,6 +52,15 @@ def writer_database(db: Database) -> Database:
     # SQLAlchemy sets FOUND_ROWS itself, unless connect_args replaces the flags: keep it.
     flags = CLIENT.MULTI_STATEMENTS | CLIENT.FOUND_ROWS
     return Database(db.url, pool_size=1, max_overflow=1, connect_args={"client_flag": flags})
+
+
+@contextlib.asynccontextmanager
+async def cursor(conn: AsyncConnection) -> AsyncIterator[Any]:
+    """A driver (aiomysql) cursor on the connection the writer holds from its engine."""
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    async with driver.cursor() as driver_cursor:
+        yield driver_cursor
 
 
 def _marks(n: int) -> str:

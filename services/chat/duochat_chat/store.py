@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import uuid
@@ -28,7 +27,6 @@ from typing import Any
 
 import pymysql
 from sqlalchemy import insert, select
-from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -70,6 +68,20 @@ class Stored:
     room_id: str
     id: int
     body: Body
+
+
+def _sqlite_upsert() -> Any:
+    """Write back every changed room in one statement (the SQLite path; MySQL's is in
+    mysql_batch): an upsert of rows that exist (they are locked) is an UPDATE that takes many
+    rows in one executemany, with one statement compiled once, whatever the batch size."""
+    changes = ("last_id", "status", "writer_entered", "applicant_entered", "updated_at")
+    stmt = sqlite_insert(Room)
+    return stmt.on_conflict_do_update(
+        index_elements=[Room.room_id], set_={c: stmt.excluded[c] for c in changes}
+    )
+
+
+_SQLITE_UPSERT = _sqlite_upsert()
 
 
 @dataclass(slots=True)
@@ -272,16 +284,14 @@ class MessageWriter:
         present: dict[str, Members],
     ) -> _Plan:
         """Two round trips (see mysql_batch): lock and read the rooms, then write and commit."""
-        raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
-        async with driver.cursor() as cursor:
+        async with mysql_batch.cursor(conn) as cursor:
             try:
                 rooms = await mysql_batch.lock_rooms(cursor, room_ids)
                 plan = self._plan(drafts, rooms, present)
                 changed = [rooms[r] for r in sorted(plan.changed)]
                 query = mysql_batch.write_and_commit(cursor, changed, plan.rows, plan.now)
             except BaseException:
-                await mysql_batch.rollback_quietly(driver)
+                await mysql_batch.rollback_quietly(cursor.connection)
                 raise
             try:
                 await mysql_batch.run_batch(cursor, query)
@@ -300,11 +310,9 @@ class MessageWriter:
         if not plan.rows:
             return False
         first = plan.rows[0]
-        raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
-        async with driver.cursor() as cursor:
+        async with mysql_batch.cursor(conn) as cursor:
             found = await mysql_batch.find_message(cursor, first["room_id"], first["id"])
-            await mysql_batch.rollback_quietly(driver)  # end the read's snapshot
+            await mysql_batch.rollback_quietly(cursor.connection)  # end the read's snapshot
         return found == (first["sender_name"], first["message"], first["created_at"])
 
     async def _commit_sqlalchemy(
@@ -325,8 +333,7 @@ class MessageWriter:
             plan = self._plan(drafts, rooms, present)
             if plan.changed:
                 await conn.execute(
-                    self._upsert(conn.dialect.name),
-                    [self._room_row(rooms[r], plan.now) for r in plan.changed],
+                    _SQLITE_UPSERT, [self._room_row(rooms[r], plan.now) for r in plan.changed]
                 )
             if plan.rows:
                 await conn.execute(insert(Message), plan.rows)
@@ -415,23 +422,6 @@ class MessageWriter:
             "applicant_entered": bool(room["applicant_entered"]),
             "updated_at": now,
         }
-
-    @staticmethod
-    @functools.cache
-    def _upsert(dialect: str) -> Any:
-        """Write back every changed room in one statement.
-
-        An upsert of rows that exist (they are locked) is an UPDATE that takes many rows in one
-        executemany round trip, with one statement compiled once, whatever the batch size.
-        """
-        changes = ("last_id", "status", "writer_entered", "applicant_entered", "updated_at")
-        if dialect == "sqlite":
-            stmt = sqlite_insert(Room)
-            return stmt.on_conflict_do_update(
-                index_elements=[Room.room_id], set_={c: stmt.excluded[c] for c in changes}
-            )
-        stmt_my = mysql_insert(Room)
-        return stmt_my.on_duplicate_key_update({c: stmt_my.inserted[c] for c in changes})
 
 
 def message_sent_event(

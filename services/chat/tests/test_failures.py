@@ -4,8 +4,10 @@ acknowledged message, and both members end with the same history as the database
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -83,26 +85,41 @@ async def finish(chat, rooms: list[str], members: list[Member]) -> None:
             await member.client.close()
 
 
+@contextlib.asynccontextmanager
+async def talking(members: list[Member], tag: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Every member sends in a loop (preferring its own instance when it reconnects) until the
+    yielded ``stop()`` is awaited, which waits for each loop's last message; the loops end
+    however the block ends."""
+    done = asyncio.Event()
+    talkers = [
+        asyncio.create_task(m.talk(done, f"{tag}{i}", prefer=i % 2)) for i, m in enumerate(members)
+    ]
+
+    async def stop() -> None:
+        done.set()
+        await asyncio.gather(*talkers)
+
+    try:
+        yield stop
+    finally:
+        done.set()
+        for task in talkers:
+            task.cancel()
+
+
 async def test_sigkill_one_instance_mid_conversation(chat) -> None:
     rooms, members = await converse(chat, pairs=4)
-    stop = asyncio.Event()
-    talkers = [
-        asyncio.create_task(m.talk(stop, f"m{i}", prefer=i % 2)) for i, m in enumerate(members)
-    ]
     try:
-        await asyncio.sleep(1.5)
-        chat.procs[1].kill()
-        await asyncio.sleep(2.5)
-        stop.set()
-        await asyncio.gather(*talkers)
+        async with talking(members, "m") as stop:
+            await asyncio.sleep(1.5)
+            chat.procs[1].kill()
+            await asyncio.sleep(2.5)
+            await stop()
         moved = [m for i, m in enumerate(members) if i % 2 == 1]
         assert all(m.reconnects >= 1 for m in moved), "clients of the killed process reconnect"
         assert all(len(m.acked) > 5 for m in members)
         await finish(chat, rooms, members)
     finally:
-        stop.set()
-        for task in talkers:
-            task.cancel()
         dead = chat.procs[1]
         chat.procs[1] = ChatProcess(dead.env, port=dead.port, log_path=dead.log_path)
         chat.procs[1].start()
@@ -135,11 +152,7 @@ def kill_database_connections(database_url: str) -> int:
 
 async def test_database_connections_cut_mid_conversation(chat) -> None:
     rooms, members = await converse(chat, pairs=3)
-    stop = asyncio.Event()
-    talkers = [
-        asyncio.create_task(m.talk(stop, f"k{i}", prefer=i % 2)) for i, m in enumerate(members)
-    ]
-    try:
+    async with talking(members, "k") as stop:
         await asyncio.sleep(1.0)
         killed = 0
         for _ in range(3):  # while messages are being written
@@ -147,14 +160,9 @@ async def test_database_connections_cut_mid_conversation(chat) -> None:
             await asyncio.sleep(0.5)
         assert killed >= 2, "both chat processes held database connections"
         await asyncio.sleep(1.5)
-        stop.set()
-        await asyncio.gather(*talkers)
-        assert all(len(m.acked) > 5 for m in members), "sending goes on after the cut"
-        await finish(chat, rooms, members)
-    finally:
-        stop.set()
-        for task in talkers:
-            task.cancel()
+        await stop()
+    assert all(len(m.acked) > 5 for m in members), "sending goes on after the cut"
+    await finish(chat, rooms, members)
 
 
 def redis_up() -> bool:
@@ -184,33 +192,24 @@ def restart_redis() -> None:
 
 async def test_redis_restart_mid_conversation(chat) -> None:
     rooms, members = await converse(chat, pairs=2)
-    stop = asyncio.Event()
-    talkers = [
-        asyncio.create_task(m.talk(stop, f"r{i}", prefer=i % 2)) for i, m in enumerate(members)
-    ]
-    try:
-        await asyncio.sleep(1.0)
-        subprocess.run(
-            ["redis-cli", "shutdown", "nosave"],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-        await asyncio.sleep(1.5)  # keep it short: other suites share this Redis
-    finally:
-        await asyncio.to_thread(restart_redis)
-        await chat.redis.connection_pool.disconnect()  # its sockets died with the server
-    try:
+    async with talking(members, "r") as stop:
+        try:
+            await asyncio.sleep(1.0)
+            subprocess.run(
+                ["redis-cli", "shutdown", "nosave"],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
+            await asyncio.sleep(1.5)  # keep it short: other suites share this Redis
+        finally:
+            await asyncio.to_thread(restart_redis)
+            await chat.redis.connection_pool.disconnect()  # its sockets died with the server
         await asyncio.sleep(2.0)
-        stop.set()
-        await asyncio.gather(*talkers)
-        async with httpx.AsyncClient() as http:
-            for proc in chat.procs:
-                async with asyncio.timeout(20):
-                    while (await http.get(f"{proc.http}/readyz")).status_code != 200:
-                        await asyncio.sleep(0.2)
-        await finish(chat, rooms, members)
-    finally:
-        stop.set()
-        for task in talkers:
-            task.cancel()
+        await stop()
+    async with httpx.AsyncClient() as http:
+        for proc in chat.procs:
+            async with asyncio.timeout(20):
+                while (await http.get(f"{proc.http}/readyz")).status_code != 200:
+                    await asyncio.sleep(0.2)
+    await finish(chat, rooms, members)
