@@ -38,6 +38,10 @@ class Settings(ServiceSettings):
     # A SEND forwarded to a room's owner and not answered in this long is sent again (safe:
     # every SEND carries an idempotency key).
     forward_resend_s: float = 5.0
+    # Outbox rows (events) still there after this long were left by an instance that died
+    # or lost Redis, and are relayed by whichever instance sweeps first.
+    outbox_stale_s: float = 10.0
+    outbox_sweep_s: float = 5.0
 
     def stomp_limits(self) -> Limits:
         return Limits(

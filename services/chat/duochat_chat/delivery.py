@@ -31,6 +31,7 @@ from duochat_chat.outbound import Append, Outbound
 from duochat_chat.outbox import OutboxRelay
 from duochat_chat.presence import Here, Presence
 from duochat_chat.writer import Draft, Outcome, Stored
+from duochat_common.events.bus import cancel_requested
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class Delivery:
         redis: aioredis.Redis = self.outbound.redis
         last: str | None = None
         backoff = 0.05
-        while True:
+        while not cancel_requested():
             try:
                 if last is None:
                     newest: Any = await redis.xrevrange(stream, count=1)

@@ -25,6 +25,7 @@ from duochat_chat.presence import Presence
 from duochat_chat.ring import Ring
 from duochat_chat.rooms import Rejected
 from duochat_chat.writer import Draft, MessageWriter, Stored
+from duochat_common.events.bus import cancel_requested
 
 log = logging.getLogger(__name__)
 STREAM_TTL_MS = 3_600_000  # an instance's streams outlive it by an hour at most
@@ -161,7 +162,7 @@ class Router:
             self.settle(draft, Stored(room_id, message_id, None) if message_id else None)
 
     async def run_resends(self, interval: float = 0.5) -> None:
-        while True:
+        while not cancel_requested():
             await asyncio.sleep(interval)
             now = time.monotonic()
             for request, (draft, first, sent, owner) in list(self.pending.items()):
@@ -180,7 +181,7 @@ class Router:
         stream = self.inbox_key(self.instance)
         last = "0-0"
         backoff = 0.05
-        while True:
+        while not cancel_requested():
             try:
                 started = time.monotonic()
                 reply: Any = await self.redis.xread({stream: last}, count=count, block=block_ms)

@@ -22,6 +22,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from duochat_common.events.bus import cancel_requested
+
 log = logging.getLogger(__name__)
 
 
@@ -101,7 +103,7 @@ class Outbound:
 
     async def run(self) -> None:
         backoff = 0.05
-        while True:
+        while not cancel_requested():
             await self._wake.wait()
             self._wake.clear()
             try:

@@ -21,7 +21,7 @@ from duochat_chat.messages import utcnow_ms
 from duochat_chat.models import OutboxBatch
 from duochat_chat.outbound import Append, Outbound
 from duochat_common.db import Database
-from duochat_common.events.bus import FIELD
+from duochat_common.events.bus import FIELD, cancel_requested
 
 log = logging.getLogger(__name__)
 EVENTS_MAXLEN = 200_000
@@ -100,7 +100,7 @@ class OutboxRelay:
 
     async def run(self, interval: float = 0.2) -> None:
         since_sweep = self.sweep_s  # sweep once at start: a restart picks up what it left
-        while True:
+        while not cancel_requested():
             try:
                 if self._done:
                     await self.delete_done()

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from duochat_common.events.bus import cancel_requested
+
 log = logging.getLogger(__name__)
 Members = dict[int, str]  # user id -> username
 
@@ -182,7 +184,7 @@ class Presence:
                 await pipe.execute()
 
     async def run(self) -> None:
-        while True:
+        while not cancel_requested():
             await asyncio.sleep(self.ttl_ms / 3000)
             try:
                 await self.refresh()

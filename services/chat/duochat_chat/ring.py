@@ -23,6 +23,8 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from duochat_common.events.bus import cancel_requested
+
 log = logging.getLogger(__name__)
 
 
@@ -108,7 +110,7 @@ class Ring:
             log.warning("could not leave the instance set (redis unavailable)")
 
     async def run(self) -> None:
-        while True:
+        while not cancel_requested():
             try:
                 await self.beat()
             except asyncio.CancelledError:

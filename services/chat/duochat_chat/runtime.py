@@ -100,7 +100,10 @@ class Runtime:
         await self.drain(grace_s=5.0)
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        # Bounded: a loop whose cancellation was swallowed inside a Redis call (see
+        # ``cancel_requested``) stops at its next turn, not necessarily before this returns.
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=3.0)
         await self.http.aclose()
         await self.redis.aclose()
         if self.writer.db is not self.db:
@@ -145,7 +148,13 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
         inbox_key=lambda node: key(f"chat:inbox:{node}"),
         resend_s=settings.forward_resend_s,
     )
-    relay = OutboxRelay(db, outbound, stream=key(CHAT_STREAM))
+    relay = OutboxRelay(
+        db,
+        outbound,
+        stream=key(CHAT_STREAM),
+        stale_s=settings.outbox_stale_s,
+        sweep_s=settings.outbox_sweep_s,
+    )
     delivery = Delivery(
         instance=instance,
         hub=hub,

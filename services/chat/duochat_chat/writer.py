@@ -52,6 +52,7 @@ from duochat_chat.presence import Here, Presence
 from duochat_chat.ring import Ring
 from duochat_chat.rooms import OwnedRoom, Rejected, Skip
 from duochat_common.db import Database
+from duochat_common.events.bus import cancel_requested
 from duochat_common.events.schemas import ChatMessageSent
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,7 @@ class MessageWriter:
 
     async def run(self) -> None:
         try:
-            while True:
+            while not cancel_requested():
                 await self._wake.wait()
                 self._wake.clear()
                 while self._queue:
