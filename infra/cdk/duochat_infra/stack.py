@@ -299,6 +299,10 @@ class DuochatStack(Stack):
         self._suppress_cdk_singletons()
 
         CfnOutput(self, "AlbDnsName", value=gateway.alb.load_balancer_dns_name)
+        # What deploy/aws/stack_state.py reads to tell whether the stack is held down.
+        CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
+        CfnOutput(self, "DatabaseInstanceId", value=self.database.instance.instance_identifier)
+        CfnOutput(self, "SchedulerFunctionName", value=self.scheduler.function.function_name)
         CfnOutput(self, "BaseUrl", value=base_url)
 
     def _suppress_cdk_singletons(self) -> None:
