@@ -167,3 +167,5 @@ class ServiceUsers(Construct):
         database_security_group.add_ingress_rule(
             self.security_group, ec2.Port.tcp(port), "MySQL from the user provisioning"
         )
+        # CloudFormation would otherwise run the handler before the rule exists.
+        self.resource.node.add_dependency(database_security_group)

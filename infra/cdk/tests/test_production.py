@@ -121,6 +121,19 @@ def test_user_provisioning_runs_before_the_services(synthesized: Synthesized, en
         assert users_id in service.get("DependsOn", []), logical
 
 
+def test_user_provisioning_waits_for_its_way_in(synthesized: Synthesized, env: str) -> None:
+    template = synthesized.json(env)
+    (users,) = resources(template, "Custom::DuochatServiceUsers").values()
+    function = template["Resources"][ref_id(users["Properties"]["ServiceToken"])]["Properties"]
+    (group,) = function["VpcConfig"]["SecurityGroupIds"]
+    (rule_id,) = [
+        k
+        for k, v in resources(template, "AWS::EC2::SecurityGroupIngress").items()
+        if ref_id(v["Properties"]["SourceSecurityGroupId"]) == ref_id(group)
+    ]
+    assert rule_id in users.get("DependsOn", []), users.get("DependsOn")
+
+
 def test_user_provisioning_bundles_its_driver(synthesized: Synthesized, env: str) -> None:
     stack = synthesized.stacks[env]
     manifest = json.loads((synthesized.outdir / f"{stack.artifact_id}.assets.json").read_text())
@@ -289,6 +302,26 @@ def test_images_are_built_for_arm64(synthesized: Synthesized, env: str) -> None:
 
 
 # --- 9. the deploy role as code ---------------------------------------------------------------
+
+
+def test_deploy_access_stack_is_nag_and_lint_clean(synthesized: Synthesized) -> None:
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (report,) = synthesized.outdir.glob(f"AwsSolutions-*{DEPLOY_ACCESS_STACK}-NagReport.csv")
+    with report.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and not [r for r in rows if r["Compliance"] == "Non-Compliant"]
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    template = synthesized.outdir / f"{DEPLOY_ACCESS_STACK}.template.json"
+    result = subprocess.run(
+        [str(cfn_lint), "--non-zero-exit-code", "error", str(template)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_deploy_role_trusts_only_this_repositorys_environments(synthesized: Synthesized) -> None:
