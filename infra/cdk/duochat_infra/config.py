@@ -11,15 +11,15 @@ from duochat_common.serving import ALB_IDLE_TIMEOUT_S, KEEP_ALIVE_S
 PLACEHOLDER_ACCOUNT = "123456789012"
 DEFAULT_REGION = "ap-northeast-2"  # Seoul, where the old project ran (business hours KST)
 
-# The max_connections the parameter group sets per instance class: about RDS's own default
-# ({DBInstanceClassMemory/12582880}), rounded down, so that memory, not the pool arithmetic,
-# is never the first thing to run out.
+# The max_connections the parameter group sets per instance class: RDS MySQL's own default,
+# {DBInstanceClassMemory/12582880}, rounded down (DBInstanceClassMemory is the class's memory
+# less what RDS keeps for itself), so that memory is never what runs out first.
 MAX_CONNECTIONS = {
-    "t4g.micro": 80,
-    "t4g.small": 160,
-    "t4g.medium": 320,
-    "t4g.large": 640,
-    "m7g.large": 640,
+    "t4g.micro": 60,
+    "t4g.small": 130,
+    "t4g.medium": 300,
+    "t4g.large": 630,
+    "m7g.large": 630,
 }
 # Connections kept out of the services' budget: the RDS admin, the scheduler, the user
 # provisioning custom resource, an operator's mysql session.

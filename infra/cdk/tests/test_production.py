@@ -345,3 +345,20 @@ def test_deploy_role_trusts_only_this_repositorys_environments(synthesized: Synt
     policy = json.dumps(props(template, "AWS::IAM::Policy"))
     assert '"Action": "*"' not in policy and "AdministratorAccess" not in json.dumps(role)
     assert "cdk-hnb659fds-" in policy
+
+
+def test_the_readme_pool_table_is_the_config() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    for name, cfg in CONFIGS.items():
+        pools = cfg.pool_sizes()
+        order = ("auth", "boards", "chat", "notify")
+        row = (
+            f"| {name} | db.{cfg.db_instance_type} | {cfg.max_connections} | "
+            + ", ".join(str(cfg.services[s].max_tasks) for s in order)
+            + " | "
+            + ", ".join(f"{pools[s].pool_size}+{pools[s].max_overflow}" for s in order)
+            + f" | {cfg.connections_at_max()} |"
+        )
+        assert row in readme, row
