@@ -17,7 +17,12 @@ from duochat_infra.alb import LoadBalancer
 from duochat_infra.config import EnvironmentConfig
 from duochat_infra.data import MYSQL_PORT, Cache, Database
 from duochat_infra.db_users import ServiceUsers, rds_ca_url
-from duochat_infra.monitoring import CONNECTIONS_METRIC, Monitoring, service_metric
+from duochat_infra.monitoring import (
+    CONNECTIONS_METRIC,
+    METRICS_NAMESPACE,
+    Monitoring,
+    service_metric,
+)
 from duochat_infra.network import Network
 from duochat_infra.scheduler import BusinessHoursScheduler
 from duochat_infra.service import SCHEDULE_TAG_KEY, SCHEDULE_TAG_VALUE, AppService
@@ -153,6 +158,11 @@ class DuochatStack(Stack):
             "REDIS_HOST": cache.host,
             "REDIS_PORT": cache.port,
             "DB_TLS_CA_URL": rds_ca_url(self.region),
+            # Where the services' own metrics go (monitoring.py): the alarms and the
+            # connection-based scaling read this namespace with dimensions Environment
+            # (this value) and Service.
+            "DUOCHAT_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "DUOCHAT_METRICS_ENVIRONMENT": config.name,
         }
         extra_environment = {"chat": {"DUOCHAT_BOARDS_URL": f"http://boards:{boards.port}"}}
         extra_secrets = {

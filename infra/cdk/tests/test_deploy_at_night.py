@@ -9,6 +9,7 @@ as down (no smoke test, nothing restarted), and the morning start runs the new v
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -222,3 +223,33 @@ def test_a_template_desired_count_would_have_started_it(account: Account) -> Non
     account.cloudformation_update(revision="v2")
     assert set(account.counts().values()) == {1}
     assert account.state().state == "down"  # the database is still stopped: the tasks fail
+
+
+def test_a_failed_morning_start_logs_what_the_alarm_counts(
+    account: Account, synthesized: Synthesized
+) -> None:
+    """The FailedStart alarm's metric filter reads the scheduler's own JSON line."""
+    import io
+    import json
+
+    from duochat_scheduler import logs
+
+    (metric_filter,) = props(synthesized.json("prod"), "AWS::Logs::MetricFilter")
+    wanted = dict(re.findall(r'\$\.(\w+) = "([^"]+)"', metric_filter["FilterPattern"]))
+    assert wanted == {"message": "action.done", "action": "start", "level": "ERROR"}
+
+    stream = io.StringIO()
+    logs.configure(stream=stream)
+    account.scheduler(NIGHT).run(Request(Action.STOP, Source.SCHEDULE))
+    account.clients.rds.delete_db_instance(DBInstanceIdentifier=DB_ID, SkipFinalSnapshot=True)
+    started = account.scheduler(MORNING).run(Request(Action.START, Source.SCHEDULE))
+    assert not started.ok
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    matching = [line for line in lines if all(line.get(k) == v for k, v in wanted.items())]
+    assert len(matching) == 1, lines
+    # A start that went well does not match.
+    assert not any(
+        line.get("message") == "action.done" and line.get("level") == "ERROR"
+        for line in lines
+        if line.get("action") == "stop"
+    )

@@ -261,6 +261,11 @@ def test_the_issue_lists_alarms_for(synthesized: Synthesized, env: str) -> None:
         "notify",
     }
     assert all(a["Namespace"] == METRICS_NAMESPACE for a in lag)
+    # The services learn the namespace and their dimension values from their environment.
+    for route in ROUTES:
+        variables = environment(containers(template)[route.port])
+        assert variables["DUOCHAT_METRICS_NAMESPACE"] == METRICS_NAMESPACE
+        assert variables["DUOCHAT_METRICS_ENVIRONMENT"] == env
     assert "Errors" in flat  # the scheduler Lambda
     (failed_start,) = props(template, "AWS::Logs::MetricFilter")
     assert '$.action = "start"' in failed_start["FilterPattern"]
