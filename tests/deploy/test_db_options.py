@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sqlalchemy import create_engine
 
 from duochat_common.db import Database, async_url, pool_limits, sync_url, tls_context
 
@@ -81,6 +82,10 @@ def test_the_ca_reaches_both_drivers_and_is_verified(ca_file: str) -> None:
     # aiomysql takes an SSLContext (connect_args); PyMySQL gets ssl_ca through SQLAlchemy.
     assert "ssl_ca" not in async_url(url).query
     assert sync_url(url).query["ssl_ca"] == ca_file
+    # ...which SQLAlchemy hands PyMySQL as its ssl dict (a verifying context, host name on).
+    migrations = create_engine(sync_url(url))
+    _, kwargs = migrations.dialect.create_connect_args(migrations.url)
+    assert kwargs["ssl"] == {"ca": ca_file}
     assert tls_context("mysql://u:p@db.example/chat") is None
     assert tls_context("sqlite:///x.db") is None
 
