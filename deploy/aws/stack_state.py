@@ -5,8 +5,9 @@ asks before and after ``cdk deploy``.
         prints the state as JSON and, in GitHub Actions, writes ``state=new|up|down`` to
         $GITHUB_OUTPUT.
     python deploy/aws/stack_state.py hold-down --stack DuochatDev
-        after a deploy while down: if any scheduled service runs tasks again, asks the
-        scheduler Lambda to stop the stack, so the night stays quiet and billing-free.
+        after a deploy while down: if any scheduled service runs tasks again while the
+        database is still stopped, asks the scheduler Lambda to stop the stack, so the night
+        stays quiet and billing-free (a morning start in progress is left alone).
 
 A deploy while down changes task definitions only (the template carries no DesiredCount):
 nothing starts, and the next morning's start runs the new version and its migrations.
@@ -63,8 +64,17 @@ def read_state(*, ecs: Any, rds: Any, cluster: str, db_instance: str) -> StackSt
     return StackState(state="down" if down else "up", database=database, desired=desired)
 
 
-def hold_down(*, ecs: Any, lambda_: Any, cluster: str, function: str) -> list[str]:
-    """Stop the stack again (through the scheduler) if a deploy started any service."""
+def hold_down(
+    *, ecs: Any, rds: Any, lambda_: Any, cluster: str, db_instance: str, function: str
+) -> list[str]:
+    """Stop the stack again (through the scheduler) if a deploy started any service while the
+    database is still stopped. A database on its way up means the morning start is running:
+    then the services are meant to come back, and this leaves them alone."""
+    database = rds.describe_db_instances(DBInstanceIdentifier=db_instance)["DBInstances"][0][
+        "DBInstanceStatus"
+    ]
+    if database not in ("stopped", "stopping"):
+        return []
     running = [name for name, count in scheduled_services(ecs, cluster).items() if count]
     if running:
         lambda_.invoke(
@@ -115,8 +125,10 @@ def main(argv: list[str]) -> int:
         return 1
     stopped = hold_down(
         ecs=boto3.client("ecs"),
+        rds=boto3.client("rds"),
         lambda_=boto3.client("lambda"),
         cluster=outputs[CLUSTER_OUTPUT],
+        db_instance=outputs[DB_OUTPUT],
         function=outputs[SCHEDULER_OUTPUT],
     )
     print(json.dumps({"stoppedAgain": stopped}))

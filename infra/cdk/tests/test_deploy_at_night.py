@@ -9,6 +9,7 @@ as down (no smoke test, nothing restarted), and the morning start runs the new v
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from duochat_scheduler.actions import Clock, Request, Scheduler
@@ -55,11 +57,23 @@ stack_state = load_stack_state()
 _UPDATE_FIELDS = {"DesiredCount": "desiredCount"}
 
 
+class RecordingLambda:
+    """Stands in for the Lambda client: the scheduler function is not deployed in moto."""
+
+    def __init__(self) -> None:
+        self.invocations: list[dict[str, Any]] = []
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        self.invocations.append(kwargs)
+        return {"StatusCode": 200}
+
+
 class Account:
     """The moto account: the stack's services (by name), their scaling bounds, the database."""
 
     def __init__(self, clients: AwsClients, ec2: Any, template: dict[str, Any]) -> None:
         self.clients = clients
+        self.lambda_ = RecordingLambda()
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
         group = ec2.create_security_group(GroupName="svc", Description="svc", VpcId=vpc)
@@ -155,6 +169,17 @@ class Account:
         clock = Clock(now=lambda: now, monotonic=lambda: 0.0, sleep=lambda _: None)
         return Scheduler(settings=settings, clients=self.clients, clock=clock)
 
+    def hold_down(self) -> list[str]:
+        """The workflow's step after a deploy while down; a fake Lambda records the calls."""
+        return stack_state.hold_down(  # type: ignore[no-any-return]
+            ecs=self.clients.ecs,
+            rds=self.clients.rds,
+            lambda_=self.lambda_,
+            cluster=self.cluster_arn,
+            db_instance=DB_ID,
+            function="scheduler",
+        )
+
     def state(self) -> Any:
         return stack_state.read_state(
             ecs=self.clients.ecs, rds=self.clients.rds, cluster=self.cluster_arn, db_instance=DB_ID
@@ -198,15 +223,7 @@ def test_a_release_at_23_00_leaves_the_stopped_stack_stopped(account: Account) -
     assert set(account.counts().values()) == {0}
     assert account.state().state == "down"
     # The workflow's hold-down finds nothing to stop again.
-    assert (
-        stack_state.hold_down(
-            ecs=account.clients.ecs,
-            lambda_=account.clients.lambda_,
-            cluster=account.cluster_arn,
-            function="unused",
-        )
-        == []
-    )
+    assert account.hold_down() == []
     # The morning start brings back the template's minimums, on the new version.
     account.clients.rds.start_db_instance(DBInstanceIdentifier=DB_ID)
     started = account.scheduler(MORNING).run(Request(Action.START, Source.SCHEDULE))
@@ -216,13 +233,29 @@ def test_a_release_at_23_00_leaves_the_stopped_stack_stopped(account: Account) -
 
 
 def test_a_template_desired_count_would_have_started_it(account: Account) -> None:
-    """The failure the fix removes: the same release with DesiredCount in the template."""
+    """The failure the fix removes: the same release with DesiredCount in the template. The
+    workflow's hold-down then stops it again, through the scheduler."""
     account.scheduler(NIGHT).run(Request(Action.STOP, Source.SCHEDULE))
     for service in account.services.values():
         service["DesiredCount"] = 1
     account.cloudformation_update(revision="v2")
     assert set(account.counts().values()) == {1}
     assert account.state().state == "down"  # the database is still stopped: the tasks fail
+    assert sorted(account.hold_down()) == sorted(account.services)
+    (call,) = account.lambda_.invocations
+    assert call["FunctionName"] == "scheduler"
+    assert json.loads(call["Payload"]) == {"action": "stop", "source": "operator"}
+
+
+def test_hold_down_leaves_a_morning_start_alone(account: Account) -> None:
+    """A deploy that overlaps the 09:00 start: the database is coming up and the services
+    are being restored; hold-down must not stop them for the day."""
+    account.scheduler(NIGHT).run(Request(Action.STOP, Source.SCHEDULE))
+    account.clients.rds.start_db_instance(DBInstanceIdentifier=DB_ID)
+    account.scheduler(MORNING).run(Request(Action.START, Source.SCHEDULE))
+    assert all(count >= 1 for count in account.counts().values())
+    assert account.hold_down() == []
+    assert account.lambda_.invocations == []
 
 
 def test_a_failed_morning_start_logs_what_the_alarm_counts(
@@ -230,7 +263,6 @@ def test_a_failed_morning_start_logs_what_the_alarm_counts(
 ) -> None:
     """The FailedStart alarm's metric filter reads the scheduler's own JSON line."""
     import io
-    import json
 
     from duochat_scheduler import logs
 
@@ -253,3 +285,36 @@ def test_a_failed_morning_start_logs_what_the_alarm_counts(
         for line in lines
         if line.get("action") == "stop"
     )
+
+
+class ClientErrors:
+    ClientError = ClientError
+
+
+class FakeCloudFormation:
+    """DescribeStacks only (moto's CloudFormation needs packages this venv does not have)."""
+
+    exceptions = ClientErrors
+
+    def __init__(self, outputs: dict[str, str] | None) -> None:
+        self.outputs = outputs
+
+    def describe_stacks(self, *, StackName: str) -> dict[str, Any]:
+        if self.outputs is None:
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "ValidationError",
+                        "Message": f"Stack with id {StackName} does not exist",
+                    }
+                },
+                "DescribeStacks",
+            )
+        outputs = [{"OutputKey": k, "OutputValue": v} for k, v in self.outputs.items()]
+        return {"Stacks": [{"StackName": StackName, "Outputs": outputs}]}
+
+
+def test_before_the_first_deploy_the_stack_is_new() -> None:
+    assert stack_state.stack_outputs(FakeCloudFormation(None), "DuochatDev") is None
+    outputs = {"ClusterName": "c", "DatabaseInstanceId": "d", "SchedulerFunctionName": "f"}
+    assert stack_state.stack_outputs(FakeCloudFormation(outputs), "DuochatDev") == outputs
