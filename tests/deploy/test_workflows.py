@@ -61,7 +61,7 @@ def test_deploy_runs_only_after_ci_passed_on_that_commit() -> None:
     run = trigger["workflow_run"]
     assert run["workflows"] == [load("ci.yml")["name"]]
     assert run["types"] == ["completed"]
-    assert set(run["branches"]) == {"main", "v*"}
+    assert set(run["branches"]) == {"main", "v[0-9]*"}
     (job,) = workflow["jobs"].values()
     condition = " ".join(job["if"].split())
     assert "github.event.workflow_run.conclusion == 'success'" in condition
@@ -70,6 +70,10 @@ def test_deploy_runs_only_after_ci_passed_on_that_commit() -> None:
     assert "github.event_name == 'workflow_dispatch' && github.ref == 'refs/heads/main'" in (
         condition
     )
+    # A prod deploy of a push proves its release tag points at the commit CI tested.
+    (tag,) = [s for s in job["steps"] if "git ls-remote --tags" in s.get("run", "")]
+    assert tag["if"] == "env.STACK == 'DuochatProd' && github.event_name == 'workflow_run'"
+    assert tag["env"]["SHA"] == "${{ github.event.workflow_run.head_sha }}"
     (checkout,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@")]
     assert checkout["with"]["ref"] == "${{ github.event.workflow_run.head_sha || github.sha }}"
 
