@@ -12,6 +12,7 @@ task of its own besides the ASGI one; heart-beats and timeouts come from one tic
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import re
@@ -61,6 +62,9 @@ SEND_DESTINATION = "/pub/chat/message"
 SUBPROTOCOLS = ("v12.stomp", "v11.stomp", "v10.stomp")
 MAX_BACKLOG = 5_000  # frames queued for a client that does not read: then it is cut off
 CLIENT_KEY = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# Keys for SENDs that bring none: unique to this process (random) and counted within it.
+_KEY_PREFIX = uuid.uuid4().hex[:12] + "-"
+_key_numbers = itertools.count(1)
 Send_ = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
 
 
@@ -78,6 +82,7 @@ def room_of(destination: str) -> str:
 class Session:
     __slots__ = (
         "_backlog",
+        "_out",
         "_send",
         "closing",
         "conn",
@@ -99,6 +104,7 @@ class Session:
         self.token: str | None = None
         self.subs: dict[str, Subscription] = {}
         self._backlog: deque[str] | None = None
+        self._out: list[str] | None = None  # frames of this turn of the loop, not yet written
         self.dead = False
         self.closing = False
         self.expires_at = 0.0  # wall-clock expiry of the CONNECT token (0 = none)
@@ -109,9 +115,25 @@ class Session:
         self.push(self.conn.message(sub.sub_id, sub.destination, message_id, body.text, body.size))
 
     def push(self, text: str) -> None:
-        """Write a frame now if the socket takes it, else queue it in order."""
+        """Send a frame: the frames pushed to one socket in the same turn of the event loop
+        (a batch's MESSAGEs, a RECEIPT) leave together, as one WebSocket message. STOMP frames
+        end with a NUL, so a client's parser reads them one by one either way."""
         if self.dead:
             return
+        out = self._out
+        if out is None:
+            self._out = [text]
+            self.loop.call_soon(self._write_out)
+        else:
+            out.append(text)
+
+    def _write_out(self) -> None:
+        out, self._out = self._out, None
+        if out and not self.dead:
+            self._write(out[0] if len(out) == 1 else "".join(out))
+
+    def _write(self, text: str) -> None:
+        """Write now if the socket takes it, else queue it in order."""
         self.conn.last_sent = self.loop.time()
         backlog = self._backlog
         if backlog is not None:
@@ -155,6 +177,7 @@ class Session:
 
     async def flush(self) -> None:
         """Wait (a bounded while) for queued frames to be written."""
+        self._write_out()
         deadline = self.loop.time() + 5.0
         while self._backlog is not None and not self.dead and self.loop.time() < deadline:  # noqa: ASYNC110 - rare path, no event worth keeping per connection
             await asyncio.sleep(0.01)
@@ -320,7 +343,7 @@ class Session:
             raise Refused("message is not valid Unicode text") from None
         key = data.get("clientMessageId")
         if key is None:
-            key = SERVER_KEY + uuid.uuid4().hex
+            key = f"{SERVER_KEY}{_KEY_PREFIX}{next(_key_numbers)}"
         elif not isinstance(key, str) or not CLIENT_KEY.fullmatch(key):
             raise Refused("clientMessageId must be 1-64 letters, digits, '.', '_', ':' or '-'")
         rt = self.rt

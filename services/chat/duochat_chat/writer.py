@@ -124,6 +124,7 @@ class _Plan:
     rows: list[dict[str, Any]] = field(default_factory=list)
     statuses: dict[str, str] = field(default_factory=dict)  # room -> new status
     events: list[str] = field(default_factory=list)
+    refs: dict[str, list[int]] = field(default_factory=dict)  # room -> [first id, last id]
     outbox_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -432,6 +433,11 @@ class MessageWriter:
             )
             plan.outcome.append(Stored(d.room_id, message_id, body))
             plan.events.append(event)
+            ref = plan.refs.get(d.room_id)
+            if ref is None:
+                plan.refs[d.room_id] = [message_id, message_id]
+            else:
+                ref[1] = message_id
         plan.statuses = statuses
         return plan
 
@@ -451,9 +457,11 @@ class MessageWriter:
         conn = self._conn
         if conn is None or conn.closed or conn.invalidated:
             conn = self._conn = await self.db.engine.connect()
+        # The outbox row names the batch's messages; its events are rebuilt from them only
+        # if the row is left behind (see ``outbox``).
         outbox = {
             "id": plan.outbox_id,
-            "payload": json.dumps(plan.events, ensure_ascii=False),
+            "payload": json.dumps({"messages": plan.refs}, ensure_ascii=False),
             "created_at": plan.now,
         }
         if conn.dialect.name != "sqlite":
@@ -481,7 +489,8 @@ def message_sent_event(
 ) -> str:
     """The ``chat.message.sent`` envelope as JSON, built directly: this runs once per message,
     and is the same document ``ChatMessageSent(...).envelope().to_json()`` makes (a test checks
-    that the schema reads it back)."""
+    that the schema reads it back). Its id is the message's own, so an event relayed twice (by
+    the writer, and by a sweep of the outbox) is handled once by its consumers."""
     data = {
         "messageId": message_id,
         "roomId": d.room_id,
@@ -496,10 +505,14 @@ def message_sent_event(
         ],
     }
     envelope = {
-        "id": uuid.uuid4().hex,
+        "id": message_event_id(d.room_id, message_id),
         "type": ChatMessageSent.TYPE,
         "version": ChatMessageSent.VERSION,
         "occurredAt": created,
         "data": data,
     }
     return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+
+
+def message_event_id(room_id: str, message_id: int) -> str:
+    return f"msg.{room_id}.{message_id}"
