@@ -263,7 +263,6 @@ class Session:
         rt = self.rt
         await rt.membership.room_for(room_id, user, self.token)
         sub = await rt.hub.subscribe(self, event.sub_id, room_id, event.destination, since)
-        rt.router.watch(room_id)
         self.subs[event.sub_id] = sub
         if event.receipt:
             self.push(self.conn.receipt(event.receipt))
@@ -272,6 +271,9 @@ class Session:
     async def _joined(self, room_id: str, user: AuthUser) -> None:
         rt = self.rt
         newly_here = await rt.presence.join(room_id, user.id, user.username)
+        # Now that this instance is in the room's presence, its owner reads it again and
+        # delivers here from its next batch on (the sweep covers any message in between).
+        rt.router.watch(room_id)
         if (room_id, user.id) not in rt.membership.entered:
             # The member's first visit ever is posted and kept, as the old app announced it.
             draft = Draft(
