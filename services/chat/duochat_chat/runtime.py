@@ -94,7 +94,7 @@ class Runtime:
             await asyncio.sleep(0.05)
         await self.outbound.flushed(max(0.1, deadline - loop.time()))
         for session in list(self.sessions):
-            await session.flush()
+            await session.out.flush()
 
     async def stop(self) -> None:
         await self.drain(grace_s=5.0)
@@ -205,10 +205,9 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
     )
 
 
-async def start(runtime: Runtime) -> None:
-    """Join the live instances, then start the background loops of this one."""
-    from duochat_chat.session import run_ticker
-
+async def start(runtime: Runtime, *more: Coroutine[Any, Any, None]) -> None:
+    """Join the live instances, then start the background loops of this one (and ``more``:
+    the sockets' ticker, which lives with the socket adapter)."""
     try:
         await runtime.ring.beat()
     except Exception:
@@ -225,7 +224,6 @@ async def start(runtime: Runtime) -> None:
         runtime.consumer.run(),
         runtime.presence.run(),
         runtime.hub.run_sweeper(runtime.settings.sweep_interval_s, asyncio.sleep),
-        run_ticker(runtime),
     ]
     loop = asyncio.get_running_loop()
-    runtime.tasks = [loop.create_task(job) for job in jobs]
+    runtime.tasks = [loop.create_task(job) for job in (*jobs, *more)]
