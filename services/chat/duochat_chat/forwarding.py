@@ -20,11 +20,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from duochat_chat.drafts import Draft, Stored
 from duochat_chat.outbound import Append, Outbound
 from duochat_chat.presence import Presence
 from duochat_chat.ring import Ring
 from duochat_chat.rooms import Rejected
-from duochat_chat.writer import MAX_HOPS, Draft, MessageWriter, Stored
+from duochat_chat.writer import MAX_HOPS, MessageWriter
 from duochat_common.events.bus import cancel_requested
 
 log = logging.getLogger(__name__)

@@ -20,11 +20,11 @@ import httpx
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from duochat_chat.drafts import Draft
 from duochat_chat.forwarding import Router
 from duochat_chat.messages import SYSTEM, closed_text, rejected_text, utcnow_ms
 from duochat_chat.models import Room
 from duochat_chat.rooms import STATUS_RANK, is_read_only
-from duochat_chat.writer import Draft
 from duochat_common.db import Database
 from duochat_common.errors import Forbidden, Unavailable
 from duochat_common.events.envelope import Envelope

@@ -21,12 +21,12 @@ from typing import Any
 
 from sqlalchemy import and_, delete, or_, select
 
+from duochat_chat.drafts import Draft, message_sent_event
 from duochat_chat.messages import iso, utcnow_ms
 from duochat_chat.models import Message, OutboxBatch, Room
 from duochat_chat.outbound import Append, Outbound
 from duochat_chat.presence import Here
 from duochat_chat.rooms import OwnedRoom
-from duochat_chat.writer import Draft, message_sent_event
 from duochat_common.db import Database
 from duochat_common.events.bus import FIELD, cancel_requested
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import jwt
 
+from duochat_chat.drafts import Draft, Stored
 from duochat_chat.hub import Subscription
 from duochat_chat.messages import (
     ENTER,
@@ -44,7 +45,6 @@ from duochat_chat.stomp import (
     Subscribe,
     Unsubscribe,
 )
-from duochat_chat.writer import Draft, Stored
 from duochat_common.errors import DomainError
 from duochat_common.tokens import AuthUser
 

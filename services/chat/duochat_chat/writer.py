@@ -38,11 +38,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from duochat_chat import mysql_batch
+from duochat_chat.drafts import Draft, Outcome, Stored, message_sent_event
 from duochat_chat.messages import (
     ENTER_KEY,
     SYSTEM,
     SYSTEM_SENDER,
-    Body,
     encode_body,
     iso,
     utcnow_ms,
@@ -53,40 +53,11 @@ from duochat_chat.ring import Ring
 from duochat_chat.rooms import OwnedRoom, Rejected, Skip
 from duochat_common.db import Database
 from duochat_common.events.bus import cancel_requested
-from duochat_common.events.schemas import ChatMessageSent
 
 log = logging.getLogger(__name__)
 LOCK_ERRORS = (1205, 1213)  # lock wait timeout, deadlock
 MAX_ROOMS = 50_000  # owned rooms kept in memory; beyond that the cache starts over
 MAX_HOPS = 3  # a draft forwarded this often is written where it is (the key fences it)
-
-
-@dataclass(slots=True)
-class Draft:
-    room_id: str
-    type: str
-    sender_id: int | None
-    sender_name: str
-    text: str
-    # The idempotency key: the client's clientMessageId, or one the server made (``~...``).
-    key: str | None = None
-    # SYSTEM only: move the room to this status, and post the message only if that is a change.
-    new_status: str | None = None
-    # Where the outcome goes: a future on this instance, or (origin, request) elsewhere.
-    future: asyncio.Future[Stored | None] | None = field(default=None, repr=False)
-    origin: str | None = None
-    request: int = 0
-    hops: int = 0
-
-
-@dataclass(slots=True)
-class Stored:
-    room_id: str
-    id: int
-    body: Body | None  # None: stored before (a resend); nothing new to deliver
-
-
-Outcome = Stored | Exception | None
 
 
 class _Fail(Enum):
@@ -482,37 +453,3 @@ class MessageWriter:
                     .where(Room.room_id == room_id)
                     .values(status=status, updated_at=plan.now)
                 )
-
-
-def message_sent_event(
-    d: Draft, room: OwnedRoom, message_id: int, sender: str, here: Here, created: str
-) -> str:
-    """The ``chat.message.sent`` envelope as JSON, built directly: this runs once per message,
-    and is the same document ``ChatMessageSent(...).envelope().to_json()`` makes (a test checks
-    that the schema reads it back). Its id is the message's own, so an event relayed twice (by
-    the writer, and by a sweep of the outbox) is handled once by its consumers."""
-    data = {
-        "messageId": message_id,
-        "roomId": d.room_id,
-        "type": d.type,
-        "sender": {"id": d.sender_id or 0, "username": sender},
-        "preview": d.text[:120],
-        "createdAt": created,
-        "recipients": [
-            {"id": uid, "username": name, "inRoom": uid in here.members}
-            for uid, name in room.people()
-            if uid != d.sender_id
-        ],
-    }
-    envelope = {
-        "id": message_event_id(d.room_id, message_id),
-        "type": ChatMessageSent.TYPE,
-        "version": ChatMessageSent.VERSION,
-        "occurredAt": created,
-        "data": data,
-    }
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
-
-
-def message_event_id(room_id: str, message_id: int) -> str:
-    return f"msg.{room_id}.{message_id}"
