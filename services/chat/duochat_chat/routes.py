@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from duochat_chat import service
 from duochat_chat.runtime import Runtime
@@ -57,6 +57,19 @@ async def messages(
         limit=limit,
     )
     return HistoryPage.model_validate(page)
+
+
+@router.delete("/rooms/{room_id}/messages/{message_id}", status_code=204)
+async def unsend(
+    request: Request,
+    user: CurrentUser,
+    room_id: str,
+    message_id: Annotated[int, Path(ge=1, le=2**62)],
+) -> Response:
+    await service.unsend(
+        rt=_rt(request), room_id=room_id, message_id=message_id, user=user, token=_token(request)
+    )
+    return Response(status_code=204)
 
 
 @router.post("/rooms/{room_id}/read", status_code=204)

@@ -401,6 +401,8 @@ class MessageWriter:
                     "user_count": len(here.members),
                     "created_at": plan.now,
                     "client_message_id": d.key,
+                    "deleted_at": None,
+                    "audience_id": d.audience,
                 }
             )
             plan.outcome.append(Stored(d.room_id, message_id, body))
