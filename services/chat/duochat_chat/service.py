@@ -169,7 +169,7 @@ async def mark_read(
                 except IntegrityError:  # another request made it first: move it forward
                     advanced = bool((await conn.execute(forward)).rowcount)
         await conn.execute(insert(OutboxBatch).values(**outbox))
-    rt.relay.publish(outbox["id"], events)
+    rt.relay.publish(event.id, events)
     if advanced:  # the other member's screen shows their message read, live
         body = transient(type=READ, roomId=room_id, sender=user.username, lastReadId=value)
         await rt.delivery.transient(room_id, body)
