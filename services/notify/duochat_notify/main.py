@@ -58,7 +58,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     instance = _instance_id(settings)
     db = Database(settings.database_url)
-    redis = create_redis(settings.redis_url, max_connections=settings.redis_max_connections)
+    redis = create_redis(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        cluster=settings.redis_cluster,
+    )
     delivery = Delivery(redis, settings)
     hub = Hub(
         redis,
