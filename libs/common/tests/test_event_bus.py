@@ -594,3 +594,31 @@ async def test_the_run_loop_starts_with_its_own_pending_entries(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_dead_members_entries_are_taken_over_without_waiting_for_their_idle_time(
+    any_redis: Redis, stream: str
+) -> None:
+    # An instance died with two entries read; it comes back under another name (a new task).
+    await EventBus(any_redis).publish_many(stream, [event(n) for n in range(3)])
+    await consumer(any_redis, stream, Recorder()).ensure_group()
+    await any_redis.xreadgroup(GROUP, "old-task", {stream: ">"}, count=2)
+    handler = Recorder()
+    fresh = consumer(any_redis, stream, handler, name="new-task", block_ms=50, dead_after_ms=300)
+    fresh._last_claim = time.monotonic()  # claim_idle_ms (30 s) is far away
+    await fresh.run_once()  # the old task is not silent long enough yet
+    assert [e.data["n"] for e in handler.seen] == [2]
+    await asyncio.sleep(0.35)
+    fresh._last_dead_check = 0.0
+    await fresh.run_once()
+    assert sorted(e.data["n"] for e in handler.seen) == [0, 1, 2]
+    assert await pending(any_redis, stream) == 0
+
+
+async def test_a_member_that_reads_is_never_taken_over(any_redis: Redis, stream: str) -> None:
+    await consumer(any_redis, stream, Recorder()).ensure_group()
+    await EventBus(any_redis).publish(stream, event(1))
+    await any_redis.xreadgroup(GROUP, "busy", {stream: ">"}, count=1)
+    other = consumer(any_redis, stream, Recorder(), name="other", block_ms=50, dead_after_ms=300)
+    assert await other.take_over_dead() == 0
+    assert await pending(any_redis, stream) == 1

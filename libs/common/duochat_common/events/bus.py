@@ -7,7 +7,10 @@ Delivery is at least once. A consumer:
 - moves an entry that keeps failing, or cannot be parsed, to ``<stream>.dead`` and acks it, so one
   poison entry never blocks the group;
 - on its first pass reads the entries it had read and not acked before a restart (its own
-  pending list, under the same consumer name), so they are not left to the reclaim timer.
+  pending list, under the same consumer name), so they are not left to the reclaim timer;
+- takes over at once the pending entries of a consumer of its group that has not read for
+  ``dead_after_ms`` (a live one reads at least every ``block_ms``): an instance that died and
+  came back under another name has its entries handled within seconds, not ``claim_idle_ms``.
 
 No command touches two keys, so the bus runs on one Redis and on a Redis Cluster alike: the
 markers are checked with one pipelined EXISTS per key, and the dead-letter step appends before
@@ -91,6 +94,7 @@ class Consumer:
         claim_idle_ms: int = 30_000,
         max_attempts: int = 5,
         done_ttl_s: int = 7 * 86400,
+        dead_after_ms: int = 10_000,
     ) -> None:
         self.redis = redis
         self.stream = stream
@@ -102,6 +106,9 @@ class Consumer:
         self.claim_idle_ms = claim_idle_ms
         self.max_attempts = max_attempts
         self.done_ttl_s = done_ttl_s
+        # A consumer blocked in its read looks idle for up to block_ms: never call that dead.
+        self.dead_after_ms = max(dead_after_ms, 3 * block_ms)
+        self._last_dead_check = 0.0
         # Derived from the stream name, so they share its namespace (``settings.key``).
         self._attempts_key = f"{stream}:attempts:{group}"
         self._last_claim = 0.0
@@ -221,6 +228,46 @@ class Consumer:
                 await self.redis.xack(self.stream, self.group, *gone)
             await self._process([(eid, fields) for eid, fields in entries if fields])
 
+    async def take_over_dead(self) -> int:
+        """Claim and handle the pending entries of group members silent for ``dead_after_ms``.
+        Returns entries taken over."""
+        total = 0
+        members: Any = await self.redis.xinfo_consumers(self.stream, self.group)
+        for member in members:
+            name = str(member["name"])
+            if name == self.consumer or not int(member["pending"]):
+                continue
+            if int(member["idle"]) >= self.dead_after_ms:
+                total += await self._take_over(name)
+        return total
+
+    async def _take_over(self, name: str) -> int:
+        # The members stay listed: deleting one would drop entries it might still read if it
+        # were only slow, and a slow member's entries handled twice change nothing.
+        total = 0
+        while True:
+            pending: Any = await self.redis.xpending_range(
+                self.stream, self.group, "-", "+", self.batch, consumername=name
+            )
+            if not pending:
+                return total
+            # An entry is at least as idle as the member it was read by; the same floor makes
+            # each entry go to one of two instances that take over at once.
+            claimed: Any = await self.redis.xclaim(
+                self.stream,
+                self.group,
+                self.consumer,
+                self.dead_after_ms,
+                [p["message_id"] for p in pending],
+            )
+            if not claimed:
+                return total
+            total += len(claimed)
+            trimmed = [eid for eid, fields in claimed if not fields]
+            if trimmed:
+                await self.redis.xack(self.stream, self.group, *trimmed)
+            await self._process([(eid, fields) for eid, fields in claimed if fields])
+
     async def run_once(self) -> int:
         """Reclaim if due, then read one batch of new entries. Returns entries seen.
 
@@ -231,7 +278,7 @@ class Consumer:
             # Redis lost the group or the whole stream (a restart without persistence, or a
             # delete, which also UNBLOCKs a waiting read): recreate it. Events handled before
             # stay skipped by their markers.
-            if not str(exc).startswith(("NOGROUP", "UNBLOCKED")):
+            if not str(exc).startswith(("NOGROUP", "UNBLOCKED", "no such key")):
                 raise
             log.warning("consumer group missing; recreating it", extra={"fields": self._where})
             await self.ensure_group()
@@ -244,6 +291,9 @@ class Consumer:
     async def _run_once(self) -> int:
         seen = 0
         now = time.monotonic()
+        if now - self._last_dead_check >= self.dead_after_ms / 4000:
+            self._last_dead_check = now
+            seen += await self.take_over_dead()
         if now - self._last_claim >= self.claim_idle_ms / 2000:
             self._last_claim = now
             seen += await self.reclaim()
