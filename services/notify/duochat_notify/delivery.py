@@ -14,6 +14,10 @@ crash before the copies loses no live push: the event is redelivered, the script
 and returns the same entry id, and the copies go out again (a hub drops an id it already gave a
 tab). A tab that opens during a push sees the entry either in its replay or in its inbox: it
 registers its slot before it reads where the stream ends.
+
+Two instances pushing to one user at once can have their copies land in an inbox in the other
+order than on the user's stream. Each copy names the entry before it, and a hub that sees a copy
+which does not follow the last one it delivered reads the gap from the user's stream instead.
 """
 
 from __future__ import annotations
@@ -31,21 +35,27 @@ from duochat_notify.schemas import AlarmOut, ReadNotice
 
 EVENT_FIELD = "event"
 DATA_FIELD = "data"
-# Fields an inbox entry adds: the user and the entry's id on the user's stream.
+# Fields an inbox entry adds: the user, the entry's id on the user's stream, and the id of the
+# entry before it there ('' when unknown), so that a hub sees a copy that overtook another.
 USER_FIELD = "user"
 ID_FIELD = "id"
+PREV_FIELD = "prev"
 # A slot member is ``<instance>|<random>``.
 HOLDER_SEPARATOR = "|"
 
 # KEYS: the user's stream, the user's slots, the push marker (absent for a ``read`` notice).
-# ARGV: now, stream maxlen, stream ttl, event, data. Returns {fresh, entry id, slot members...}.
+# ARGV: now, stream maxlen, stream ttl, event, data.
+# Returns {fresh, entry id, previous entry id ('' when not fresh), slot members...}.
 PUSH_SCRIPT = """
 local entry
 if #KEYS > 2 then
   entry = redis.call('GET', KEYS[3])
 end
 local fresh = 0
+local prev = ''
 if not entry then
+  local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  prev = newest[1] and newest[1][1] or '0-0'
   entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*',
                      'event', ARGV[4], 'data', ARGV[5])
   redis.call('EXPIRE', KEYS[1], ARGV[3])
@@ -55,6 +65,7 @@ if not entry then
   fresh = 1
 end
 local reply = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], '+inf')
+table.insert(reply, 1, prev)
 table.insert(reply, 1, entry)
 table.insert(reply, 1, fresh)
 return reply
@@ -103,10 +114,11 @@ class Delivery:
         for (user_id, event, data, _), reply in zip(pushes, replies, strict=True):
             fresh += int(reply[0])
             entry_id = str(reply[1])
-            holders = {str(m).rpartition(HOLDER_SEPARATOR)[0] for m in reply[2:]}
+            holders = {str(m).rpartition(HOLDER_SEPARATOR)[0] for m in reply[3:]}
             fields: dict[Any, Any] = {
                 USER_FIELD: str(user_id),
                 ID_FIELD: entry_id,
+                PREV_FIELD: str(reply[2]),
                 EVENT_FIELD: event,
                 DATA_FIELD: data,
             }

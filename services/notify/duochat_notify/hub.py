@@ -8,7 +8,8 @@ holds a tab of its user. Users' own streams stay the record for ``Last-Event-ID`
 A new tab registers here before it reads where its user's stream ends, and replays up to there
 from the stream; what the inbox brings meanwhile waits in the tab and is offered after the
 replay. An entry reaches a tab only if its id is above the last id that tab has seen, so every
-entry arrives once and in order.
+entry arrives once and in order; a copy that overtook another one (two pushers at once) makes
+the hub read the gap from the user's stream.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from duochat_notify.delivery import DATA_FIELD, EVENT_FIELD, ID_FIELD, USER_FIELD
+from duochat_notify.delivery import DATA_FIELD, EVENT_FIELD, ID_FIELD, PREV_FIELD, USER_FIELD
 
 log = logging.getLogger(__name__)
 
@@ -67,30 +68,39 @@ class Subscription:
         # While the tab replays, what the inbox brings waits here.
         self._early: list[tuple[StreamId, str, Fields]] | None = []
 
-    def offer(self, entry_id: str, parsed: StreamId, fields: Fields) -> None:
+    def offer(self, entry_id: str, parsed: StreamId, fields: Fields) -> bool:
+        """Queue the entry unless already passed. False when it is an inbox copy that does not
+        follow the last entry (another copy is late or lost): the caller fills the gap from the
+        user's stream, whose entries carry no ``prev``."""
         if self._early is not None:
             self._early.append((parsed, entry_id, fields))
-            return
+            return True
         if self.closed or parsed <= self.last:
-            return
+            return True
+        prev = fields.get(PREV_FIELD)
+        if prev is not None and parse_id(prev) != self.last:
+            return False
         self.last = parsed
         if self._queue.qsize() >= self._max:
             # A client this far behind reconnects with Last-Event-ID and replays from Redis.
             log.warning("stream closed: client too slow", extra={"fields": {"user": self.user_id}})
             self.close()
-            return
+            return True
         event = str(fields.get(EVENT_FIELD, "message"))
         self._queue.put_nowait(Entry(entry_id, event, str(fields.get(DATA_FIELD, "{}"))))
+        return True
 
-    def go_live(self, replay: list[tuple[str, Fields]]) -> None:
-        """Hand out the replay, then what arrived during it."""
+    def go_live(self, replay: list[tuple[str, Fields]]) -> bool:
+        """Hand out the replay, then what arrived during it; False if that left a gap."""
         early, self._early = self._early or [], None
+        follows = True
         for entry_id, fields in replay:
             parsed = parse_id(entry_id)
             if parsed is not None:
-                self.offer(entry_id, parsed, fields)
+                follows = self.offer(entry_id, parsed, fields) and follows
         for parsed, entry_id, fields in sorted(early, key=lambda item: item[0]):
-            self.offer(entry_id, parsed, fields)
+            follows = self.offer(entry_id, parsed, fields) and follows
+        return follows
 
     def close(self) -> None:
         if not self.closed:
@@ -158,7 +168,8 @@ class Hub:
                 if len(entries) < self.replay_batch:
                     break
                 start = parse_id(entries[-1][0]) or newest
-            sub.go_live(replay)
+            if not sub.go_live(replay):
+                await self._fill(sub)
         except BaseException:
             self.unsubscribe(sub)
             raise
@@ -180,11 +191,37 @@ class Hub:
             for sub in list(subs):
                 sub.close()
 
+    async def _fill(self, sub: Subscription) -> None:
+        """Deliver, from the user's stream, every entry after the tab's last one."""
+        start = sub.last
+        while True:
+            entries: Any = await self.redis.xrange(
+                self.key_of(sub.user_id), min=f"({format_id(start)}", count=self.replay_batch
+            )
+            for entry_id, fields in entries:
+                parsed = parse_id(entry_id)
+                if parsed is not None:
+                    sub.offer(entry_id, parsed, fields)
+                    start = max(start, parsed)
+            if len(entries) < self.replay_batch:
+                return
+
+    async def _fill_gaps(self, gaps: set[Subscription]) -> None:
+        for sub in gaps:
+            try:
+                await self._fill(sub)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The tab reconnects with Last-Event-ID and replays: nothing is lost.
+                log.warning("closing a stream whose gap could not be read", exc_info=True)
+                sub.close()
+
     async def _start_cursor(self) -> str:
         newest: Any = await self.redis.xrevrange(self.inbox_key, "+", "-", count=1)
         return str(newest[0][0]) if newest else "0-0"
 
-    def _dispatch(self, entry_id: str, fields: Fields) -> None:
+    def _dispatch(self, entry_id: str, fields: Fields, gaps: set[Subscription]) -> None:
         try:
             user_id = int(fields.get(USER_FIELD, ""))
         except ValueError:
@@ -197,7 +234,8 @@ class Hub:
         if parsed is None:
             return
         for sub in list(subs):
-            sub.offer(stream_id, parsed, fields)
+            if not sub.offer(stream_id, parsed, fields):
+                gaps.add(sub)
 
     async def read_once(self) -> int:
         """One blocking XREAD on the inbox; returns entries read."""
@@ -210,12 +248,15 @@ class Hub:
             {self.inbox_key: self._cursor}, count=500, block=self.block_ms
         )
         seen = 0
+        gaps: set[Subscription] = set()
         for _key, entries in reply or []:
             for entry_id, fields in entries:
                 seen += 1
                 self._cursor = entry_id
                 if fields:
-                    self._dispatch(entry_id, fields)
+                    self._dispatch(entry_id, fields, gaps)
+        if gaps:
+            await self._fill_gaps(gaps)
         return seen
 
     async def run(self) -> None:

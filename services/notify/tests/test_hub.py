@@ -209,3 +209,29 @@ async def test_a_read_is_one_command_whatever_the_number_of_users(hub):
     assert await drain(subs[150]) == ["one"]
     # One XREAD names one key: the inbox, not the 300 users' streams.
     assert hub.hub.inbox_key == hub.delivery.keys.inbox("i1")
+
+
+async def test_copies_that_arrive_out_of_order_are_delivered_in_order_once(hub):
+    # Two pushers appended d1 then d2 to the user's stream, but d2's copy reached the inbox first.
+    sub = await hub.subscribe(12, None)
+    inbox = hub.delivery.keys.inbox("i1")
+    before = await hub.redis.xrange(inbox)
+    for n in (1, 2, 3):
+        await hub.push(12, f"d{n}")
+    copies = (await hub.redis.xrange(inbox))[len(before) :]
+    await hub.redis.xtrim(inbox, maxlen=0)
+    for _id, fields in (copies[1], copies[0], copies[2]):
+        await hub.redis.xadd(inbox, fields)
+    await read(hub)
+    assert await drain(sub) == ["d1", "d2", "d3"]
+
+
+async def test_a_lost_copy_is_read_from_the_users_stream(hub):
+    sub = await hub.subscribe(13, None)
+    inbox = hub.delivery.keys.inbox("i1")
+    for n in (1, 2):
+        await hub.push(13, f"d{n}")
+    copies = await hub.redis.xrange(inbox)
+    await hub.redis.xdel(inbox, copies[-2][0])  # the pusher of d1 died before copying it
+    await read(hub)
+    assert await drain(sub) == ["d1", "d2"]
