@@ -14,6 +14,9 @@ For each step it reports, from the servers' own counters:
   less the idle rate (keep-alive pings of the open streams);
 - idle commands and CPU per second, measured over a quiet window at that step.
 
+The idle work comes in bursts (each instance refreshes its streams' slots every 20 s), so both
+the quiet window and the event window (``--events`` / ``--rate``) default to 20 s.
+
     .venv/bin/python -m bench.notify_fanout
     .venv/bin/python -m bench.notify_fanout --steps 500,5000 --events 1000
     .venv/bin/python -m bench.notify_fanout --cluster redis://127.0.0.1:7001/0
@@ -444,9 +447,9 @@ async def run(args: argparse.Namespace) -> list[Step]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", default="500,1000,2500,5000", help="open streams per step")
-    parser.add_argument("--events", type=int, default=1500, help="events per step")
+    parser.add_argument("--events", type=int, default=6000, help="events per step")
     parser.add_argument("--rate", type=float, default=300.0, help="events published per second")
-    parser.add_argument("--quiet", type=float, default=5.0, help="idle window per step, seconds")
+    parser.add_argument("--quiet", type=float, default=20.0, help="idle window per step, seconds")
     parser.add_argument("--cluster", default="", help="a Redis Cluster node URL (else own Redis)")
     parser.add_argument("--code", default=str(ROOT), help="checkout whose notify to run")
     parser.add_argument("--section", default="notify_fanout", help="RESULTS.md section name")
