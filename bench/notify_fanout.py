@@ -102,9 +102,10 @@ def own_redis() -> Iterator[str]:
 async def node_urls(url: str, cluster: bool) -> list[str]:
     if not cluster:
         return [url]
-    client = create_redis(url, cluster=True)
+    client: Any = create_redis(url, cluster=True)
     try:
-        nodes = client.get_nodes()  # type: ignore[attr-defined]
+        await client.initialize()  # learns the nodes
+        nodes = client.get_nodes()
         return [f"redis://{node.host}:{node.port}/0" for node in nodes]
     finally:
         await client.aclose()
