@@ -10,7 +10,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from duochat_chat.harness import StompClient, StompError
+from duochat_testing.chat import StompClient, StompError
 
 
 async def expect_error(client: StompClient, needle: str) -> str:
