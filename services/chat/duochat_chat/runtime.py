@@ -32,6 +32,7 @@ from duochat_chat.delivery import Delivery
 from duochat_chat.forwarding import Router
 from duochat_chat.history import History
 from duochat_chat.hub import Hub
+from duochat_chat.limits import UserLimits
 from duochat_chat.membership import Membership
 from duochat_chat.mysql_batch import writer_database
 from duochat_chat.outbound import Outbound
@@ -71,6 +72,7 @@ class Runtime:
     relay: OutboxRelay
     membership: Membership
     limits: Limits
+    user_limits: UserLimits
     consumer: Consumer
     sessions: set[Session] = field(default_factory=set)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -201,6 +203,15 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
         relay=relay,
         membership=membership,
         limits=settings.stomp_limits(),
+        user_limits=UserLimits(
+            redis,
+            key=key,
+            instance=instance,
+            is_live=ring.is_live,
+            max_sockets=settings.max_sockets_per_user,
+            sends_per_second=settings.sends_per_second,
+            send_burst=settings.send_burst,
+        ),
         consumer=consumer,
     )
 

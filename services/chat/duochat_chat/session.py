@@ -20,6 +20,7 @@ import jwt
 
 from duochat_chat.drafts import Draft, Stored
 from duochat_chat.hub import Subscription
+from duochat_chat.limits import TooManySockets
 from duochat_chat.messages import (
     ENTER,
     ENTER_KEY,
@@ -32,6 +33,7 @@ from duochat_chat.messages import (
     left_text,
 )
 from duochat_chat.messages import utcnow_ms as now_ms
+from duochat_chat.rooms import is_room_id
 from duochat_chat.runtime import Runtime
 from duochat_chat.stomp import (
     Connect,
@@ -66,13 +68,13 @@ class Refused(Exception):
 
 def room_of(destination: str) -> str:
     room_id = destination[len(ROOM_PREFIX) :] if destination.startswith(ROOM_PREFIX) else ""
-    if not room_id or len(room_id) > 64 or "/" in room_id:
+    if not is_room_id(room_id):
         raise Refused(f"unknown destination {destination[:100]!r}: use {ROOM_PREFIX}{{roomId}}")
     return room_id
 
 
 class Session:
-    __slots__ = ("conn", "expires_at", "out", "rt", "subs", "token", "user")
+    __slots__ = ("conn", "expires_at", "out", "pending", "rt", "subs", "token", "user")
 
     def __init__(self, rt: Runtime, out: Outlet, conn: StompConnection) -> None:
         self.rt = rt
@@ -82,6 +84,7 @@ class Session:
         self.token: str | None = None
         self.subs: dict[str, Subscription] = {}
         self.expires_at = 0.0  # wall-clock expiry of the CONNECT token (0 = none)
+        self.pending: set[asyncio.Future[Stored | None]] = set()  # SENDs not settled yet
 
     # -- output --------------------------------------------------------------------------------
 
@@ -96,7 +99,7 @@ class Session:
     def fail(self, message: str, receipt: str | None = None) -> None:
         if not self.conn.closed:
             self.push(self.conn.error(message, receipt=receipt))
-        self.out.close_soon()
+        self.out.close_soon(after=self.pending)
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -117,8 +120,11 @@ class Session:
                 if event.receipt:
                     self.push(self.conn.receipt(event.receipt))
                 self.conn.state = State.CLOSED
-                self.out.close_soon()
+                self.out.close_soon(after=self.pending)
             elif isinstance(event, Failed):
+                # The frames before the failing one come first: their receipts, then the ERROR.
+                if self.pending:
+                    await asyncio.wait(set(self.pending), timeout=5.0)
                 self.push(event.frame)
                 self.out.close_soon()
         except Refused as exc:
@@ -132,10 +138,15 @@ class Session:
     async def on_connect(self, event: Connect) -> None:
         if not event.token:
             raise Refused("CONNECT needs a token header (or Authorization: Bearer ...)")
-        self.user = await self.rt.verifier.verify(event.token)
+        user = await self.rt.verifier.verify(event.token)
+        try:
+            await self.rt.user_limits.opened(user.id)
+        except TooManySockets as exc:
+            raise Refused(str(exc)) from None
+        self.user = user
         self.token = event.token
         self.expires_at = token_expiry(event.token)
-        self.push(self.conn.connected(self.user.username))
+        self.push(self.conn.connected(user.username))
 
     def _user(self) -> AuthUser:
         assert self.user is not None  # the state machine lets nothing through before CONNECT
@@ -150,9 +161,13 @@ class Session:
             if not since_header.isascii() or not since_header.isdigit() or len(since_header) > 18:
                 raise Refused("since must be a message id (a non-negative integer)")
             since = int(since_header)
+        if any(s.room_id == room_id for s in self.subs.values()):
+            raise Refused(f"already subscribed to room {room_id}: one subscription per room")
         rt = self.rt
         await rt.membership.room_for(room_id, user, self.token)
-        sub = await rt.hub.subscribe(self, event.sub_id, room_id, event.destination, since)
+        sub = await rt.hub.subscribe(
+            self, event.sub_id, room_id, event.destination, since, rt.settings.max_replay
+        )
         self.subs[event.sub_id] = sub
         if event.receipt:
             self.push(self.conn.receipt(event.receipt))
@@ -220,8 +235,8 @@ class Session:
         if not isinstance(data, dict):
             raise Refused('the body must be a JSON object: {"type","roomId","message"}')
         room_id, kind, text = data.get("roomId"), data.get("type", TALK), data.get("message", "")
-        if not isinstance(room_id, str) or not room_id or len(room_id) > 64:
-            raise Refused("roomId must be a room id string")
+        if not isinstance(room_id, str) or not is_room_id(room_id):
+            raise Refused("roomId must be a room id (1-64 letters, digits, '_' or '-')")
         if kind not in (TALK, ENTER, QUIT):
             raise Refused("type must be TALK, ENTER or QUIT")
         if not isinstance(text, str):
@@ -248,14 +263,21 @@ class Session:
             return
         if not text.strip():
             raise Refused("message is empty")
+        if not rt.user_limits.may_send(user.id):
+            raise Refused(
+                f"too many messages: at most {rt.settings.sends_per_second:g} per second "
+                "per user, across all your connections"
+            )
         if info.read_only:
             raise Refused(f"this room is read-only (the board is {info.status})")
         if rt.writer.busy():
             raise Refused("the server is busy; try again in a moment")
         future = rt.router.submit(Draft(room_id, TALK, user.id, user.username, text, key=key))
+        self.pending.add(future)
         future.add_done_callback(partial(self._stored, event.receipt))
 
     def _stored(self, receipt: str | None, future: asyncio.Future[Stored | None]) -> None:
+        self.pending.discard(future)
         if future.cancelled():
             return
         exc = future.exception()
@@ -276,6 +298,8 @@ class Session:
                 await self._left(room_id)
             except Exception:
                 log.warning("presence cleanup failed", exc_info=False)
+        if self.user is not None:
+            await self.rt.user_limits.closed(self.user.id)
 
 
 def token_expiry(token: str) -> float:

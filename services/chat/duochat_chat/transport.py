@@ -110,20 +110,25 @@ class Outlet:
         while self._backlog is not None and not self.dead and self.loop.time() < deadline:  # noqa: ASYNC110 - rare path, no event worth keeping per connection
             await asyncio.sleep(0.01)
 
-    async def close(self) -> None:
-        """Close the socket once every queued frame (an ERROR, a RECEIPT) is out."""
+    async def close(self, after: set[asyncio.Future[Any]] | None = None) -> None:
+        """Close the socket once every queued frame (an ERROR, a RECEIPT) is out, and (a
+        bounded while) once ``after`` have settled."""
         if self.closing:
             return
         self.closing = True
+        if after:
+            await asyncio.wait(set(after), timeout=5.0)
         await self.flush()
         try:
             await self._send({"type": "websocket.close", "code": 1000})
         except Exception:
             self.dead = True
 
-    def close_soon(self) -> None:
+    def close_soon(self, after: set[asyncio.Future[Any]] | None = None) -> None:
+        """Close once the frames queued so far are out, and (a bounded while) once ``after``
+        have settled: the receipts of SENDs handled before a failing frame still go out."""
         if not self.closing:
-            self.loop.create_task(self.close())
+            self.loop.create_task(self.close(after))
 
     async def _abort(self) -> None:
         try:
@@ -169,14 +174,16 @@ class StompEndpoint:
                 data = message.get("text")
                 if data is None:
                     data = message.get("bytes") or b""
+                # In order, up to and including a frame that fails: its ERROR is the last
+                # event of the list, and must go out even when good frames came before it.
                 for event in session.conn.feed(data, loop.time()):
                     await session.handle(event)
-                    if session.out.closing or session.conn.closed:
+                    if session.out.closing:
                         break
                 if session.out.closing:
                     break
             if not session.out.dead:
-                await session.out.close()
+                await session.out.close(after=session.pending)
                 # Wait for the client's close (or the transport's end) so nothing is cut short.
                 while (await receive())["type"] == "websocket.receive":
                     pass

@@ -106,6 +106,7 @@ async def cluster(
         max_subscriptions="20",
         sends_per_second="50",
         send_burst="100",
+        max_sockets_per_user="6",
     )
     procs = [
         ChatProcess({**env, "DUOCHAT_INSTANCE_ID": f"chat{i}"}, log_path=logs / f"chat{i}.log")
