@@ -34,6 +34,7 @@ lint:
 bench: env web deps
 	$(PYTHON) -m bench.chat_bench
 	$(PYTHON) -m bench.notify_latency
+	$(PYTHON) -m bench.notify_fanout
 	$(PYTHON) -m bench.room_entry
 
 ## synth: the CDK app's CloudFormation templates into infra/cdk/cdk.out (no AWS, no Docker)

@@ -1,12 +1,23 @@
-"""Redis clients chosen by URL: ``redis://`` is a real server, ``memory://NAME`` an in-process
-store (fakeredis) shared by every client with the same NAME, for the embedded mode and tests."""
+"""Redis clients chosen by URL and settings.
+
+- ``redis://`` (or ``rediss://``) is one real server;
+- the same URL with ``cluster=True`` (``DUOCHAT_REDIS_CLUSTER=true``) is a Redis Cluster reached
+  through any of its nodes, with redis-py's cluster client, which follows MOVED/ASK itself;
+- ``memory://NAME`` is an in-process store (fakeredis) shared by every client with the same NAME,
+  for the embedded mode and tests.
+
+On a cluster every command must touch keys of one hash slot: keys used together share a
+``{hash tag}`` (see ``hash_tag``), and non-transactional pipelines are split by node.
+"""
 
 from __future__ import annotations
 
 import threading
+from typing import Any, cast
 
 import fakeredis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 _servers: dict[str, fakeredis.FakeServer] = {}
 _lock = threading.Lock()
@@ -14,6 +25,16 @@ _lock = threading.Lock()
 
 def is_memory(url: str) -> bool:
     return url.startswith("memory://")
+
+
+def is_cluster(client: object) -> bool:
+    """True for a Redis Cluster client."""
+    return isinstance(client, RedisCluster)
+
+
+def hash_tag(name: str) -> str:
+    """``name`` as a hash tag, so that every key built on it lands in one cluster slot."""
+    return "{" + name.replace("{", "(").replace("}", ")") + "}"
 
 
 def _fake_server(name: str) -> fakeredis.FakeServer:
@@ -24,16 +45,34 @@ def _fake_server(name: str) -> fakeredis.FakeServer:
         return server
 
 
-def create_redis(url: str, *, max_connections: int = 256) -> aioredis.Redis:
-    """An asyncio client that decodes replies to ``str``."""
+def create_redis(url: str, *, max_connections: int = 256, cluster: bool = False) -> aioredis.Redis:
+    """An asyncio client that decodes replies to ``str``.
+
+    With ``cluster`` the URL names any node of a Redis Cluster and ``max_connections`` is per
+    node. The cluster client offers the same command methods as ``Redis`` (the type says
+    ``Redis`` so that callers stay one shape); only cross-slot commands differ, and none of
+    ours are.
+    """
     if is_memory(url):
         name = url.removeprefix("memory://") or "default"
         return fakeredis.FakeAsyncRedis(server=_fake_server(name), decode_responses=True)
-    return aioredis.Redis.from_url(
-        url,
-        decode_responses=True,
-        max_connections=max_connections,
-        health_check_interval=15,
-        socket_keepalive=True,
-        retry_on_timeout=True,
-    )
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "max_connections": max_connections,
+        "health_check_interval": 15,
+        "socket_keepalive": True,
+    }
+    if cluster:
+        return cast(aioredis.Redis, RedisCluster.from_url(url, **options))
+    return aioredis.Redis.from_url(url, retry_on_timeout=True, **options)
+
+
+async def ping(client: aioredis.Redis) -> None:
+    """A readiness check: one server answers, or on a cluster, every slot is served."""
+    if is_cluster(client):
+        info: Any = await client.execute_command("CLUSTER INFO")
+        state = info.get("cluster_state") if isinstance(info, dict) else str(info)
+        if state != "ok":
+            raise ConnectionError(f"redis cluster state is {state!r}")
+        return
+    await client.ping()

@@ -23,6 +23,8 @@ class ServiceSettings(BaseSettings):
     database_url: str = "sqlite:///./data/duochat.db"
     redis_url: str = "memory://embedded"
     redis_max_connections: int = 256
+    # ``redis_url`` names any node of a Redis Cluster (redis-py's cluster client).
+    redis_cluster: bool = False
     # Prefixes every Redis key and stream name, so that test runs and tenants never collide.
     redis_prefix: str = ""
     # Where every service fetches the public keys that verify access tokens.

@@ -4,11 +4,13 @@ and a stand-in token signer for services that only verify tokens."""
 from __future__ import annotations
 
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -18,6 +20,10 @@ from duochat_common.tokens import TokenVerifier
 
 MYSQL_SERVER = os.environ.get("DUOCHAT_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
 REDIS_URL = os.environ.get("DUOCHAT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+# A node of the local Redis Cluster that ``.ci/redis-cluster`` starts. When the variable is set
+# the cluster must answer; when it is not, the default is used if something listens there.
+REDIS_CLUSTER_URL = os.environ.get("DUOCHAT_TEST_REDIS_CLUSTER_URL", "")
+_DEFAULT_CLUSTER_URL = "redis://127.0.0.1:7001/0"
 
 
 @contextmanager
@@ -74,3 +80,28 @@ class TestSigner:
             return self.jwks()
 
         return TokenVerifier(fetch, issuer=self.issuer, audience=self.audience)
+
+
+def redis_cluster_url() -> str | None:
+    """The test Redis Cluster's URL, or None when none is configured or running."""
+    if REDIS_CLUSTER_URL:
+        return REDIS_CLUSTER_URL
+    where = urlsplit(_DEFAULT_CLUSTER_URL)
+    try:
+        with socket.create_connection((where.hostname or "", where.port or 0), timeout=0.3):
+            return _DEFAULT_CLUSTER_URL
+    except OSError:
+        return None
+
+
+REDIS_SHAPES = ("redis", "cluster")
+
+
+def redis_shape_url(shape: str) -> tuple[str, bool] | None:
+    """``(url, cluster)`` of a test Redis of that shape (``REDIS_SHAPES``), or None if absent."""
+    if shape == "redis":
+        return REDIS_URL, False
+    if shape == "cluster":
+        url = redis_cluster_url()
+        return None if url is None else (url, True)
+    raise ValueError(f"unknown redis shape {shape!r}")

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,7 +23,7 @@ from duochat_common.events import Consumer, Envelope, EventBus
 from duochat_common.events.bus import dead_letter_stream
 from duochat_common.events.schemas import BoardApplied, UserRef
 from duochat_common.redis_store import create_redis
-from duochat_common.testing import REDIS_URL, unique_prefix
+from duochat_common.testing import redis_shape_url, unique_prefix
 
 GROUP = "testers"
 
@@ -32,29 +33,51 @@ def prefix() -> str:
     return unique_prefix()
 
 
-@pytest.fixture
-async def redis(prefix: str) -> AsyncIterator[Redis]:
-    client = create_redis(REDIS_URL)
+@contextlib.asynccontextmanager
+async def shaped_redis(shape: str, prefix: str) -> AsyncIterator[Redis]:
+    """A client of one Redis server, the Redis Cluster or the in-process store; afterwards the
+    keys of ``prefix`` are deleted."""
+    if shape == "memory":
+        client = create_redis(f"memory://test-{uuid.uuid4().hex}")
+    else:
+        found = redis_shape_url(shape)
+        if found is None:
+            pytest.skip("no Redis Cluster (start one with .ci/redis-cluster start)")
+        client = create_redis(found[0], cluster=found[1])
     try:
         yield client
     finally:
         keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
         if keys:
-            await client.delete(*keys)
+            await client.delete(*keys)  # the cluster client splits this by slot
         await client.aclose()
 
 
-@pytest.fixture(params=["redis", "memory"])
-async def any_redis(request: pytest.FixtureRequest, redis: Redis) -> AsyncIterator[Redis]:
-    """Real Redis, then the embedded mode's in-process store (fakeredis)."""
-    if request.param == "redis":
-        yield redis
-        return
-    client = create_redis(f"memory://test-{uuid.uuid4().hex}")
-    try:
+@pytest.fixture
+async def redis(prefix: str) -> AsyncIterator[Redis]:
+    async with shaped_redis("redis", prefix) as client:
         yield client
-    finally:
-        await client.aclose()
+
+
+@pytest.fixture
+async def cluster_redis(prefix: str) -> AsyncIterator[Redis]:
+    """The local Redis Cluster (``.ci/redis-cluster``)."""
+    async with shaped_redis("cluster", prefix) as client:
+        yield client
+
+
+@pytest.fixture(params=["redis", "cluster", "memory"])
+async def any_redis(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Redis]:
+    """Real Redis, a Redis Cluster, then the embedded mode's in-process store (fakeredis)."""
+    async with shaped_redis(request.param, prefix) as client:
+        yield client
+
+
+@pytest.fixture(params=["redis", "cluster"])
+async def real_redis(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Redis]:
+    """One Redis server, then a Redis Cluster."""
+    async with shaped_redis(request.param, prefix) as client:
+        yield client
 
 
 class Recorder:
@@ -122,10 +145,12 @@ async def test_publish_and_consume(any_redis: Redis, stream: str) -> None:
     assert await reader.run_once() == 0  # nothing new
 
 
-async def test_a_group_created_late_still_sees_earlier_events(redis: Redis, stream: str) -> None:
-    await EventBus(redis).publish(stream, event(1))
+async def test_a_group_created_late_still_sees_earlier_events(
+    real_redis: Redis, stream: str
+) -> None:
+    await EventBus(real_redis).publish(stream, event(1))
     handler = Recorder()
-    reader = consumer(redis, stream, handler, block_ms=100)
+    reader = consumer(real_redis, stream, handler, block_ms=100)
     await reader.ensure_group()
     await reader.ensure_group()  # idempotent
     await reader.run_once()
@@ -363,33 +388,33 @@ async def test_the_same_event_twice_in_one_batch_is_handled_once(
 
 
 async def test_a_handled_event_reclaimed_from_a_dead_consumer_is_skipped(
-    redis: Redis, stream: str
+    real_redis: Redis, stream: str
 ) -> None:
     once = event(1)
-    bus = EventBus(redis)
+    bus = EventBus(real_redis)
     await bus.publish_many(stream, [once, once])  # the same event twice
     handler = Recorder()
-    reader = consumer(redis, stream, handler, name="alive", block_ms=50, claim_idle_ms=50)
+    reader = consumer(real_redis, stream, handler, name="alive", block_ms=50, claim_idle_ms=50)
     await reader.ensure_group()
     # one copy is stuck with a dead consumer, the other is handled normally
-    await redis.xreadgroup(GROUP, "ghost", {stream: ">"}, count=1)
+    await real_redis.xreadgroup(GROUP, "ghost", {stream: ">"}, count=1)
     await reader.run_once()
     assert handler.ids == [once.id]
 
     async def drained() -> bool:
         await reader.run_once()
-        return await pending(redis, stream) == 0
+        return await pending(real_redis, stream) == 0
 
     await eventually(drained)
     assert handler.ids == [once.id]  # reclaimed, recognised, acked, not handled again
 
 
-async def test_each_group_handles_an_event_once(redis: Redis, stream: str) -> None:
-    await EventBus(redis).publish(stream, event(1))
+async def test_each_group_handles_an_event_once(real_redis: Redis, stream: str) -> None:
+    await EventBus(real_redis).publish(stream, event(1))
     first, second = Recorder(), Recorder()
     for group, handler in (("notify", first), ("chat", second)):
         reader = Consumer(
-            redis, stream=stream, group=group, consumer="c", handler=handler, block_ms=50
+            real_redis, stream=stream, group=group, consumer="c", handler=handler, block_ms=50
         )
         await reader.ensure_group()
         await reader.run_once()
@@ -438,20 +463,20 @@ async def test_a_reclaim_pass_recovers_from_nogroup(
 
 
 async def test_every_key_the_bus_writes_is_in_the_stream_namespace(
-    redis: Redis, stream: str, prefix: str
+    real_redis: Redis, stream: str, prefix: str
 ) -> None:
     def poison(envelope: Envelope) -> BaseException | None:
         return RuntimeError("no") if envelope.type == "poison" else None
 
-    await EventBus(redis).publish_many(stream, [event(1), event(2, "poison")])
-    await redis.xadd(stream, {"event": "garbage"})
-    reader = consumer(redis, stream, Recorder(fail=poison), block_ms=50, max_attempts=2)
+    await EventBus(real_redis).publish_many(stream, [event(1), event(2, "poison")])
+    await real_redis.xadd(stream, {"event": "garbage"})
+    reader = consumer(real_redis, stream, Recorder(fail=poison), block_ms=50, max_attempts=2)
     await reader.ensure_group()
     await reader.run_once()
-    keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
+    keys = [k async for k in real_redis.scan_iter(match=f"{prefix}*", count=1000)]
     assert stream in keys and dead_letter_stream(stream) in keys
     assert any(":done:" in k for k in keys) and any(":attempts:" in k for k in keys)
-    stray = [k async for k in redis.scan_iter(match=f"*{GROUP}*", count=1000)]
+    stray = [k async for k in real_redis.scan_iter(match=f"*{GROUP}*", count=1000)]
     assert all(k.startswith(prefix) for k in stray)
 
 
@@ -477,7 +502,7 @@ async def test_the_run_loop_survives_the_stream_being_deleted(
         await task
 
 
-async def test_event_schemas_round_trip_in_camel_case(redis: Redis, stream: str) -> None:
+async def test_event_schemas_round_trip_in_camel_case(real_redis: Redis, stream: str) -> None:
     applied = BoardApplied(
         board_id=3,
         board_title="morning run",
@@ -488,11 +513,112 @@ async def test_event_schemas_round_trip_in_camel_case(redis: Redis, stream: str)
     envelope = applied.envelope()
     wire = envelope.to_json()
     assert '"occurredAt"' in wire and '"boardTitle"' in wire
-    await EventBus(redis).publish(stream, envelope)
+    await EventBus(real_redis).publish(stream, envelope)
     handler = Recorder()
-    reader = consumer(redis, stream, handler, block_ms=50)
+    reader = consumer(real_redis, stream, handler, block_ms=50)
     await reader.ensure_group()
     await reader.run_once()
     (received,) = handler.seen
     assert received.type == "board.applied" and received.version == 1
     assert BoardApplied.parse(received) == applied
+
+
+async def test_a_restarted_consumer_handles_its_own_pending_entries_at_once(
+    any_redis: Redis, stream: str
+) -> None:
+    # The instance read two entries and died before acking them; it comes back under the same
+    # name. XAUTOCLAIM would wait for claim_idle_ms (30 s here); its own pending list does not.
+    await EventBus(any_redis).publish_many(stream, [event(n) for n in range(3)])
+    await consumer(any_redis, stream, Recorder()).ensure_group()
+    await any_redis.xreadgroup(GROUP, "notify-a", {stream: ">"}, count=2)
+    handler = Recorder()
+    restarted = consumer(any_redis, stream, handler, name="notify-a", block_ms=50)
+    restarted._last_claim = time.monotonic()  # no reclaim pass could take them
+    assert await restarted.recover() == 2
+    assert await restarted.run_once() == 1
+    assert [e.data["n"] for e in handler.seen] == [0, 1, 2]
+    assert await pending(any_redis, stream) == 0
+
+
+async def test_the_own_pending_pass_runs_once_and_leaves_failures_to_the_retries(
+    any_redis: Redis, stream: str
+) -> None:
+    def poison(envelope: Envelope) -> BaseException | None:
+        return RuntimeError("no") if envelope.type == "poison" else None
+
+    await EventBus(any_redis).publish_many(stream, [event(0, "poison"), event(1)])
+    await consumer(any_redis, stream, Recorder()).ensure_group()
+    await any_redis.xreadgroup(GROUP, "same", {stream: ">"}, count=2)
+    handler = Recorder(fail=poison)
+    restarted = consumer(any_redis, stream, handler, name="same", block_ms=50)
+    restarted._last_claim = time.monotonic()
+    await restarted.recover()
+    await restarted.run_once()
+    assert handler.calls == 2  # the poison entry was tried once, not in a loop
+    assert await pending(any_redis, stream) == 1
+
+
+async def test_a_dead_letter_on_a_cluster_needs_no_transaction(
+    cluster_redis: Redis, stream: str
+) -> None:
+    # The stream, its dead-letter stream and its attempts hash hash to different slots.
+    slots = {
+        int(await cluster_redis.execute_command("CLUSTER KEYSLOT", key))
+        for key in (stream, dead_letter_stream(stream), f"{stream}:attempts:{GROUP}")
+    }
+    assert len(slots) == 3
+    await cluster_redis.xadd(stream, {"event": "not json"})
+    reader = consumer(cluster_redis, stream, Recorder(), block_ms=50)
+    await reader.ensure_group()
+    await reader.run_once()
+    assert len(await dead_letters(cluster_redis, stream)) == 1
+    assert await pending(cluster_redis, stream) == 0
+
+
+async def test_the_run_loop_starts_with_its_own_pending_entries(
+    any_redis: Redis, stream: str
+) -> None:
+    await EventBus(any_redis).publish(stream, event(1))
+    await consumer(any_redis, stream, Recorder()).ensure_group()
+    await any_redis.xreadgroup(GROUP, "back", {stream: ">"}, count=1)
+    handler = Recorder()
+    reader = consumer(any_redis, stream, handler, name="back", block_ms=50)
+    task = asyncio.create_task(reader.run())
+    try:
+
+        async def handled() -> bool:
+            return len(handler.seen) == 1
+
+        await eventually(handled, timeout=2)  # claim_idle_ms is 30 s
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_dead_members_entries_are_taken_over_without_waiting_for_their_idle_time(
+    any_redis: Redis, stream: str
+) -> None:
+    # An instance died with two entries read; it comes back under another name (a new task).
+    await EventBus(any_redis).publish_many(stream, [event(n) for n in range(3)])
+    await consumer(any_redis, stream, Recorder()).ensure_group()
+    await any_redis.xreadgroup(GROUP, "old-task", {stream: ">"}, count=2)
+    handler = Recorder()
+    fresh = consumer(any_redis, stream, handler, name="new-task", block_ms=50, dead_after_ms=300)
+    fresh._last_claim = time.monotonic()  # claim_idle_ms (30 s) is far away
+    await fresh.run_once()  # the old task is not silent long enough yet
+    assert [e.data["n"] for e in handler.seen] == [2]
+    await asyncio.sleep(0.35)
+    fresh._last_dead_check = 0.0
+    await fresh.run_once()
+    assert sorted(e.data["n"] for e in handler.seen) == [0, 1, 2]
+    assert await pending(any_redis, stream) == 0
+
+
+async def test_a_member_that_reads_is_never_taken_over(any_redis: Redis, stream: str) -> None:
+    await consumer(any_redis, stream, Recorder()).ensure_group()
+    await EventBus(any_redis).publish(stream, event(1))
+    await any_redis.xreadgroup(GROUP, "busy", {stream: ">"}, count=1)
+    other = consumer(any_redis, stream, Recorder(), name="other", block_ms=50, dead_after_ms=300)
+    assert await other.take_over_dead() == 0
+    assert await pending(any_redis, stream) == 1

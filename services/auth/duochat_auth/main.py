@@ -55,7 +55,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
-        redis = create_redis(settings.redis_url, max_connections=settings.redis_max_connections)
+        redis = create_redis(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            cluster=settings.redis_cluster,
+        )
         async with db.session() as session:
             keys = await load_key_ring(session=session, configured_pem=settings.jwt_private_key)
         app.state.db = db

@@ -15,7 +15,7 @@ from duochat_boards.routes import router
 from duochat_common.app import build_app
 from duochat_common.db import Database
 from duochat_common.events import EventBus
-from duochat_common.redis_store import create_redis
+from duochat_common.redis_store import create_redis, ping
 from duochat_common.tokens import TokenVerifier, http_jwks_fetcher
 
 
@@ -43,7 +43,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = database or Database(settings.database_url)
-        redis = create_redis(settings.redis_url, max_connections=settings.redis_max_connections)
+        redis = create_redis(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            cluster=settings.redis_cluster,
+        )
         bus = EventBus(redis)
         outbox = Outbox(
             db=db,
@@ -77,7 +81,7 @@ def create_app(
         title="duochat boards",
         routers=[router],
         lifespan=lifespan,
-        health_checks=lambda a: {"database": a.state.db.ping, "redis": a.state.redis.ping},
+        health_checks=lambda a: {"database": a.state.db.ping, "redis": lambda: ping(a.state.redis)},
     )
     app.state.settings = settings
     return app

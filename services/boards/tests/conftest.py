@@ -125,8 +125,15 @@ async def db(engine_db: Database) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def redis() -> AsyncIterator[aioredis.Redis]:
-    client = create_redis(REDIS_URL)
+def redis_shape() -> tuple[str, bool]:
+    """``(url, cluster)`` of this test's Redis: one server, unless a module asks for each shape
+    (``test_events.py`` runs on a Redis Cluster too)."""
+    return REDIS_URL, False
+
+
+@pytest.fixture
+async def redis(redis_shape: tuple[str, bool]) -> AsyncIterator[aioredis.Redis]:
+    client = create_redis(redis_shape[0], cluster=redis_shape[1])
     yield client
     await client.aclose()
 
@@ -148,8 +155,10 @@ def events(redis: aioredis.Redis, prefix: str) -> EventReader:
 
 
 @pytest.fixture
-def settings(database_url: str, prefix: str) -> Settings:
-    return make_settings(database_url, prefix)
+def settings(database_url: str, prefix: str, redis_shape: tuple[str, bool]) -> Settings:
+    return make_settings(
+        database_url, prefix, redis_url=redis_shape[0], redis_cluster=redis_shape[1]
+    )
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from duochat_boards.main import create_app
@@ -10,6 +11,16 @@ from duochat_boards.models import OutboxEvent
 from duochat_boards.outbox import Outbox
 from duochat_common.events import EventBus
 from duochat_common.events.schemas import BoardApplied, BoardClosed, BoardCreated, BoardMatched
+from duochat_common.testing import REDIS_SHAPES, redis_shape_url
+
+
+@pytest.fixture(params=REDIS_SHAPES)
+def redis_shape(request: pytest.FixtureRequest) -> tuple[str, bool]:
+    """Every test here runs on one Redis and on a Redis Cluster."""
+    found = redis_shape_url(request.param)
+    if found is None:
+        pytest.skip("no Redis Cluster (start one with .ci/redis-cluster start)")
+    return found
 
 
 async def test_created_and_applied(client, api, alice, bob, events):

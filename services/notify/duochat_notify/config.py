@@ -33,9 +33,17 @@ class Settings(ServiceSettings):
     # an idle user's stream is kept.
     user_stream_maxlen: int = 1000
     user_stream_ttl_seconds: int = 7 * 86400
-    # How long the delivery loop blocks in XREAD before it looks at its users again; below
-    # redis-py's 5 s socket timeout, or the read times out instead of returning empty.
+    # How long an instance's hub blocks in XREAD on its inbox; below redis-py's 5 s socket
+    # timeout, or the read times out instead of returning empty.
     delivery_block_ms: int = 2000
+    # Entries an instance's inbox keeps (a hub reads them within milliseconds; this only bounds
+    # the inbox of an instance that died, which also expires an hour after its last read).
+    inbox_maxlen: int = 10_000
+    # A ``message`` alarm for a recipient whose presence chat could not read (``presenceKnown:
+    # false``) is stored at once but pushed live only after this long, and only if still unread:
+    # a recipient who was in the room on another chat instance reads it first (README, "Presence
+    # unknown").
+    presence_hold_seconds: float = 10.0
 
     # Event consumption. An instance with ``consume_events`` off only serves streams and REST.
     consume_events: bool = True

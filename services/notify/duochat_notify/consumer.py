@@ -40,7 +40,7 @@ class BatchConsumer(Consumer):
                 return await super()._process(entries)
         if len(parsed) < 2:
             return await super()._process(entries)
-        done = await self.redis.mget([self._done_key(env.id) for _, env in parsed])
+        done = await self.already_done([env.id for _, env in parsed])
         todo: dict[str, Envelope] = {}
         for (_, envelope), already in zip(parsed, done, strict=True):
             if not already:

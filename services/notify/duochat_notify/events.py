@@ -1,6 +1,8 @@
 """Turning board and chat events into alarms (the triggers).
 
-- ``chat.message.sent``: a ``message`` alarm for each recipient who is not in the room. ENTER and
+- ``chat.message.sent``: a ``message`` alarm for each recipient who is not in the room. When chat
+  could not read a recipient's presence (``presenceKnown: false``), the alarm's live push waits
+  out the presence hold and goes only if the alarm is still unread (``held.py``). ENTER and
   QUIT never alarm. SYSTEM messages do not alarm either: chat writes them into rooms when a board
   is matched or closed, and the ``matched``/``rejected`` alarm of that board event already tells
   the user, so a second alarm would only repeat it.
@@ -29,6 +31,7 @@ from duochat_common.events.schemas import (
 )
 from duochat_notify import service
 from duochat_notify.delivery import Delivery
+from duochat_notify.held import HeldPushes
 from duochat_notify.schemas import ReadNotice
 from duochat_notify.service import NewAlarm
 
@@ -52,9 +55,18 @@ def truncate(text: str, limit: int) -> str:
 class Triggers:
     """The handler notify's consumers run for each event of the boards and chat streams."""
 
-    def __init__(self, *, db: Database, delivery: Delivery, preview_max_chars: int) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        delivery: Delivery,
+        preview_max_chars: int,
+        held: HeldPushes | None = None,
+    ) -> None:
         self.db = db
         self.delivery = delivery
+        # Without it, alarms for recipients of unknown presence are pushed at once.
+        self.held = held
         self.preview_max = preview_max_chars
         self._builders: dict[str, Callable[[Envelope], list[NewAlarm]]] = {
             ChatMessageSent.TYPE: self._message_sent,
@@ -89,7 +101,14 @@ class Triggers:
             return
         async with self.db.session() as session:
             stored = await service.store_alarms(session=session, alarms=alarms)
-        await self.delivery.push_alarms(stored)
+        waiting = {(a.user_id, a.source_event_id) for a in alarms if a.held}
+        if self.held is None or not waiting:
+            await self.delivery.push_alarms(stored)
+            return
+        await self.delivery.push_alarms(
+            [a for a in stored if (a.user_id, a.source_event_id) not in waiting]
+        )
+        await self.held.hold([a for a in stored if (a.user_id, a.source_event_id) in waiting])
 
     def _board_alarm(
         self,
@@ -184,6 +203,7 @@ class Triggers:
                 from_user_id=event.sender.id,
                 from_username=event.sender.username,
                 message_id=event.message_id,
+                held=not recipient.presence_known,
             )
             for recipient in event.recipients
             if not recipient.in_room and recipient.id != event.sender.id

@@ -17,13 +17,14 @@ from duochat_common.app import build_app
 from duochat_common.db import Database
 from duochat_common.events.schemas import BOARDS_STREAM, CHAT_STREAM
 from duochat_common.health import Check
-from duochat_common.redis_store import create_redis
+from duochat_common.redis_store import create_redis, ping
 from duochat_common.tokens import TokenVerifier
 from duochat_notify import service
 from duochat_notify.config import Settings
 from duochat_notify.consumer import BatchConsumer
 from duochat_notify.delivery import Delivery
 from duochat_notify.events import Triggers
+from duochat_notify.held import HeldPushes
 from duochat_notify.hub import Hub
 from duochat_notify.models import utcnow
 from duochat_notify.routes import router
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "notify"
 SHUTDOWN_WAIT_SECONDS = 5.0
+# How often a consuming instance pushes the held alarms that are due.
+HELD_RELEASE_SECONDS = 1.0
 
 
 async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
@@ -58,16 +61,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     instance = _instance_id(settings)
     db = Database(settings.database_url)
-    redis = create_redis(settings.redis_url, max_connections=settings.redis_max_connections)
+    redis = create_redis(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        cluster=settings.redis_cluster,
+    )
     delivery = Delivery(redis, settings)
     hub = Hub(
         redis,
+        inbox_key=delivery.keys.inbox(instance),
         key_of=delivery.stream_key,
-        wake_key=settings.key(f"notify:wake:{instance}"),
         block_ms=settings.delivery_block_ms,
         max_queued=settings.stream_queue_size,
     )
-    slots = StreamSlots(redis, settings)
+    slots = StreamSlots(redis, settings, instance=instance)
     tickets = Tickets(redis, settings)
     app.state.db = db
     app.state.redis = redis
@@ -98,7 +105,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     ]
     stop = asyncio.Event()
     if settings.consume_events:
-        triggers = Triggers(db=db, delivery=delivery, preview_max_chars=settings.preview_max_chars)
+        held = HeldPushes(
+            redis,
+            key=delivery.keys.held(),
+            db=db,
+            delivery=delivery,
+            hold_seconds=settings.presence_hold_seconds,
+        )
+        triggers = Triggers(
+            db=db,
+            delivery=delivery,
+            preview_max_chars=settings.preview_max_chars,
+            held=held,
+        )
+        jobs.append(_every(HELD_RELEASE_SECONDS, held.release_due, "held"))
         for stream in (BOARDS_STREAM, CHAT_STREAM):
             consumer = BatchConsumer(
                 redis,
@@ -130,7 +150,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _health_checks(app: FastAPI) -> dict[str, Check]:
     async def redis_ping() -> None:
-        await app.state.redis.ping()
+        await ping(app.state.redis)
 
     return {"database": app.state.db.ping, "redis": redis_ping}
 

@@ -30,6 +30,8 @@ class NewAlarm:
     from_user_id: int | None = None
     from_username: str | None = None
     message_id: int | None = None
+    # Pushed live only after the presence hold, if still unread (``held.py``).
+    held: bool = False
 
 
 async def store_alarms(*, session: AsyncSession, alarms: Sequence[NewAlarm]) -> list[Alarm]:
@@ -85,6 +87,14 @@ async def store_alarms(*, session: AsyncSession, alarms: Sequence[NewAlarm]) -> 
         for _, row in sorted(found.items())
         if (row.user_id, row.source_event_id) in wanted
     ]
+
+
+async def unread_alarms(*, session: AsyncSession, ids: Sequence[int]) -> list[Alarm]:
+    """The alarms with these ids that are still unread, in id order."""
+    if not ids:
+        return []
+    query = select(Alarm).where(Alarm.id.in_(set(ids)), Alarm.read_at.is_(None))
+    return list(await session.scalars(query.order_by(Alarm.id)))
 
 
 async def count_unread(*, session: AsyncSession, user_id: int) -> int:

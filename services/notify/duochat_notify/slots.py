@@ -3,6 +3,9 @@
 Each open stream holds a slot, a member of the user's sorted set scored by when it lapses. The
 holding instance refreshes its slots while the stream is open, so an instance that dies without
 releasing them frees them within ``stream_slot_ttl_seconds``.
+
+A slot's member names its instance (``<instance>|<random>``): the live members of a user's slots
+are also where pushers copy that user's entries (``delivery.py``).
 """
 
 from __future__ import annotations
@@ -13,20 +16,24 @@ import uuid
 import redis.asyncio as aioredis
 
 from duochat_notify.config import Settings
+from duochat_notify.delivery import HOLDER_SEPARATOR
+from duochat_notify.keys import Keys
 
 
 class StreamSlots:
-    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+    def __init__(self, redis: aioredis.Redis, settings: Settings, *, instance: str) -> None:
         self.redis = redis
         self.settings = settings
+        self.instance = instance
+        self.keys = Keys(settings)
         self.held: dict[str, int] = {}
 
     def _key(self, user_id: int) -> str:
-        return self.settings.key(f"notify:slots:{user_id}")
+        return self.keys.slots(user_id)
 
     async def acquire(self, user_id: int) -> str | None:
         """A slot for one more stream of ``user_id``, or None when the user is at the cap."""
-        slot = uuid.uuid4().hex
+        slot = f"{self.instance}{HOLDER_SEPARATOR}{uuid.uuid4().hex}"
         key = self._key(user_id)
         ttl = self.settings.stream_slot_ttl_seconds
         now = time.time()

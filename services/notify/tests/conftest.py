@@ -25,7 +25,13 @@ import pytest
 from duochat_common.events import EventBus
 from duochat_common.events.schemas import BOARDS_STREAM, CHAT_STREAM, EventData
 from duochat_common.redis_store import create_redis
-from duochat_common.testing import REDIS_URL, TestSigner, mariadb_database, unique_prefix
+from duochat_common.testing import (
+    REDIS_SHAPES,
+    TestSigner,
+    mariadb_database,
+    redis_shape_url,
+    unique_prefix,
+)
 from duochat_notify.config import Settings
 from duochat_notify.migrate import migrate
 
@@ -135,12 +141,24 @@ def database_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="package", params=REDIS_SHAPES)
+def redis_shape(request: pytest.FixtureRequest) -> tuple[str, bool]:
+    """``(url, cluster)``: the suite runs on one Redis, then on a Redis Cluster."""
+    found = redis_shape_url(request.param)
+    if found is None:
+        pytest.skip("no Redis Cluster (start one with .ci/redis-cluster start)")
+    return found
+
+
 @pytest.fixture(scope="package")
-def service_env(database_url: str, signer: TestSigner) -> dict[str, str]:
+def service_env(
+    database_url: str, signer: TestSigner, redis_shape: tuple[str, bool]
+) -> dict[str, str]:
     return {
         "DUOCHAT_ENVIRONMENT": "test",
         "DUOCHAT_DATABASE_URL": database_url,
-        "DUOCHAT_REDIS_URL": REDIS_URL,
+        "DUOCHAT_REDIS_URL": redis_shape[0],
+        "DUOCHAT_REDIS_CLUSTER": str(redis_shape[1]).lower(),
         "DUOCHAT_REDIS_PREFIX": unique_prefix(),
         "DUOCHAT_AUTH_JWKS_JSON": json.dumps(signer.jwks()),
         "DUOCHAT_KEEPALIVE_SECONDS": str(KEEPALIVE),
@@ -158,11 +176,13 @@ async def cluster(
     a = start_instance("notify-a", service_env, tmp)
     b = start_instance("notify-b", {**service_env, "DUOCHAT_CONSUME_EVENTS": "false"}, tmp)
     spare = start_instance("notify-c", {**service_env, "DUOCHAT_CONSUME_EVENTS": "false"}, tmp)
-    redis = create_redis(REDIS_URL)
     settings = Settings(
+        redis_url=service_env["DUOCHAT_REDIS_URL"],
+        redis_cluster=service_env["DUOCHAT_REDIS_CLUSTER"] == "true",
         redis_prefix=service_env["DUOCHAT_REDIS_PREFIX"],
         auth_jwks_json=service_env["DUOCHAT_AUTH_JWKS_JSON"],
     )
+    redis = create_redis(settings.redis_url, cluster=settings.redis_cluster)
     try:
         for instance in (a, b, spare):
             wait_ready(instance)

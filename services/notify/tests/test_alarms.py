@@ -135,13 +135,17 @@ async def test_bad_input_is_a_4xx(cluster, http, method, path, kwargs):
 
 
 @pytest.fixture
-async def parts(database_url):
+async def parts(database_url, redis_shape):
     """Notify's pieces on the session database and a fresh Redis namespace."""
+    url, on_cluster = redis_shape
     settings = Settings(
-        database_url=database_url, redis_url=REDIS_URL, redis_prefix=unique_prefix()
+        database_url=database_url,
+        redis_url=url,
+        redis_cluster=on_cluster,
+        redis_prefix=unique_prefix(),
     )
     db = Database(database_url)
-    redis = create_redis(REDIS_URL)
+    redis = create_redis(url, cluster=on_cluster)
     delivery = Delivery(redis, settings)
     try:
         yield db, delivery, Triggers(db=db, delivery=delivery, preview_max_chars=100)

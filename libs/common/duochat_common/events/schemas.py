@@ -88,6 +88,10 @@ class Recipient(BaseModel):
     id: int
     username: str
     in_room: bool
+    # False when chat could not read presence (Redis unreachable): ``in_room`` then only tells
+    # what the sending instance saw, and the recipient may be in the room on another instance.
+    # Optional on the wire, so producers that predate it still validate.
+    presence_known: bool = True
 
 
 class ChatMessageSent(EventData):
