@@ -23,6 +23,7 @@ services: env web
 
 ## test: everything CI checks (lint, types, every test suite, static checks of the deploy files)
 test: env web deps lint
+	bash .ci/redis-cluster start
 	$(PYTHON) -m pytest
 
 lint:

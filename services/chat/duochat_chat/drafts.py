@@ -58,7 +58,12 @@ def message_sent_event(
         "preview": d.text[:120],
         "createdAt": created,
         "recipients": [
-            {"id": uid, "username": name, "inRoom": uid in here.members}
+            {
+                "id": uid,
+                "username": name,
+                "inRoom": uid in here.members,
+                "presenceKnown": here.known or uid in here.members,
+            }
             for uid, name in room.people()
             if uid != d.sender_id
         ],

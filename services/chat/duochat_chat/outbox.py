@@ -6,8 +6,9 @@ event whole (``{"events": [...]}``). After the commit the events, built in memor
 through the outbound queue, and the row is deleted once they are there. A row left behind (the
 instance was killed after its commit, or Redis was away and the instance stopped) is picked up
 by a sweep, on any instance, once it is ``stale_s`` old, and its events are rebuilt from the
-stored messages. Presence at send time is gone by then, so a rebuilt event says every recipient
-was away: after a crash a notification too many beats one lost. Events may reach Redis twice;
+stored messages. Presence at send time is gone by then, so a rebuilt event says so
+(``presenceKnown: false``), and notify holds such an alarm briefly instead of raising it at once
+(see notify's README). Events may reach Redis twice;
 a message's event id is derived from the message, and consumers handle each id once.
 """
 
@@ -137,7 +138,12 @@ class OutboxRelay:
             draft = Draft(row.room_id, row.type, row.sender_id, row.sender_name, row.message)
             events.append(
                 message_sent_event(
-                    draft, owned, row.id, row.sender_name, Here.empty(), iso(row.created_at)
+                    draft,
+                    owned,
+                    row.id,
+                    row.sender_name,
+                    Here.empty(known=False),
+                    iso(row.created_at),
                 )
             )
         return events

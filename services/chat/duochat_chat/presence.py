@@ -31,10 +31,13 @@ class Here:
 
     members: Members
     nodes: frozenset[str]
+    # False when Redis could not be read: only this instance's own sockets are known, and a
+    # member counted away may be in the room on another instance.
+    known: bool = True
 
     @classmethod
-    def empty(cls) -> Here:
-        return cls({}, frozenset())
+    def empty(cls, *, known: bool = True) -> Here:
+        return cls({}, frozenset(), known)
 
 
 class Presence:
@@ -72,7 +75,7 @@ class Presence:
     def local_here(self, room_id: str) -> Here:
         """This instance's own view (when Redis cannot be read)."""
         members = self.local_members(room_id)
-        return Here(members, frozenset([self.instance]) if members else frozenset())
+        return Here(members, frozenset([self.instance]) if members else frozenset(), False)
 
     async def join(self, room_id: str, user_id: int, username: str) -> bool:
         """Count one more local subscription; True if the user was in the room nowhere before."""

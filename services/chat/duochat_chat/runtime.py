@@ -123,7 +123,11 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
     instance = instance_name(settings)
     key = settings.key
     db = Database(settings.database_url, pool_size=10, max_overflow=20)
-    redis = create_redis(settings.redis_url, max_connections=settings.redis_max_connections)
+    redis = create_redis(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        cluster=settings.redis_cluster,
+    )
     verifier = verifier or TokenVerifier(
         http_jwks_fetcher(settings.auth_jwks_url),
         issuer=settings.jwt_issuer,
