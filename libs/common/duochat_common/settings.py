@@ -25,6 +25,9 @@ class ServiceSettings(BaseSettings):
     redis_max_connections: int = 256
     # ``redis_url`` names any node of a Redis Cluster (redis-py's cluster client).
     redis_cluster: bool = False
+    # CloudWatch metrics as log lines (duochat_common.emf); off unless a namespace is set.
+    metrics_namespace: str = ""
+    metrics_environment: str = ""
     # Prefixes every Redis key and stream name, so that test runs and tenants never collide.
     redis_prefix: str = ""
     # Where every service fetches the public keys that verify access tokens.

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,6 +19,7 @@ from duochat_chat.routes import router
 from duochat_chat.runtime import Runtime, build_runtime, start
 from duochat_chat.transport import StompEndpoint, run_ticker
 from duochat_common.app import build_app
+from duochat_common.emf import group_lag, reporter
 from duochat_common.tokens import TokenVerifier
 
 
@@ -35,7 +36,7 @@ def create_app(
         app.state.db = runtime.db
         app.state.redis = runtime.redis
         app.state.verifier = runtime.verifier
-        await start(runtime, run_ticker(runtime))
+        await start(runtime, run_ticker(runtime), *metrics(runtime))
         restore = drain_on_sigterm(runtime)
         try:
             yield
@@ -58,6 +59,20 @@ def create_app(
 
 log = logging.getLogger(__name__)
 STOMP_PATH = "/ws-stomp"
+
+
+def metrics(runtime: Runtime) -> list[Coroutine[Any, Any, None]]:
+    """Open sockets and the boards consumer's lag, as CloudWatch metrics (on AWS)."""
+    consumer = runtime.consumer
+    emf = reporter(
+        runtime.settings,
+        "chat",
+        {
+            "duochat_connections": lambda: len(runtime.sessions),
+            "duochat_events_lag": lambda: group_lag(runtime.redis, consumer.stream, consumer.group),
+        },
+    )
+    return [] if emf is None else [emf.run()]
 
 
 def drain_on_sigterm(runtime: Runtime) -> Callable[[], None]:

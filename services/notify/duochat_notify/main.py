@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from duochat_common.app import build_app
 from duochat_common.db import Database
+from duochat_common.emf import group_lag, reporter
 from duochat_common.events.schemas import BOARDS_STREAM, CHAT_STREAM
 from duochat_common.health import Check
 from duochat_common.redis_store import create_redis, ping
@@ -131,6 +132,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 claim_idle_ms=settings.consumer_claim_idle_ms,
             )
             jobs.append(consumer.run(stop))
+    lags = [settings.key(stream) for stream in (BOARDS_STREAM, CHAT_STREAM)]
+
+    async def lag() -> int:
+        return max([await group_lag(redis, stream, CONSUMER_GROUP) for stream in lags])
+
+    emf = reporter(
+        settings,
+        "notify",
+        {"duochat_connections": lambda: hub.connected, "duochat_events_lag": lag},
+    )
+    if emf is not None:
+        jobs.append(emf.run())
     tasks = [asyncio.create_task(job) for job in jobs]
     try:
         yield
