@@ -10,7 +10,7 @@ from duochat_auth import service
 from duochat_auth.config import Settings
 from duochat_auth.keys import KeyRing
 from duochat_auth.passwords import Passwords
-from duochat_auth.ratelimit import LoginLimiter
+from duochat_auth.ratelimit import LoginLimiter, WindowLimiter
 from duochat_auth.schemas import (
     Credentials,
     Jwks,
@@ -19,6 +19,7 @@ from duochat_auth.schemas import (
     TokenPair,
     UserOut,
 )
+from duochat_common.clientaddr import client_address
 from duochat_common.deps import CurrentUser, SessionDep
 from duochat_common.errors import error_responses
 
@@ -45,14 +46,18 @@ def _passwords(request: Request) -> Passwords:
     return passwords
 
 
-def client_address(request: Request) -> str:
-    """The caller's address; behind the ALB or nginx, the hop they appended last."""
-    if _settings(request).trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-        if hops:
-            return hops[-1][:64]
-    return request.client.host if request.client else "unknown"
+def _signups(request: Request) -> WindowLimiter:
+    signups: WindowLimiter = request.app.state.signups
+    return signups
+
+
+def _address(request: Request) -> str:
+    """The caller's address; X-Forwarded-For counts only from a trusted proxy."""
+    return client_address(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        _settings(request).trusted_networks(),
+    )
 
 
 KeysDep = Annotated[KeyRing, Depends(_keys)]
@@ -61,16 +66,30 @@ PasswordsDep = Annotated[Passwords, Depends(_passwords)]
 
 
 @router.post(
-    "/register", status_code=201, response_model=UserOut, responses=error_responses(400, 409, 422)
+    "/register",
+    status_code=201,
+    response_model=UserOut,
+    responses=error_responses(400, 409, 422, 429, 503),
 )
-async def register(body: NewCredentials, session: SessionDep, passwords: PasswordsDep) -> UserOut:
+async def register(
+    body: NewCredentials,
+    request: Request,
+    session: SessionDep,
+    passwords: PasswordsDep,
+    signups: Annotated[WindowLimiter, Depends(_signups)],
+) -> UserOut:
     user = await service.register(
-        session=session, passwords=passwords, username=body.username, password=body.password
+        session=session,
+        passwords=passwords,
+        signups=signups,
+        address=_address(request),
+        username=body.username,
+        password=body.password,
     )
     return UserOut(id=user.id, username=user.username)
 
 
-@router.post("/login", response_model=TokenPair, responses=error_responses(400, 401, 422, 429))
+@router.post("/login", response_model=TokenPair, responses=error_responses(400, 401, 422, 429, 503))
 async def login(
     body: Credentials,
     request: Request,
@@ -88,7 +107,7 @@ async def login(
         passwords=passwords,
         username=body.username,
         password=body.password,
-        address=client_address(request),
+        address=_address(request),
     )
 
 

@@ -19,7 +19,9 @@ class NewCredentials(Wire):
     """What ``register`` accepts; the service also refuses weak passwords (422)."""
 
     username: str = Field(
-        min_length=3, max_length=32, description="3-32 letters, digits, '.', '_' or '-'"
+        min_length=3,
+        max_length=32,
+        description="3-32 ASCII letters, digits, '.', '_' or '-'; unique ignoring case",
     )
     password: str = Field(
         min_length=8,
