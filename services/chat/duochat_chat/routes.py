@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from duochat_chat import service
 from duochat_chat.runtime import Runtime
@@ -13,7 +13,9 @@ from duochat_common.deps import CurrentUser
 from duochat_common.tokens import bearer_token
 
 router = APIRouter(prefix="/chat", tags=["chat"])
-RoomId = Annotated[str, "room id"]
+# Room ids are boards' UUIDs (tests use short names): nothing else may reach a query or a URL
+# (issue 12, finding 9: "/chat/rooms/%00/messages" answered 500).
+RoomId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="a room id")]
 
 
 def _rt(request: Request) -> Runtime:
@@ -40,7 +42,7 @@ async def latest(request: Request, user: CurrentUser) -> dict[str, MessageOut]:
 async def messages(
     request: Request,
     user: CurrentUser,
-    room_id: str,
+    room_id: RoomId,
     before: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -58,7 +60,7 @@ async def messages(
 
 
 @router.post("/rooms/{room_id}/read", status_code=204)
-async def read(request: Request, user: CurrentUser, room_id: str, body: ReadMarkIn) -> Response:
+async def read(request: Request, user: CurrentUser, room_id: RoomId, body: ReadMarkIn) -> Response:
     await service.mark_read(
         rt=_rt(request),
         room_id=room_id,
@@ -70,6 +72,6 @@ async def read(request: Request, user: CurrentUser, room_id: str, body: ReadMark
 
 
 @router.get("/rooms/{room_id}/presence")
-async def presence(request: Request, user: CurrentUser, room_id: str) -> PresenceOut:
+async def presence(request: Request, user: CurrentUser, room_id: RoomId) -> PresenceOut:
     out = await service.presence(rt=_rt(request), room_id=room_id, user=user, token=_token(request))
     return PresenceOut.model_validate(out)

@@ -21,7 +21,7 @@ EVENT_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
     "/ticket",
     response_model=TicketOut,
     response_model_by_alias=True,
-    responses=error_responses(401, 429),
+    responses=error_responses(401, 429, 503),
 )
 async def create_ticket(request: Request, user: CurrentUser) -> TicketOut:
     """A single-use ticket that opens the caller's stream."""
@@ -32,7 +32,10 @@ async def create_ticket(request: Request, user: CurrentUser) -> TicketOut:
 @router.get(
     "/stream",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        **error_responses(401, 422, 429, 503),
+    },
 )
 async def stream(
     request: Request,
@@ -50,7 +53,12 @@ async def stream(
     return response
 
 
-@router.get("/alarms", response_model=AlarmPage, response_model_by_alias=True)
+@router.get(
+    "/alarms",
+    response_model=AlarmPage,
+    response_model_by_alias=True,
+    responses=error_responses(400, 401, 422, 503),
+)
 async def list_alarms(
     user: CurrentUser,
     session: SessionDep,
@@ -61,7 +69,12 @@ async def list_alarms(
     return await service.list_alarms(session=session, user_id=user.id, limit=limit, cursor=cursor)
 
 
-@router.post("/alarms/read", response_model=ReadResult, response_model_by_alias=True)
+@router.post(
+    "/alarms/read",
+    response_model=ReadResult,
+    response_model_by_alias=True,
+    responses=error_responses(400, 401, 422, 503),
+)
 async def read_alarms(
     request: Request, body: ReadRequest, user: CurrentUser, session: SessionDep
 ) -> ReadResult:
