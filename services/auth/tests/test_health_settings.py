@@ -104,7 +104,7 @@ def test_a_safe_production_configuration_starts() -> None:
         ({"password_memory_kib": 1024}, "PASSWORD_MEMORY_KIB"),
         # Issue 12, finding 15: plain-text connections only inside a private network.
         ({"auth_jwks_url": "http://auth.example.com/auth/.well-known/jwks.json"}, "JWKS_URL"),
-        ({"auth_jwks_url": "http://203.0.113.5/auth/.well-known/jwks.json"}, "JWKS_URL"),
+        ({"auth_jwks_url": "http://93.184.216.34/auth/.well-known/jwks.json"}, "JWKS_URL"),
         ({"redis_url": "redis://cache.example.com:6379/0"}, "REDIS_URL"),
         ({"trusted_proxies": "10.0.0.0/33"}, "trusted_proxies"),
     ],

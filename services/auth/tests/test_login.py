@@ -190,7 +190,7 @@ async def test_counters_live_in_the_app_namespace(limited: Api) -> None:
     account = await limited.register()
     assert await _fail(limited, account.username) == 401
     prefix = limited.settings.redis_prefix
-    keys = [k async for k in limited.app.state.redis.scan_iter(match=f"{prefix}auth:*")]
+    keys = [k async for k in limited.app.state.redis.scan_iter(match=f"{prefix}auth:loginfail:*")]
     assert keys and all(k.startswith(prefix) for k in keys)
     ttl = await limited.app.state.redis.ttl(keys[0])
     assert 0 < ttl <= 60
