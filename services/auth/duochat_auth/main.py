@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            passwords.close()
             await redis.aclose()
             await db.dispose()
 

@@ -4,14 +4,24 @@ Each hash takes ``memory_kib`` of memory and a core for a fraction of a second, 
 at once (``max_concurrent``, sized to the CPUs and a memory budget). A request that finds them all
 busy waits at most ``queue_seconds`` for one, and otherwise gets 503 with ``Retry-After`` at once:
 a flood of sign-ins slows nobody else down, and nothing waits long enough to pile up.
+
+Hashes run on threads of their own at a lower CPU priority (Linux: a per-thread nice value,
+which argon2's lane threads inherit), so that the event loop, which answers everything else
+(``/healthz``, the 503s themselves), gets a core whenever it needs one, even with every core
+busy hashing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import TypeVar
 
-from anyio import to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -20,6 +30,18 @@ from duochat_common.errors import Unavailable
 # OWASP's floor for argon2id; production refuses anything cheaper (tests go below it for speed).
 MIN_TIME_COST = 2
 MIN_MEMORY_KIB = 19 * 1024
+# The hashing threads' nice value: CFS then gives a normal-priority thread about nine times
+# their share of a contended core.
+HASH_NICENESS = 10
+T = TypeVar("T")
+
+
+def _lower_priority() -> None:
+    if sys.platform == "linux":
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICENESS)
+        except OSError:  # a sandbox may refuse; hashing still works, just not behind the loop
+            pass
 
 
 def usable_cpus() -> int:
@@ -55,6 +77,9 @@ class Passwords:
         self._dummy_hash = self._hasher.hash("duochat-timing-equaliser")
         self.max_concurrent = max_concurrent
         self._slots = asyncio.Semaphore(max_concurrent)
+        self._threads = ThreadPoolExecutor(
+            max_workers=max_concurrent, thread_name_prefix="argon2", initializer=_lower_priority
+        )
         self._queue_seconds = queue_seconds
         # Waiters beyond this get 503 without waiting: each would only wait out its timeout.
         self._max_waiting = 4 * max_concurrent
@@ -74,12 +99,26 @@ class Passwords:
         finally:
             self._waiting -= 1
 
-    async def hash(self, password: str) -> str:
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[Hasher]:
+        """One of the hash slots, or ``Unavailable`` (503) when none frees up in time. A caller
+        that reads the database for the check (sign-in) takes the slot first, so that the
+        excess is refused before it holds a database connection."""
         await self._acquire()
         try:
-            return await to_thread.run_sync(self._hasher.hash, password)
+            yield Hasher(self)
         finally:
             self._slots.release()
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def hash(self, password: str) -> str:
+        async with self.slot() as hasher:
+            return await hasher.hash(password)
 
     def _verify(self, hashed: str | None, password: str) -> bool:
         try:
@@ -89,11 +128,21 @@ class Passwords:
 
     async def verify(self, hashed: str | None, password: str) -> bool:
         """True when ``password`` matches; ``hashed=None`` costs the same and returns False."""
-        await self._acquire()
-        try:
-            return await to_thread.run_sync(self._verify, hashed, password)
-        finally:
-            self._slots.release()
+        async with self.slot() as hasher:
+            return await hasher.verify(hashed, password)
+
+
+class Hasher:
+    """Hashing inside a slot already taken (``Passwords.slot``)."""
+
+    def __init__(self, passwords: Passwords) -> None:
+        self._passwords = passwords
+
+    async def hash(self, password: str) -> str:
+        return await self._passwords._run(self._passwords._hasher.hash, password)
+
+    async def verify(self, hashed: str | None, password: str) -> bool:
+        return await self._passwords._run(self._passwords._verify, hashed, password)
 
 
 def _busy() -> Unavailable:

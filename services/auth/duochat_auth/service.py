@@ -126,11 +126,15 @@ async def login(
 ) -> TokenPair:
     """Check the password (rate-limited per account and address) and issue a token pair."""
     key = canonical(username)
-    user = await session.scalar(select(User).where(User.canonical == key))
-    # Every spelling that finds an account counts against that account.
-    account = f"id:{user.id}" if user else f"name:{key}"
-    await limiter.check(account=account, address=address)
-    if not await passwords.verify(user.password_hash if user else None, password) or user is None:
+    # The hash slot first: a flood is refused (503) before it holds database connections.
+    async with passwords.slot() as hasher:
+        user = await session.scalar(select(User).where(User.canonical == key))
+        await session.commit()  # ends the read: the connection goes back while the hash runs
+        # Every spelling that finds an account counts against that account.
+        account = f"id:{user.id}" if user else f"name:{key}"
+        await limiter.check(account=account, address=address)
+        matches = await hasher.verify(user.password_hash if user else None, password)
+    if not matches or user is None:
         await limiter.failed(account=account, address=address)
         raise Unauthorized("wrong username or password", code="invalid_credentials")
     await limiter.succeeded(account=account)

@@ -113,12 +113,12 @@ async def test_each_further_failure_doubles_the_delay(limited: Api) -> None:
         assert await _fail(limited, account.username, address=f"192.0.2.{n}") == 401
     assert limiter.delay_after(3) == 0.3
     for n in range(3):  # each from a new address: the address window is not what stops them
-        await asyncio.sleep(limiter.delay_after(3 + n) + 0.05)
+        await asyncio.sleep(limiter.delay_after(3 + n) + 0.15)
         assert await _fail(limited, account.username, address=f"198.51.100.{n}") == 401
     assert [limiter.delay_after(n) for n in (4, 5, 6)] == [0.6, 1.2, 2.4]
     refused = await limited.login(account)
     assert refused.status_code == 429
-    assert int(refused.headers["Retry-After"]) in (2, 3)
+    assert int(refused.headers["Retry-After"]) in (1, 2, 3)  # what is left of 2.4 s
     assert limited.app.state.limiter.delay_after(40) == 30  # capped
 
 
