@@ -145,10 +145,10 @@ async def memory(pid: int, seconds: float) -> list[float]:
 
 
 def start_auth(env: dict[str, str], port: int, run_dir: Path) -> subprocess.Popen[bytes]:
-    subprocess.run([sys.executable, "-m", "duochat_auth.migrate"], env=env, check=True)  # noqa: S603
+    subprocess.run([sys.executable, "-m", "duochat_auth.migrate"], env=env, check=True)
     log_config = run_dir / "auth-logging.json"
     log_config.write_text(json.dumps(uvicorn_log_config("auth")))
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
