@@ -31,7 +31,17 @@ class Settings(ServiceSettings):
     # Every tracked room's last id is compared with the database this often, so a message
     # whose fan-out entry was lost (instance killed, Redis down) still reaches subscribers.
     sweep_interval_s: float = 1.0
-    fanout_maxlen: int = 100_000
+    # Live instances refresh their entry this often; one silent for ring_ttl_s is gone, and
+    # its rooms move to the others.
+    ring_interval_s: float = 0.5
+    ring_ttl_s: float = 3.0
+    # A SEND forwarded to a room's owner and not answered in this long is sent again (safe:
+    # every SEND carries an idempotency key).
+    forward_resend_s: float = 5.0
+    # Outbox rows (events) still there after this long were left by an instance that died
+    # or lost Redis, and are relayed by whichever instance sweeps first.
+    outbox_stale_s: float = 10.0
+    outbox_sweep_s: float = 5.0
 
     def stomp_limits(self) -> Limits:
         return Limits(

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
+from sqlalchemy import create_engine, text
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -407,23 +408,28 @@ class Member:
             await asyncio.sleep(0.2)
 
     async def talk(self, stop: asyncio.Event, tag: str, prefer: int, pace: float = 0.02) -> None:
-        """Send with receipts until ``stop``; on a dropped socket, reconnect and go on."""
+        """Send with receipts until ``stop``; on a dropped socket, reconnect and go on. A
+        message with no receipt is sent again with the same ``clientMessageId``, as a client
+        should, until it is receipted (so it must be stored exactly once)."""
         n = 0
-        while not stop.is_set():
+        text: str | None = None
+        while not stop.is_set() or text is not None:
             client = self.client
             assert client is not None
             if client.closed.is_set():
                 self.reconnects += 1
                 await self.connect_any(1 - prefer if len(self.urls) > 1 else 0)
                 continue
-            text = f"{tag}-{n}"
-            n += 1
+            if text is None:
+                text = f"{tag}-{n}"
+                n += 1
             try:
-                fut = await client.send(self.room_id, text)
+                fut = await client.send(self.room_id, text, clientMessageId=f"k-{text}")
                 assert fut is not None
                 async with asyncio.timeout(10):
                     await fut
                 self.acked.append(text)
+                text = None
             except Exception:
                 await asyncio.sleep(0.05)
                 continue
@@ -463,3 +469,152 @@ async def history(http_url: str, room_id: str, token: str) -> list[dict[str, Any
             if not page["hasMore"]:
                 return out
             after = out[-1]["id"]
+
+
+class HoldProxy:
+    """A loopback TCP proxy in front of a server (MariaDB), driven by a test: once armed, the
+    first client packet that contains ``marker`` (say ``b"COMMIT"``) passes, and from then on
+    the server's answers on that connection are held until ``release()``. So a test can stop a
+    process at the moment its COMMIT ran on the server but its answer had not arrived."""
+
+    def __init__(self, target_port: int = 3306) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.marker: bytes | None = None
+        self.holding = asyncio.Event()  # set when an answer is being held
+        self._released = asyncio.Event()
+        self._released.set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def arm(self, marker: bytes) -> None:
+        self.marker = marker
+        self.holding.clear()
+        self._released.clear()
+
+    def release(self) -> None:
+        self.marker = None
+        self._released.set()
+
+    async def close(self) -> None:
+        self.release()
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        held = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await reader.read(65536):
+                if self.marker is not None and self.marker in data and not self.holding.is_set():
+                    held.set()
+                    self.holding.set()
+                up_w.write(data)
+                await up_w.drain()
+
+        async def downstream() -> None:
+            while data := await up_r.read(65536):
+                if held.is_set():
+                    await self._released.wait()
+                    held.clear()
+                writer.write(data)
+                await writer.drain()
+
+        tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for w in (writer, up_w):
+                with contextlib.suppress(Exception):
+                    w.close()
+
+
+def db_rows(database_url: str, room_ids: list[str]) -> dict[str, list[tuple[int, str, str]]]:
+    engine = create_engine(database_url.replace("mysql://", "mysql+pymysql://"))
+    try:
+        with engine.connect() as conn:
+            out: dict[str, list[tuple[int, str, str]]] = {}
+            for room_id in room_ids:
+                rows = conn.execute(
+                    text(
+                        "SELECT id, type, message FROM chat_messages WHERE room_id = :r ORDER BY id"
+                    ),
+                    {"r": room_id},
+                ).all()
+                out[room_id] = [(r.id, r.type, r.message) for r in rows]
+            return out
+    finally:
+        engine.dispose()
+
+
+async def converse(
+    chat: Any, pairs: int, *, owner: str | None = None, among: tuple[str, ...] = ()
+) -> tuple[list[str], list[Member]]:
+    """Rooms of two members, each member on a different instance than its peer; with
+    ``owner``, only rooms that ``owner`` owns among the instances ``among``."""
+    urls = [p.ws for p in chat.procs]
+    rooms, members = [], []
+    for _ in range(pairs):
+        alice, ta = chat.user()
+        bob, tb = chat.user()
+        room = await chat.room(alice, bob, owner=owner, among=among)
+        rooms.append(room)
+        a, b = Member(urls, ta, room), Member(urls, tb, room)
+        await a.connect(urls[0])
+        await b.connect(urls[1])  # every member on a different instance than its peer
+        members += [a, b]
+    return rooms, members
+
+
+async def finish(chat: Any, rooms: list[str], members: list[Member]) -> None:
+    """Both members saw the database's history, every receipted text is stored, and no text
+    is stored twice."""
+    for i, room in enumerate(rooms):
+        a, b = members[2 * i], members[2 * i + 1]
+        stored = await history(chat.procs[0].http, room, a.token)
+        await asyncio.gather(a.settle(stored[-1]["id"]), b.settle(stored[-1]["id"]))
+        assert a.seen == stored, "member A's history differs from the database"
+        assert b.seen == stored, "member B's history differs from the database"
+        texts = {m["message"] for m in stored}
+        for member in (a, b):
+            lost = [t for t in member.acked if t not in texts]
+            assert not lost, f"acknowledged but not stored: {lost[:5]}"
+        in_db = db_rows(chat.database_url, [room])[room]
+        assert [(m["id"], m["type"], m["message"]) for m in stored] == in_db
+        talk = [m["message"] for m in stored if m["type"] == "TALK"]
+        assert len(talk) == len(set(talk)), "a message was stored twice"
+    for member in members:
+        if member.client is not None:
+            await member.client.close()
+
+
+@contextlib.asynccontextmanager
+async def talking(members: list[Member], tag: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Every member sends in a loop (preferring its own instance when it reconnects) until the
+    yielded ``stop()`` is awaited, which waits for each loop's last message; the loops end
+    however the block ends."""
+    done = asyncio.Event()
+    talkers = [
+        asyncio.create_task(m.talk(done, f"{tag}{i}", prefer=i % 2)) for i, m in enumerate(members)
+    ]
+
+    async def stop() -> None:
+        done.set()
+        await asyncio.gather(*talkers)
+
+    try:
+        yield stop
+    finally:
+        done.set()
+        for task in talkers:
+            task.cancel()

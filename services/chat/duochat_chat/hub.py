@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from duochat_chat.messages import Body
+from duochat_common.events.bus import cancel_requested
 
 log = logging.getLogger(__name__)
 RECENT = 128
@@ -256,7 +257,7 @@ class Hub:
                 room.stale_since = last
 
     async def run_sweeper(self, interval: float, sleep: Callable[[float], Awaitable[None]]) -> None:
-        while True:
+        while not cancel_requested():
             await sleep(interval)
             try:
                 await self.sweep()

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.routing import WebSocketRoute
@@ -11,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from duochat_chat.config import Settings
 from duochat_chat.routes import router
-from duochat_chat.runtime import build_runtime, start
+from duochat_chat.runtime import Runtime, build_runtime, start
 from duochat_chat.session import StompEndpoint
 from duochat_common.app import build_app
 from duochat_common.tokens import TokenVerifier
@@ -30,10 +35,12 @@ def create_app(
         app.state.db = runtime.db
         app.state.redis = runtime.redis
         app.state.verifier = runtime.verifier
-        start(runtime)
+        await start(runtime)
+        restore = drain_on_sigterm(runtime)
         try:
             yield
         finally:
+            restore()
             await runtime.stop()
 
     app = build_app(
@@ -49,7 +56,40 @@ def create_app(
     return app
 
 
+log = logging.getLogger(__name__)
 STOMP_PATH = "/ws-stomp"
+
+
+def drain_on_sigterm(runtime: Runtime) -> Callable[[], None]:
+    """Run ``runtime.drain`` before the server's own SIGTERM handling, which closes every
+    socket (code 1012) at once: a rolling deploy then hands rooms over and sends the receipts
+    of what was stored first. Returns a function that puts the server's handler back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGTERM)
+    if not callable(previous):
+        return lambda: None  # not served by uvicorn (tests in process): nothing to wrap
+    loop = asyncio.get_running_loop()
+    server_exit: Callable[[int, Any], Any] = previous
+
+    async def drain_then_exit(sig: int) -> None:
+        try:
+            await runtime.drain()
+        except Exception:
+            log.exception("drain failed; shutting down anyway")
+        server_exit(sig, None)
+
+    def on_sigterm(sig: int, _frame: Any) -> None:
+        loop.call_soon_threadsafe(lambda: loop.create_task(drain_then_exit(sig)))
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
+
+
 _STOMP = StompEndpoint()
 
 

@@ -3,8 +3,8 @@
 A room this instance has not seen is looked up in the projection table, and failing that,
 asked of boards over HTTP with the caller's own token (boards answers 200 only to a member);
 a 200 is stored in the projection. Membership never changes once a room exists, so it is
-cached; the status may be stale in the cache, which is why the writer checks it again on the
-locked row before it stores anything.
+cached; the status may be stale in the cache, which is why the room's owner checks it again
+before it stores anything.
 """
 
 from __future__ import annotations
@@ -14,14 +14,17 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from duochat_chat.forwarding import Router
 from duochat_chat.messages import SYSTEM, closed_text, rejected_text, utcnow_ms
 from duochat_chat.models import Room
-from duochat_chat.store import READ_ONLY, STATUS_RANK, Draft, MessageWriter
+from duochat_chat.rooms import STATUS_RANK, is_read_only
+from duochat_chat.writer import Draft
 from duochat_common.db import Database
 from duochat_common.errors import Forbidden, Unavailable
 from duochat_common.events.envelope import Envelope
@@ -66,7 +69,7 @@ class RoomInfo:
 
     @property
     def read_only(self) -> bool:
-        return self.status in READ_ONLY
+        return is_read_only(self.status)
 
     @classmethod
     def from_row(cls, row: Any) -> RoomInfo:
@@ -82,12 +85,12 @@ class RoomInfo:
 
 class Membership:
     def __init__(
-        self, db: Database, *, http: httpx.AsyncClient, boards_url: str, writer: MessageWriter
+        self, db: Database, *, http: httpx.AsyncClient, boards_url: str, router: Router
     ) -> None:
         self.db = db
         self.http = http
         self.boards_url = boards_url.rstrip("/")
-        self.writer = writer
+        self.router = router
         self.rooms: dict[str, RoomInfo] = {}
         self.entered: set[tuple[str, int]] = set()
         self._negative: dict[tuple[str, int], float] = {}
@@ -123,7 +126,7 @@ class Membership:
             return None
         try:
             response = await self.http.get(
-                f"{self.boards_url}/boards/rooms/{room_id}",
+                f"{self.boards_url}/boards/rooms/{quote(room_id, safe='')}",
                 headers={"Authorization": f"Bearer {token}", **request_id_headers()},
             )
         except httpx.HTTPError as exc:
@@ -132,15 +135,19 @@ class Membership:
             return None
         if response.status_code != 200:
             raise Unavailable("cannot check room membership right now")
-        data = response.json()
-        info = RoomInfo(
-            room_id=str(data["roomId"]),
-            board_id=int(data["boardId"]),
-            board_title=str(data.get("boardTitle") or ""),
-            writer=Person.of(data["writer"]),
-            applicant=Person.of(data["applicant"]),
-            status=str(data.get("status") or "open"),
-        )
+        try:
+            data = response.json()
+            info = RoomInfo(
+                room_id=str(data["roomId"]),
+                board_id=int(data["boardId"]),
+                board_title=str(data.get("boardTitle") or ""),
+                writer=Person.of(data["writer"]),
+                applicant=Person.of(data["applicant"]),
+                status=str(data.get("status") or "open"),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("boards answered a room lookup with an unexpected body")
+            return None  # an answer we cannot read grants nothing
         if info.room_id != room_id:
             return None
         await self.remember(info)
@@ -157,7 +164,6 @@ class Membership:
             "applicant_id": info.applicant.id,
             "applicant_name": info.applicant.username,
             "status": info.status if info.status in STATUS_RANK else "open",
-            "last_id": 0,
             "updated_at": utcnow_ms(),
         }
         try:
@@ -230,7 +236,7 @@ class Membership:
         for ref in refs:
             await self._ensure(event.board_id, event.board_title, event.writer, ref)
             draft = Draft(ref.room_id, SYSTEM, None, "system", text, new_status=status)
-            futures.append(self.writer.submit(draft))
+            futures.append(self.router.submit(draft))
         await asyncio.gather(*futures)
         for ref in refs:
             self.rooms.pop(ref.room_id, None)

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 TALK, ENTER, QUIT, SYSTEM = "TALK", "ENTER", "QUIT", "SYSTEM"
 SYSTEM_SENDER = "system"
+SERVER_KEY = "~"  # idempotency keys the server makes start with this; clients' never do
+ENTER_KEY = "~enter"  # a member's first visit, stored once per room
 
 
 def utcnow_ms() -> datetime:
@@ -41,9 +43,12 @@ def wire(
     message: str,
     created_at: datetime | str,
     user_count: int,
+    client_message_id: str | None = None,
 ) -> dict[str, object]:
-    """The body's fields (``created_at`` may come already formatted, as the writer does)."""
-    return {
+    """The body's fields (``created_at`` may come already formatted, as the writer does).
+    ``clientMessageId`` goes back only when the client chose it (server-made keys start with
+    ``~``), so the sender can settle its pending item."""
+    out: dict[str, object] = {
         "id": id,
         "type": type,
         "roomId": room_id,
@@ -52,6 +57,9 @@ def wire(
         "createdAt": created_at if isinstance(created_at, str) else iso(created_at),
         "userCount": user_count,
     }
+    if client_message_id and not client_message_id.startswith(SERVER_KEY):
+        out["clientMessageId"] = client_message_id
+    return out
 
 
 def encode_body(**fields: object) -> Body:

@@ -1,14 +1,17 @@
-"""chat's tables: the room projection (with each room's message counter), messages, read marks.
+"""chat's tables: the room projection, messages, read marks, and the outbox of chat's events.
 
-A message's ``id`` counts up from 1 within its room. The writer takes it from ``chat_rooms.last_id``
-while holding that row's lock, so ids are dense, and every member sees them in one order.
+A message's ``id`` counts up from 1 within its room. Only the room's owner instance assigns ids
+(in memory, from the room's highest stored id), so ids are dense and every member sees them in
+one order. The ``(room_id, id)`` primary key fences a stale owner: its insert of an id that is
+taken fails, and it reloads the room. ``(room_id, client_message_id, sender_id)`` is unique, so a
+resent SEND is stored once whichever instance owns the room.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -35,14 +38,14 @@ class Room(ChatBase):
     applicant_id: Mapped[int] = mapped_column(BigId, index=True)
     applicant_name: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="open")
-    last_id: Mapped[int] = mapped_column(BigInteger, default=0)
-    writer_entered: Mapped[bool] = mapped_column(Boolean, default=False)
-    applicant_entered: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class Message(ChatBase):
     __tablename__ = "chat_messages"
+    __table_args__ = (
+        Index("uq_chat_messages_client", "room_id", "client_message_id", "sender_id", unique=True),
+    )
 
     room_id: Mapped[str] = mapped_column(String(ROOM_ID_LEN), primary_key=True)
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -52,6 +55,9 @@ class Message(ChatBase):
     message: Mapped[str] = mapped_column(Text)
     user_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
+    # The sender's idempotency key: the client's ``clientMessageId``, or one the server made
+    # (starting with ``~``, never shown to clients; ``~enter`` marks a first visit).
+    client_message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ReadMark(ChatBase):
@@ -60,3 +66,17 @@ class ReadMark(ChatBase):
     room_id: Mapped[str] = mapped_column(String(ROOM_ID_LEN), primary_key=True)
     user_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     last_read_id: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+OutboxPayload = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+class OutboxBatch(ChatBase):
+    """The events of one committed write (a JSON list of envelopes), written in the same
+    transaction as its messages and deleted once they are on the events stream."""
+
+    __tablename__ = "chat_outbox"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    payload: Mapped[str] = mapped_column(OutboxPayload)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, index=True)

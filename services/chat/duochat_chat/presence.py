@@ -2,9 +2,10 @@
 
 Each room is a sorted set of ``instance|userId|username`` scored by an expiry time. An instance
 adds its users when they subscribe and refreshes them every ``ttl/3``; when it dies, its
-entries simply expire. A user counts as present while any instance holds a fresh entry.
-Snapshots are cached for a moment, and dropped whenever this instance sees the room's
-presence change (its own joins and leaves, and the ENTER/QUIT frames other instances fan out).
+entries simply expire. A user counts as present while any instance holds a fresh entry, and the
+instances that hold entries are where the room's messages are delivered. Snapshots are cached
+for a moment, and dropped whenever this instance sees the room's presence change (its own joins
+and leaves, the ENTER/QUIT frames other instances send, and their notes that they watch it).
 """
 
 from __future__ import annotations
@@ -13,12 +14,27 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from duochat_common.events.bus import cancel_requested
+
 log = logging.getLogger(__name__)
 Members = dict[int, str]  # user id -> username
+
+
+@dataclass(frozen=True, slots=True)
+class Here:
+    """Who is in a room, and on which instances."""
+
+    members: Members
+    nodes: frozenset[str]
+
+    @classmethod
+    def empty(cls) -> Here:
+        return cls({}, frozenset())
 
 
 class Presence:
@@ -39,7 +55,7 @@ class Presence:
         self.local: dict[tuple[str, int], int] = {}  # (room, user id) -> local subscriptions
         self.by_room: dict[str, set[int]] = {}  # room -> users with local subscriptions
         self.names: dict[int, str] = {}
-        self._cache: dict[str, tuple[float, Members]] = {}
+        self._cache: dict[str, tuple[float, Here]] = {}
 
     def key(self, room_id: str) -> str:
         return self._key(f"chat:presence:{room_id}")
@@ -52,6 +68,11 @@ class Presence:
 
     def local_members(self, room_id: str) -> Members:
         return {u: self.names.get(u, "") for u in self.by_room.get(room_id, ())}
+
+    def local_here(self, room_id: str) -> Here:
+        """This instance's own view (when Redis cannot be read)."""
+        members = self.local_members(room_id)
+        return Here(members, frozenset([self.instance]) if members else frozenset())
 
     async def join(self, room_id: str, user_id: int, username: str) -> bool:
         """Count one more local subscription; True if the user was in the room nowhere before."""
@@ -99,12 +120,13 @@ class Presence:
         return int(time.time() * 1000) + self.ttl_ms
 
     async def members(self, room_id: str) -> Members:
-        return (await self.snapshot([room_id]))[room_id]
+        return (await self.snapshot([room_id]))[room_id].members
 
-    async def snapshot(self, room_ids: Iterable[str]) -> dict[str, Members]:
-        """Present users per room. Falls back to this instance's own view if Redis is down."""
+    async def snapshot(self, room_ids: Iterable[str]) -> dict[str, Here]:
+        """Present users and their instances per room. Falls back to this instance's own view
+        if Redis is down."""
         now = time.monotonic()
-        out: dict[str, Members] = {}
+        out: dict[str, Here] = {}
         missing: list[str] = []
         for room_id in room_ids:
             hit = self._cache.get(room_id)
@@ -122,18 +144,24 @@ class Presence:
                 replies = await pipe.execute()
         except RedisError:
             for room_id in missing:
-                out[room_id] = self.local_members(room_id)
+                out[room_id] = self.local_here(room_id)
             return out
         for room_id, entries in zip(missing, replies, strict=True):
             members: Members = {}
+            nodes: set[str] = set()
             for entry in entries:
-                _, _, rest = entry.partition("|")
+                node, _, rest = entry.partition("|")
                 uid, _, name = rest.partition("|")
                 if uid.isdigit():
                     members[int(uid)] = name
-            members.update(self.local_members(room_id))
-            self._cache[room_id] = (now, members)
-            out[room_id] = members
+                    nodes.add(node)
+            local = self.local_members(room_id)
+            if local:
+                members.update(local)
+                nodes.add(self.instance)
+            here = Here(members, frozenset(nodes))
+            self._cache[room_id] = (now, here)
+            out[room_id] = here
         return out
 
     async def refresh(self) -> None:
@@ -156,7 +184,7 @@ class Presence:
                 await pipe.execute()
 
     async def run(self) -> None:
-        while True:
+        while not cancel_requested():
             await asyncio.sleep(self.ttl_ms / 3000)
             try:
                 await self.refresh()

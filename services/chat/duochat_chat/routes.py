@@ -32,13 +32,15 @@ async def unread(request: Request, user: CurrentUser) -> dict[str, int]:
     return await service.unread_counts(rt=_rt(request), user=user)
 
 
-@router.get("/rooms/latest")
+@router.get("/rooms/latest", response_model_exclude_none=True)
 async def latest(request: Request, user: CurrentUser) -> dict[str, MessageOut]:
     rows: dict[str, Any] = await service.latest(rt=_rt(request), user=user)
     return {k: MessageOut.model_validate(v) for k, v in rows.items()}
 
 
-@router.get("/rooms/{room_id}/messages", response_model_by_alias=True)
+@router.get(
+    "/rooms/{room_id}/messages", response_model_by_alias=True, response_model_exclude_none=True
+)
 async def messages(
     request: Request,
     user: CurrentUser,

@@ -1,28 +1,45 @@
 """Everything one chat instance runs, built by the app's lifespan and shared by routes and
-WebSocket sessions."""
+WebSocket sessions.
+
+Who does what (each its own module):
+- ``ring``: the live instances, and which one owns each room;
+- ``forwarding``: drafts to their room's owner, outcomes back to the sending socket;
+- ``writer``: the owner's batches (ids in memory, one transaction per batch);
+- ``delivery``: stored messages to local subscribers and to the instances that have some;
+- ``hub``: this instance's subscriptions, delivered in id order with no gap and no repeat;
+- ``outbox``: chat's events, from the database to the events stream;
+- ``outbound``: every append to Redis, pipelined;
+- ``membership`` and ``presence``: who may use a room, and who is in it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import re
 import socket
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import redis.asyncio as aioredis
 
 from duochat_chat.config import Settings
-from duochat_chat.fanout import Entry, FanoutReader, Publisher
+from duochat_chat.delivery import Delivery
+from duochat_chat.forwarding import Router
+from duochat_chat.history import History
 from duochat_chat.hub import Hub
 from duochat_chat.membership import Membership
-from duochat_chat.messages import Body
 from duochat_chat.mysql_batch import writer_database
+from duochat_chat.outbound import Outbound
+from duochat_chat.outbox import OutboxRelay
 from duochat_chat.presence import Presence
+from duochat_chat.ring import Ring
 from duochat_chat.stomp import Limits
-from duochat_chat.store import History, MessageWriter
+from duochat_chat.writer import MessageWriter
 from duochat_common.db import Database
 from duochat_common.events import Consumer
 from duochat_common.events.schemas import BOARDS_STREAM, CHAT_STREAM
@@ -33,7 +50,6 @@ if TYPE_CHECKING:
     from duochat_chat.session import Session
 
 log = logging.getLogger(__name__)
-FANOUT_STREAM = "chat.fanout"
 
 
 @dataclass
@@ -47,25 +63,47 @@ class Runtime:
     presence: Presence
     hub: Hub
     history: History
-    publisher: Publisher
+    ring: Ring
+    outbound: Outbound
+    router: Router
     writer: MessageWriter
+    delivery: Delivery
+    relay: OutboxRelay
     membership: Membership
     limits: Limits
     consumer: Consumer
-    reader: FanoutReader
     sessions: set[Session] = field(default_factory=set)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    draining: bool = False
 
-    def publish_transient(self, room_id: str, body: Body) -> None:
-        """An ENTER/QUIT that is announced, not stored: through the fan-out stream only, which
-        every instance (this one too) reads, so local subscribers get it once, and at the same
-        place among the stored messages as everyone else."""
-        self.publisher.enqueue([Entry(room_id, 0, body.text)])
+    async def drain(self, grace_s: float = 10.0) -> None:
+        """Before the sockets close (SIGTERM): hand this instance's rooms to their new owners,
+        let the writer finish what it holds and the receipts go out, and flush what is bound
+        for Redis. New SENDs meanwhile go to the new owners."""
+        if self.draining:
+            return
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        await self.ring.leave()
+        # Others see this instance gone on their next beat; until then they may still forward
+        # here, and the writer passes such drafts on.
+        await asyncio.sleep(self.ring.interval_s * 2)
+        await self.writer.idle(max(0.1, deadline - loop.time()))
+        while self.router.pending and loop.time() < deadline:  # noqa: ASYNC110 - shutdown only
+            await asyncio.sleep(0.05)
+        await self.outbound.flushed(max(0.1, deadline - loop.time()))
+        for session in list(self.sessions):
+            await session.flush()
 
     async def stop(self) -> None:
+        await self.drain(grace_s=5.0)
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        # Bounded: a loop whose cancellation was swallowed inside a Redis call (see
+        # ``cancel_requested``) stops at its next turn, not necessarily before this returns.
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=3.0)
         await self.http.aclose()
         await self.redis.aclose()
         if self.writer.db is not self.db:
@@ -73,10 +111,14 @@ class Runtime:
         await self.db.dispose()
 
 
+def instance_name(settings: Settings) -> str:
+    raw = settings.instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", raw)[:100]
+
+
 def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> Runtime:
-    instance = (
-        settings.instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    )
+    instance = instance_name(settings)
+    key = settings.key
     db = Database(settings.database_url, pool_size=10, max_overflow=20)
     redis = create_redis(settings.redis_url, max_connections=settings.redis_max_connections)
     verifier = verifier or TokenVerifier(
@@ -86,37 +128,60 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
         cache_seconds=settings.jwks_cache_seconds,
     )
     http = httpx.AsyncClient(timeout=settings.boards_timeout_s)
-    presence = Presence(redis, key=settings.key, instance=instance, ttl_s=settings.presence_ttl_s)
+    presence = Presence(redis, key=key, instance=instance, ttl_s=settings.presence_ttl_s)
     history = History(db)
     hub = Hub(history, on_presence_change=presence.invalidate)
-    publisher = Publisher(
+    ring = Ring(
         redis,
-        fanout_stream=settings.key(FANOUT_STREAM),
-        events_stream=settings.key(CHAT_STREAM),
-        maxlen=settings.fanout_maxlen,
+        key=key("chat:instances"),
+        instance=instance,
+        interval_s=settings.ring_interval_s,
+        ttl_s=settings.ring_ttl_s,
     )
-    writer_db = writer_database(db)
-    writer = MessageWriter(
-        writer_db,
+    outbound = Outbound(redis)
+    router = Router(
+        instance=instance,
+        ring=ring,
+        redis=redis,
+        outbound=outbound,
         presence=presence,
+        inbox_key=lambda node: key(f"chat:inbox:{node}"),
+        resend_s=settings.forward_resend_s,
+    )
+    relay = OutboxRelay(
+        db,
+        outbound,
+        stream=key(CHAT_STREAM),
+        stale_s=settings.outbox_stale_s,
+        sweep_s=settings.outbox_sweep_s,
+    )
+    delivery = Delivery(
+        instance=instance,
         hub=hub,
-        publisher=publisher,
+        router=router,
+        outbound=outbound,
+        relay=relay,
+        presence=presence,
+        deliver_key=lambda node: key(f"chat:deliver:{node}"),
+    )
+    writer = MessageWriter(
+        writer_database(db),
+        reads=db,
+        presence=presence,
+        ring=ring,
+        deliver=delivery.stored,
+        reroute=router.route,
         batch=settings.write_batch,
         queue_max=settings.write_queue_max,
     )
-    membership = Membership(db, http=http, boards_url=settings.boards_url, writer=writer)
+    router.writer = writer
+    membership = Membership(db, http=http, boards_url=settings.boards_url, router=router)
     consumer = Consumer(
         redis,
-        stream=settings.key(BOARDS_STREAM),
+        stream=key(BOARDS_STREAM),
         group="chat",
         consumer=instance,
         handler=membership.handle_event,
-    )
-    reader = FanoutReader(
-        redis,
-        stream=settings.key(FANOUT_STREAM),
-        sink=hub,
-        count=None if is_memory(settings.redis_url) else 1000,
     )
     return Runtime(
         settings=settings,
@@ -128,27 +193,39 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
         presence=presence,
         hub=hub,
         history=history,
-        publisher=publisher,
+        ring=ring,
+        outbound=outbound,
+        router=router,
         writer=writer,
+        delivery=delivery,
+        relay=relay,
         membership=membership,
         limits=settings.stomp_limits(),
         consumer=consumer,
-        reader=reader,
     )
 
 
-def start(runtime: Runtime) -> None:
-    """Start the background loops of one instance."""
+async def start(runtime: Runtime) -> None:
+    """Join the live instances, then start the background loops of this one."""
     from duochat_chat.session import run_ticker
 
-    loop = asyncio.get_running_loop()
-    jobs = [
+    try:
+        await runtime.ring.beat()
+    except Exception:
+        log.warning("could not join the instance set yet (redis unavailable)")
+    count = None if is_memory(runtime.settings.redis_url) else 1000
+    jobs: list[Coroutine[Any, Any, None]] = [
+        runtime.ring.run(),
         runtime.writer.run(),
-        runtime.publisher.run(),
-        runtime.reader.run(),
+        runtime.outbound.run(),
+        runtime.router.run_inbox(count=count),
+        runtime.router.run_resends(),
+        runtime.delivery.run_reader(count=count),
+        runtime.relay.run(),
         runtime.consumer.run(),
         runtime.presence.run(),
         runtime.hub.run_sweeper(runtime.settings.sweep_interval_s, asyncio.sleep),
         run_ticker(runtime),
     ]
+    loop = asyncio.get_running_loop()
     runtime.tasks = [loop.create_task(job) for job in jobs]

@@ -18,6 +18,7 @@ class MessageOut(Camel):
     message: str
     created_at: str
     user_count: int
+    client_message_id: str | None = None
 
 
 class HistoryPage(Camel):

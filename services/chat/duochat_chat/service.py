@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
-from redis.exceptions import RedisError
 from sqlalchemy import and_, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from duochat_chat.messages import SYSTEM, TALK, iso
-from duochat_chat.models import Message, ReadMark, Room
+from duochat_chat.messages import SYSTEM, TALK, utcnow_ms, wire
+from duochat_chat.models import Message, OutboxBatch, ReadMark, Room
 from duochat_chat.runtime import Runtime
-from duochat_common.events.bus import EventBus
-from duochat_common.events.schemas import CHAT_STREAM, ChatRoomRead, UserRef
+from duochat_common.events.schemas import ChatRoomRead, UserRef
 from duochat_common.tokens import AuthUser
 
 log = logging.getLogger(__name__)
@@ -21,15 +20,16 @@ MAX_PAGE = 200
 
 
 def _wire(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "type": row.type,
-        "roomId": row.room_id,
-        "sender": row.sender_name,
-        "message": row.message,
-        "createdAt": iso(row.created_at),
-        "userCount": row.user_count,
-    }
+    return wire(
+        id=row.id,
+        type=row.type,
+        room_id=row.room_id,
+        sender=row.sender_name,
+        message=row.message,
+        created_at=row.created_at,
+        user_count=row.user_count,
+        client_message_id=row.client_message_id,
+    )
 
 
 def _mine(user_id: int) -> Any:
@@ -92,10 +92,15 @@ async def unread_counts(*, rt: Runtime, user: AuthUser) -> dict[str, int]:
 
 async def latest(*, rt: Runtime, user: AuthUser) -> dict[str, dict[str, Any]]:
     """The newest message of each room of mine that has one."""
-    stmt = (
-        select(Message)
-        .join(Room, and_(Room.room_id == Message.room_id, Room.last_id == Message.id))
+    heads = (
+        select(Message.room_id, func.max(Message.id).label("head"))
+        .join(Room, Room.room_id == Message.room_id)
         .where(_mine(user.id))
+        .group_by(Message.room_id)
+        .subquery()
+    )
+    stmt = select(Message).join(
+        heads, and_(heads.c.room_id == Message.room_id, heads.c.head == Message.id)
     )
     async with rt.db.engine.connect() as conn:
         return {row.room_id: _wire(row) for row in (await conn.execute(stmt)).all()}
@@ -104,44 +109,43 @@ async def latest(*, rt: Runtime, user: AuthUser) -> dict[str, dict[str, Any]]:
 async def mark_read(
     *, rt: Runtime, room_id: str, user: AuthUser, token: str | None, last_read_id: int
 ) -> None:
-    """Move my read mark forward (never back) and tell notify."""
+    """Move my read mark forward (never back) and tell notify (through the outbox)."""
     await rt.membership.room_for(room_id, user, token)
     heads = await rt.history.heads([room_id])
     value = min(last_read_id, heads.get(room_id, 0))
-    for _ in range(3):
-        async with rt.db.engine.begin() as conn:
-            result = await conn.execute(
-                update(ReadMark)
-                .where(
-                    ReadMark.room_id == room_id,
-                    ReadMark.user_id == user.id,
-                    ReadMark.last_read_id < value,
-                )
-                .values(last_read_id=value)
-            )
-            if result.rowcount:
-                break
+    event = ChatRoomRead(
+        room_id=room_id, user=UserRef(id=user.id, username=user.username), last_read_id=value
+    ).envelope()
+    events = [event.to_json()]
+    outbox = {"id": event.id, "payload": json.dumps(events), "created_at": utcnow_ms()}
+    forward = (
+        update(ReadMark)
+        .where(
+            ReadMark.room_id == room_id,
+            ReadMark.user_id == user.id,
+            ReadMark.last_read_id < value,
+        )
+        .values(last_read_id=value)
+    )
+    async with rt.db.engine.begin() as conn:
+        if not (await conn.execute(forward)).rowcount:
             exists = await conn.scalar(
                 select(ReadMark.last_read_id).where(
                     ReadMark.room_id == room_id, ReadMark.user_id == user.id
                 )
             )
-            if exists is not None:
-                break
-            try:
-                await conn.execute(
-                    insert(ReadMark).values(room_id=room_id, user_id=user.id, last_read_id=value)
-                )
-                break
-            except IntegrityError:
-                continue
-    event = ChatRoomRead(
-        room_id=room_id, user=UserRef(id=user.id, username=user.username), last_read_id=value
-    )
-    try:
-        await EventBus(rt.redis).publish(rt.settings.key(CHAT_STREAM), event.envelope())
-    except RedisError:
-        log.warning("chat.room.read not published (redis unavailable)")
+            if exists is None:
+                try:
+                    async with conn.begin_nested():
+                        await conn.execute(
+                            insert(ReadMark).values(
+                                room_id=room_id, user_id=user.id, last_read_id=value
+                            )
+                        )
+                except IntegrityError:  # another request made it first: move it forward
+                    await conn.execute(forward)
+        await conn.execute(insert(OutboxBatch).values(**outbox))
+    rt.relay.publish(outbox["id"], events)
 
 
 async def presence(*, rt: Runtime, room_id: str, user: AuthUser, token: str | None) -> dict:

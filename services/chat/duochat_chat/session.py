@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
 from functools import partial
@@ -24,7 +26,17 @@ import jwt
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from duochat_chat.hub import Subscription
-from duochat_chat.messages import ENTER, QUIT, TALK, Body, encode_body, entered_text, left_text
+from duochat_chat.messages import (
+    ENTER,
+    ENTER_KEY,
+    QUIT,
+    SERVER_KEY,
+    TALK,
+    Body,
+    encode_body,
+    entered_text,
+    left_text,
+)
 from duochat_chat.messages import utcnow_ms as now_ms
 from duochat_chat.runtime import Runtime
 from duochat_chat.stomp import (
@@ -39,7 +51,7 @@ from duochat_chat.stomp import (
     Subscribe,
     Unsubscribe,
 )
-from duochat_chat.store import Draft, Stored
+from duochat_chat.writer import Draft, Stored
 from duochat_common.errors import DomainError
 from duochat_common.tokens import AuthUser
 
@@ -48,6 +60,7 @@ ROOM_PREFIX = "/sub/chat/room/"
 SEND_DESTINATION = "/pub/chat/message"
 SUBPROTOCOLS = ("v12.stomp", "v11.stomp", "v10.stomp")
 MAX_BACKLOG = 5_000  # frames queued for a client that does not read: then it is cut off
+CLIENT_KEY = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 Send_ = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
 
 
@@ -227,6 +240,7 @@ class Session:
         rt = self.rt
         await rt.membership.room_for(room_id, user, self.token)
         sub = await rt.hub.subscribe(self, event.sub_id, room_id, event.destination, since)
+        rt.router.watch(room_id)
         self.subs[event.sub_id] = sub
         if event.receipt:
             self.push(self.conn.receipt(event.receipt))
@@ -237,9 +251,11 @@ class Session:
         newly_here = await rt.presence.join(room_id, user.id, user.username)
         if (room_id, user.id) not in rt.membership.entered:
             # The member's first visit ever is posted and kept, as the old app announced it.
-            draft = Draft(room_id, ENTER, user.id, user.username, entered_text(user.username))
+            draft = Draft(
+                room_id, ENTER, user.id, user.username, entered_text(user.username), key=ENTER_KEY
+            )
             try:
-                stored = await rt.writer.submit(draft)
+                stored = await rt.router.submit(draft)
             except Exception:
                 log.warning("ENTER not stored", exc_info=True)
                 stored = None
@@ -261,7 +277,7 @@ class Session:
             created_at=now_ms(),
             user_count=len(members),
         )
-        self.rt.publish_transient(room_id, body)
+        await self.rt.delivery.transient(room_id, body)
 
     async def on_unsubscribe(self, event: Unsubscribe) -> None:
         sub = self.subs.pop(event.sub_id, None)
@@ -298,6 +314,15 @@ class Session:
         limit = self.rt.settings.max_message_chars
         if len(text) > limit:
             raise Refused(f"message too long: at most {limit} characters")
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise Refused("message is not valid Unicode text") from None
+        key = data.get("clientMessageId")
+        if key is None:
+            key = SERVER_KEY + uuid.uuid4().hex
+        elif not isinstance(key, str) or not CLIENT_KEY.fullmatch(key):
+            raise Refused("clientMessageId must be 1-64 letters, digits, '.', '_', ':' or '-'")
         rt = self.rt
         info = await rt.membership.room_for(room_id, user, self.token)
         if kind != TALK:
@@ -312,7 +337,7 @@ class Session:
             raise Refused(f"this room is read-only (the board is {info.status})")
         if rt.writer.busy():
             raise Refused("the server is busy; try again in a moment")
-        future = rt.writer.submit(Draft(room_id, TALK, user.id, user.username, text))
+        future = rt.router.submit(Draft(room_id, TALK, user.id, user.username, text, key=key))
         future.add_done_callback(partial(self._stored, event.receipt))
 
     def _stored(self, receipt: str | None, future: asyncio.Future[Stored | None]) -> None:

@@ -28,10 +28,12 @@ from duochat_chat.harness import (
     publish_rooms,
 )
 from duochat_chat.migrate import migrate
+from duochat_chat.ring import rendezvous
 from duochat_common.events.schemas import UserRef
 from duochat_common.testing import REDIS_URL, TestSigner, mariadb_database, unique_prefix
 
 _user_ids = itertools.count(1000)
+INSTANCES = ("chat0", "chat1")
 
 
 @dataclass
@@ -49,9 +51,20 @@ class Cluster:
         ref = UserRef(id=uid, username=name or f"user{uid}")
         return ref, self.signer.token(ref.id, ref.username)
 
-    async def room(self, writer: UserRef, applicant: UserRef, *, announce: bool = True) -> str:
-        """A room boards knows (HTTP lookup) and, unless told not to, has announced."""
+    async def room(
+        self,
+        writer: UserRef,
+        applicant: UserRef,
+        *,
+        announce: bool = True,
+        owner: str | None = None,
+        among: tuple[str, ...] = (),
+    ) -> str:
+        """A room boards knows (HTTP lookup) and, unless told not to, has announced; with
+        ``owner``, one that this instance owns among ``among`` (default: the two)."""
         room = new_room(writer, applicant)
+        while owner is not None and rendezvous(among or INSTANCES, room.room_id) != owner:
+            room = new_room(writer, applicant)
         self.stub.rooms[room.room_id] = room
         if announce:
             await publish_rooms(self.redis, self.prefix, [room])

@@ -4,15 +4,13 @@ acknowledged message, and both members end with the same history as the database
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 from sqlalchemy import create_engine, text
 
-from duochat_chat.harness import ChatProcess, Member, history
+from duochat_chat.harness import ChatProcess, converse, finish, talking
 
 REDIS_START = [
     "redis-server",
@@ -32,79 +30,6 @@ REDIS_START = [
     "--logfile",
     "/var/log/redis/ci.log",
 ]
-
-
-def db_rows(database_url: str, room_ids: list[str]) -> dict[str, list[tuple[int, str, str]]]:
-    engine = create_engine(database_url.replace("mysql://", "mysql+pymysql://"))
-    try:
-        with engine.connect() as conn:
-            out: dict[str, list[tuple[int, str, str]]] = {}
-            for room_id in room_ids:
-                rows = conn.execute(
-                    text(
-                        "SELECT id, type, message FROM chat_messages WHERE room_id = :r ORDER BY id"
-                    ),
-                    {"r": room_id},
-                ).all()
-                out[room_id] = [(r.id, r.type, r.message) for r in rows]
-            return out
-    finally:
-        engine.dispose()
-
-
-async def converse(chat, pairs: int) -> tuple[list[str], list[Member]]:
-    urls = [p.ws for p in chat.procs]
-    rooms, members = [], []
-    for _ in range(pairs):
-        alice, ta = chat.user()
-        bob, tb = chat.user()
-        room = await chat.room(alice, bob)
-        rooms.append(room)
-        a, b = Member(urls, ta, room), Member(urls, tb, room)
-        await a.connect(urls[0])
-        await b.connect(urls[1])  # every member on a different instance than its peer
-        members += [a, b]
-    return rooms, members
-
-
-async def finish(chat, rooms: list[str], members: list[Member]) -> None:
-    for i, room in enumerate(rooms):
-        a, b = members[2 * i], members[2 * i + 1]
-        stored = await history(chat.procs[0].http, room, a.token)
-        await asyncio.gather(a.settle(stored[-1]["id"]), b.settle(stored[-1]["id"]))
-        assert a.seen == stored, "member A's history differs from the database"
-        assert b.seen == stored, "member B's history differs from the database"
-        texts = {m["message"] for m in stored}
-        for member in (a, b):
-            lost = [t for t in member.acked if t not in texts]
-            assert not lost, f"acknowledged but not stored: {lost[:5]}"
-        in_db = db_rows(chat.database_url, [room])[room]
-        assert [(m["id"], m["type"], m["message"]) for m in stored] == in_db
-    for member in members:
-        if member.client is not None:
-            await member.client.close()
-
-
-@contextlib.asynccontextmanager
-async def talking(members: list[Member], tag: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
-    """Every member sends in a loop (preferring its own instance when it reconnects) until the
-    yielded ``stop()`` is awaited, which waits for each loop's last message; the loops end
-    however the block ends."""
-    done = asyncio.Event()
-    talkers = [
-        asyncio.create_task(m.talk(done, f"{tag}{i}", prefer=i % 2)) for i, m in enumerate(members)
-    ]
-
-    async def stop() -> None:
-        done.set()
-        await asyncio.gather(*talkers)
-
-    try:
-        yield stop
-    finally:
-        done.set()
-        for task in talkers:
-            task.cancel()
 
 
 async def test_sigkill_one_instance_mid_conversation(chat) -> None:

@@ -262,14 +262,16 @@ def test_random_frame_sequences_never_break_the_state_machine(
 
 
 def test_hand_built_message_sent_event_reads_back_with_the_schema() -> None:
-    from duochat_chat.store import Draft, message_sent_event
+    from duochat_chat.presence import Here
+    from duochat_chat.rooms import OwnedRoom
+    from duochat_chat.writer import Draft, message_sent_event
     from duochat_common.events.envelope import Envelope
     from duochat_common.events.schemas import ChatMessageSent
 
-    room = {"writer_id": 1, "writer_name": "w", "applicant_id": 2, "applicant_name": "a"}
-    row = {"id": 7, "sender_name": "w"}
+    room = OwnedRoom("room-1", 1, "w", 2, "a", "open", 6)
     draft = Draft("room-1", "TALK", 1, "w", 'hello "there" ✓')
-    raw = message_sent_event(draft, room, row, {2: "a"}, "2026-01-02T03:04:05.678Z")
+    here = Here({2: "a"}, frozenset(["chat0"]))
+    raw = message_sent_event(draft, room, 7, "w", here, "2026-01-02T03:04:05.678Z")
     envelope = Envelope.from_json(raw)
     event = ChatMessageSent.parse(envelope)
     assert envelope.type == "chat.message.sent" and envelope.version == 1

@@ -1,0 +1,216 @@
+"""Getting each draft to its room's owner, and its outcome back to the socket that sent it.
+
+A draft for a room this instance owns goes straight to the writer. Any other goes to the
+owner's inbox stream (``chat:inbox:<instance>``), batched per owner. The owner answers on the
+sender instance's delivery stream (see ``delivery``), and ``on_ack`` settles the draft.
+
+A forwarded draft that is not answered in ``resend_s``, or whose owner left the live set, is
+sent again to whoever owns the room now. That is safe because every draft carries an
+idempotency key: a resend is stored once, and answered with the first id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from duochat_chat.outbound import Append, Outbound
+from duochat_chat.presence import Presence
+from duochat_chat.ring import Ring
+from duochat_chat.rooms import Rejected
+from duochat_chat.writer import Draft, MessageWriter, Stored
+from duochat_common.events.bus import cancel_requested
+
+log = logging.getLogger(__name__)
+STREAM_TTL_MS = 3_600_000  # an instance's streams outlive it by an hour at most
+
+
+def _pack(d: Draft) -> list[Any]:
+    return [
+        d.room_id,
+        d.type,
+        d.sender_id,
+        d.sender_name,
+        d.text,
+        d.key,
+        d.new_status,
+        d.origin,
+        d.request,
+        d.hops,
+    ]
+
+
+def _unpack(item: list[Any]) -> Draft:
+    room_id, kind, sender_id, sender_name, text, key, new_status, origin, request, hops = item
+    return Draft(
+        room_id,
+        kind,
+        sender_id,
+        sender_name,
+        text,
+        key=key,
+        new_status=new_status,
+        origin=origin,
+        request=int(request),
+        hops=int(hops),
+    )
+
+
+class Router:
+    def __init__(
+        self,
+        *,
+        instance: str,
+        ring: Ring,
+        redis: aioredis.Redis,
+        outbound: Outbound,
+        presence: Presence,
+        inbox_key: Any,
+        resend_s: float = 5.0,
+        give_up_s: float = 20.0,
+    ) -> None:
+        self.instance = instance
+        self.ring = ring
+        self.redis = redis
+        self.outbound = outbound
+        self.presence = presence
+        self.inbox_key = inbox_key  # instance -> its inbox stream
+        self.resend_s = resend_s
+        self.give_up_s = give_up_s
+        self.writer: MessageWriter | None = None  # set once both exist
+        self.pending: dict[int, tuple[Draft, float, float, str]] = {}  # request -> draft, ...
+        self._seq = 0
+        self._out: dict[str, list[list[Any]]] = {}
+        self._flush_scheduled = False
+        self.forwarded = 0
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def submit(self, draft: Draft) -> asyncio.Future[Stored | None]:
+        """Store a draft from this instance; the future settles once it is stored (or not)."""
+        draft.future = asyncio.get_running_loop().create_future()
+        self.route(draft)
+        return draft.future
+
+    def route(self, draft: Draft) -> None:
+        owner = self.ring.owner(draft.room_id)
+        if owner == self.instance:
+            assert self.writer is not None
+            self.writer.enqueue(draft)
+            return
+        if draft.origin is None:
+            self._seq += 1
+            draft.origin, draft.request = self.instance, self._seq
+        if draft.origin == self.instance:
+            now = time.monotonic()
+            first = self.pending.get(draft.request)
+            self.pending[draft.request] = (draft, first[1] if first else now, now, owner)
+        draft.hops += 1
+        self._out.setdefault(owner, []).append(_pack(draft))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def watch(self, room_id: str) -> None:
+        """Tell the room's owner that this instance has a subscriber there now, so that it
+        reads the room's presence again (and delivers here) from its next message on."""
+        owner = self.ring.owner(room_id)
+        if owner == self.instance:
+            self.presence.invalidate(room_id)
+        else:
+            self.outbound.put(
+                Append(self.inbox_key(owner), {"w": room_id}, expire_ms=STREAM_TTL_MS)
+            )
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out, self._out = self._out, {}
+        for owner, items in out.items():
+            self.forwarded += len(items)
+            fields = {"d": json.dumps(items, ensure_ascii=False)}
+            self.outbound.put(Append(self.inbox_key(owner), fields, expire_ms=STREAM_TTL_MS))
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    def settle(self, draft: Draft, outcome: Stored | Exception | None) -> None:
+        """The outcome of a draft sent from this instance."""
+        if draft.origin == self.instance:
+            self.pending.pop(draft.request, None)
+        fut = draft.future
+        if fut is None or fut.done():
+            return
+        if isinstance(outcome, Exception):
+            fut.set_exception(outcome)
+            fut.exception()  # a caller that stopped listening must not log a warning
+        else:
+            fut.set_result(outcome)
+
+    def on_ack(self, request: int, room_id: str, message_id: int, error: str | None) -> None:
+        entry = self.pending.get(request)
+        if entry is None:
+            return  # answered already (a resend), or given up
+        draft = entry[0]
+        if error is not None:
+            self.settle(draft, Rejected(error))
+        else:
+            self.settle(draft, Stored(room_id, message_id, None) if message_id else None)
+
+    async def run_resends(self, interval: float = 0.5) -> None:
+        while not cancel_requested():
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for request, (draft, first, sent, owner) in list(self.pending.items()):
+                if now - first > self.give_up_s:
+                    self.settle(draft, Rejected("the message could not be stored; try again"))
+                elif now - sent > self.resend_s or not self.ring.is_live(owner):
+                    draft.hops = 0
+                    self.route(draft)
+                    if self.ring.owns(draft.room_id):
+                        self.pending.pop(request, None)
+
+    # -- the inbox -----------------------------------------------------------------------------
+
+    async def run_inbox(self, *, count: int | None = 1000, block_ms: int = 1000) -> None:
+        """Read this instance's inbox: drafts to write (or pass on), and watch notes."""
+        stream = self.inbox_key(self.instance)
+        last = "0-0"
+        backoff = 0.05
+        while not cancel_requested():
+            try:
+                started = time.monotonic()
+                reply: Any = await self.redis.xread({stream: last}, count=count, block=block_ms)
+                backoff = 0.05
+                if not reply:
+                    # An in-process store may answer an empty read at once instead of blocking.
+                    if time.monotonic() - started < block_ms / 4000:
+                        await asyncio.sleep(0.02)
+                    continue
+                for _stream, entries in reply:
+                    for entry_id, fields in entries:
+                        last = entry_id
+                        self._take(fields)
+                await self.redis.xtrim(stream, minid=last)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError):
+                log.warning("inbox read failed (redis unavailable); retrying")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    def _take(self, fields: dict[str, Any]) -> None:
+        try:
+            watched = fields.get("w")
+            if watched is not None:
+                self.presence.invalidate(watched)
+            packed = fields.get("d")
+            if packed is not None:
+                for item in json.loads(packed):
+                    self.route(_unpack(item))
+        except Exception:
+            log.exception("bad inbox entry")

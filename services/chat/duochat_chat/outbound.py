@@ -1,0 +1,121 @@
+"""Everything a chat instance appends to Redis, in order, in pipelined batches.
+
+Forwarded SENDs (to an owner's inbox), deliveries and acks (to an instance's delivery stream)
+and events (to ``events.chat``) all leave through one queue: one round trip carries whatever
+accumulated while the previous one was in flight. Each command touches one key, so the same
+pipeline works on one Redis and on a Redis Cluster (where redis-py splits it by node).
+
+Through a Redis outage the queue keeps its items and retries with backoff. It is bounded:
+beyond ``max_backlog`` the oldest deliveries go (subscribers read those messages back from the
+database); events are never dropped here, since the outbox keeps them until ``on_done``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from duochat_common.events.bus import cancel_requested
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Append:
+    stream: str
+    fields: dict[Any, Any]
+    maxlen: int = 100_000
+    # Streams named after an instance expire when it is gone for good.
+    expire_ms: int | None = None
+    on_done: Callable[[], None] | None = None
+    droppable: bool = True
+
+
+class Outbound:
+    def __init__(self, redis: aioredis.Redis, *, batch: int = 500, max_backlog: int = 200_000):
+        self.redis = redis
+        self.batch = batch
+        self.max_backlog = max_backlog
+        self._items: deque[Append] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.appended = 0
+
+    def put(self, item: Append) -> None:
+        self._items.append(item)
+        self._idle.clear()
+        self._wake.set()
+        if len(self._items) > self.max_backlog:
+            self._shed()
+
+    def _shed(self) -> None:
+        keep: deque[Append] = deque()
+        dropped = 0
+        excess = len(self._items) - self.max_backlog
+        for item in self._items:
+            if dropped < excess and item.droppable:
+                dropped += 1
+            else:
+                keep.append(item)
+        self._items = keep
+        log.error("redis backlog full: dropped %d oldest deliveries", dropped)
+
+    def pending(self) -> int:
+        return len(self._items)
+
+    async def flushed(self, within: float) -> bool:
+        """Wait until everything queued so far is appended (or ``within`` passes)."""
+        try:
+            async with asyncio.timeout(within):
+                await self._idle.wait()
+            return True
+        except TimeoutError:
+            return False
+
+    async def _flush(self) -> None:
+        while self._items:
+            take = [self._items.popleft() for _ in range(min(self.batch, len(self._items)))]
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for item in take:
+                        pipe.xadd(item.stream, item.fields, maxlen=item.maxlen, approximate=True)
+                        if item.expire_ms is not None:
+                            pipe.pexpire(item.stream, item.expire_ms)
+                    await pipe.execute()
+            except BaseException:
+                self._items.extendleft(reversed(take))  # in order, for the retry
+                raise
+            self.appended += len(take)
+            for item in take:
+                if item.on_done is not None:
+                    try:
+                        item.on_done()
+                    except Exception:
+                        log.exception("outbound completion callback failed")
+
+    async def run(self) -> None:
+        backoff = 0.05
+        while not cancel_requested():
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._flush()
+                backoff = 0.05
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError):
+                log.warning("redis append failed (redis unavailable); retrying")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                self._wake.set()
+                continue
+            if not self._items:
+                self._idle.set()

@@ -1,0 +1,116 @@
+"""Relaying chat's events from the outbox to the events stream.
+
+The writer stores each batch's events (``chat.message.sent``) in one outbox row, in the same
+transaction as the messages; ``mark_read`` does the same with ``chat.room.read``. After the
+commit the events go to Redis through the outbound queue, and the row is deleted once they are
+there. A row left behind (the instance was killed after its commit, or Redis was away and the
+instance stopped) is picked up by a sweep, on any instance, once it is ``stale_s`` old. Events
+may then reach Redis twice; consumers handle each event id once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+
+from duochat_chat.messages import utcnow_ms
+from duochat_chat.models import OutboxBatch
+from duochat_chat.outbound import Append, Outbound
+from duochat_common.db import Database
+from duochat_common.events.bus import FIELD, cancel_requested
+
+log = logging.getLogger(__name__)
+EVENTS_MAXLEN = 200_000
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        outbound: Outbound,
+        *,
+        stream: str,
+        stale_s: float = 10.0,
+        sweep_s: float = 5.0,
+    ) -> None:
+        self.db = db
+        self.outbound = outbound
+        self.stream = stream
+        self.stale_s = stale_s
+        self.sweep_s = sweep_s
+        self._done: list[str] = []
+        self._in_flight: set[str] = set()
+        self.relayed = 0
+
+    def publish(self, outbox_id: str, events: list[str]) -> None:
+        """Append a committed outbox row's events; the row goes once they are in Redis."""
+        self._in_flight.add(outbox_id)
+        last = len(events) - 1
+        for i, event in enumerate(events):
+            self.outbound.put(
+                Append(
+                    self.stream,
+                    {FIELD: event},
+                    maxlen=EVENTS_MAXLEN,
+                    droppable=False,
+                    on_done=(lambda: self._relayed(outbox_id, len(events))) if i == last else None,
+                )
+            )
+
+    def _relayed(self, outbox_id: str, count: int) -> None:
+        self._in_flight.discard(outbox_id)
+        self._done.append(outbox_id)
+        self.relayed += count
+
+    async def delete_done(self) -> None:
+        done, self._done = self._done, []
+        for start in range(0, len(done), 500):
+            async with self.db.engine.begin() as conn:
+                await conn.execute(
+                    delete(OutboxBatch).where(OutboxBatch.id.in_(done[start : start + 500]))
+                )
+
+    async def sweep(self) -> int:
+        """Relay rows that their writer left behind; how many it found."""
+        cutoff = utcnow_ms() - timedelta(seconds=self.stale_s)
+        async with self.db.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(OutboxBatch.id, OutboxBatch.payload)
+                    .where(OutboxBatch.created_at < cutoff)
+                    .order_by(OutboxBatch.created_at)
+                    .limit(200)
+                )
+            ).all()
+        found = 0
+        for row in rows:
+            if row.id in self._in_flight:
+                continue
+            found += 1
+            events = json.loads(row.payload)
+            if events:
+                self.publish(row.id, events)
+            else:
+                self._done.append(row.id)
+        return found
+
+    async def run(self, interval: float = 0.2) -> None:
+        since_sweep = self.sweep_s  # sweep once at start: a restart picks up what it left
+        while not cancel_requested():
+            try:
+                if self._done:
+                    await self.delete_done()
+                if since_sweep >= self.sweep_s:
+                    since_sweep = 0.0
+                    if await self.sweep():
+                        log.info("outbox: relaying events left behind")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("outbox relay step failed; retrying", exc_info=False)
+            await asyncio.sleep(interval)
+            since_sweep += interval

@@ -1,0 +1,70 @@
+"""Room rules, with no I/O: who may write, which statuses are read-only, how status moves, and
+what the owner remembers of each room it writes to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from duochat_chat.messages import ENTER, SYSTEM
+
+READ_ONLY = ("rejected", "closed")
+STATUS_RANK = {"open": 0, "matched": 1, "rejected": 1, "closed": 2}
+RECENT_KEYS = 128  # idempotency keys an owner remembers per room (the database has them all)
+
+
+class Rejected(Exception):
+    """A message the room refuses; the text is safe to show the sender."""
+
+
+class Skip(Exception):
+    """Nothing to store (a status already reached): the draft settles with no message."""
+
+
+def is_read_only(status: str) -> bool:
+    return status in READ_ONLY
+
+
+def moves_forward(current: str, new: str) -> bool:
+    return STATUS_RANK.get(new, 0) > STATUS_RANK.get(current, 0)
+
+
+@dataclass(slots=True)
+class OwnedRoom:
+    """What the owner instance keeps of a room: its members, status and highest id."""
+
+    room_id: str
+    writer_id: int
+    writer_name: str
+    applicant_id: int
+    applicant_name: str
+    status: str
+    head: int
+    # (sender id, idempotency key) -> stored id, for the newest messages
+    keys: dict[tuple[int | None, str], int] = field(default_factory=dict)
+
+    def remember(self, sender_id: int | None, key: str | None, message_id: int) -> None:
+        if key is None:
+            return
+        keys = self.keys
+        keys[(sender_id, key)] = message_id
+        if len(keys) > 2 * RECENT_KEYS:
+            for old in list(keys)[:RECENT_KEYS]:
+                del keys[old]
+
+    def refusal(
+        self, kind: str, sender_id: int | None, new_status: str | None, *, status: str
+    ) -> Exception | None:
+        """Why a message of ``kind`` from ``sender_id`` is not stored when the room is at
+        ``status`` (an earlier message of the same batch may have moved it), or None."""
+        if kind == SYSTEM:
+            if new_status is not None and not moves_forward(status, new_status):
+                return Skip()
+            return None
+        if sender_id not in (self.writer_id, self.applicant_id):
+            return Rejected("you are not a member of this room")
+        if kind != ENTER and is_read_only(status):
+            return Rejected(f"this room is read-only (the board is {status})")
+        return None
+
+    def people(self) -> tuple[tuple[int, str], tuple[int, str]]:
+        return (self.writer_id, self.writer_name), (self.applicant_id, self.applicant_name)
