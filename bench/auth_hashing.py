@@ -215,10 +215,6 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         loaded = queue.get()
         prober.join()
         peak_rss = rss_mib(proc.pid, "VmHWM")
-        slots = None
-        for line in (run_dir / "auth.log").read_text(errors="replace").splitlines():
-            if "hash slots" in line:
-                slots = line
         return {
             "idle": idle,
             "loaded": loaded,
@@ -228,7 +224,6 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "rss": rss,
             "idle_rss": idle_rss,
             "peak_rss": peak_rss,
-            "slots_line": slots,
         }
     finally:
         if proc is not None:

@@ -72,7 +72,7 @@ def main() -> None:
         timeout_graceful_shutdown=5,
         ws_ping_interval=None,
         http=timed_protocol(header_timeout=args.header_timeout, body_timeout=args.body_timeout),
-        **uvicorn_options("embedded"),
+        **uvicorn_options("embedded"),  # type: ignore[arg-type]
     )
 
 
