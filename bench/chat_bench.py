@@ -1,19 +1,25 @@
-"""The chat benchmark: our STOMP chat (2 instances, every message stored in MariaDB) against
-python-socketio with AsyncRedisManager (2 instances, no storage), on the same machine.
+"""The chat benchmark, on the stack as production runs it, against python-socketio.
 
-    .venv/bin/python -m bench.chat_bench            # what `make bench` runs
-    .venv/bin/python bench/chat_bench.py --rooms 50 --duration 5 --idle 500   # a quick look
+    .venv/bin/python -m bench.chat_bench                 # what `make bench` runs
+    .venv/bin/python -m bench.chat_bench --instances 2 --repeat 1 --no-socketio --idle 0
 
-It starts everything it needs (a fresh MariaDB database, a Redis namespace, a stub for auth's
-JWKS, the servers) and stops it all at the end. Workload: N rooms of 2 members, each member on
-a different instance than its peer. Phases:
+Ours: auth, boards, notify (consuming chat's events) and N chat instances, each its own uvicorn
+process, against MariaDB and Redis; users, boards and rooms made through the public API (sign
+up, post a board, apply). The two members of every room are on different chat instances. Every
+SEND asks for a RECEIPT, which comes only once the message is stored. The chat limits are the
+defaults a deployment runs with.
 
-1. closed loop: each member sends its next message once its previous one reached the peer;
-   every SEND asks for a RECEIPT (which comes only after the database commit);
-2. open loop at a fixed total rate: send-to-deliver latency percentiles;
-3. the same two phases against python-socketio;
-4. STOMP CONNECT -> CONNECTED time on an idle instance;
-5. server memory per idle, authenticated, subscribed connection, on a fresh instance.
+Peer: python-socketio AsyncServer + AsyncRedisManager on 2 instances (``bench/socketio_peer``),
+no auth, no storage; its Redis pool cap is raised (redis-py 8 caps a pool at 100 connections,
+and the manager publishes each emit on a connection of its own, so under this load it fails
+with "Too many connections" and drops messages: its users would raise it too).
+
+For each N (2, 4, 8 by default), ``--repeat`` rounds of: a closed loop (each member sends its
+next message once its previous one reached the peer), then an open loop at a fixed rate
+(send-to-deliver latency). CPU per delivered message is counted for chat alone and for chat +
+notify + auth + boards + Redis + MariaDB. Then: CONNECT -> CONNECTED time, and the memory of an
+idle, authenticated, subscribed connection on a fresh instance. Every message is checked: none
+lost (receipted but never delivered to the peer), none delivered twice, none stored twice.
 
 Results are printed and written to this benchmark's section of bench/RESULTS.md.
 """
@@ -25,9 +31,9 @@ import asyncio
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,205 +45,165 @@ if str(ROOT) not in sys.path:  # run as a script
 
 import aiohttp  # noqa: E402
 import psutil  # noqa: E402
-import redis.asyncio as aioredis  # noqa: E402
-from sqlalchemy import create_engine, insert  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
 
 from bench.loadgen import Member, Run, SioMember, StompMember, closed_loop, open_loop  # noqa: E402
 from bench.results import record  # noqa: E402
-from duochat_chat.config import Settings  # noqa: E402
-from duochat_chat.harness import ChatProcess, Stub, chat_env, free_port  # noqa: E402
-from duochat_chat.messages import utcnow_ms  # noqa: E402
-from duochat_chat.migrate import migrate  # noqa: E402
-from duochat_chat.models import Room  # noqa: E402
-from duochat_common.testing import REDIS_URL, TestSigner, mariadb_database, unique_prefix  # noqa: E402
-
-
-def seed_rooms(database_url: str, count: int, first_user: int) -> list[tuple[str, int, int]]:
-    """Rooms straight into chat's projection (boards is not part of this benchmark)."""
-    rooms = []
-    rows = []
-    now = utcnow_ms()
-    for i in range(count):
-        a, b = first_user + 2 * i, first_user + 2 * i + 1
-        room_id = f"bench-{first_user}-{i}"
-        rooms.append((room_id, a, b))
-        rows.append(
-            {
-                "room_id": room_id,
-                "board_id": i + 1,
-                "board_title": "bench",
-                "writer_id": a,
-                "writer_name": f"u{a}",
-                "applicant_id": b,
-                "applicant_name": f"u{b}",
-                "status": "open",
-                "last_id": 0,
-                "updated_at": now,
-            }
-        )
-    engine = create_engine(database_url.replace("mysql://", "mysql+pymysql://"))
-    with engine.begin() as conn:
-        for start in range(0, len(rows), 1000):
-            conn.execute(insert(Room), rows[start : start + 1000])
-    engine.dispose()
-    return rooms
-
-
-class Cpu:
-    """CPU seconds of a set of processes between start() and stop()."""
-
-    def __init__(self, pids: list[int]) -> None:
-        self.procs = [psutil.Process(p) for p in pids]
-        self.base = 0.0
-
-    def _now(self) -> float:
-        total = 0.0
-        for proc in self.procs:
-            try:
-                t = proc.cpu_times()
-                total += t.user + t.system
-            except psutil.Error:
-                pass
-        return total
-
-    def start(self) -> None:
-        self.base = self._now()
-
-    def stop(self) -> float:
-        return self._now() - self.base
-
-
-def infra_pids() -> list[int]:
-    names = {"mariadbd", "mysqld", "redis-server"}
-    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in names]
+from bench.stack import MYSQL, Cpu, Room, Stack, infra_pids, make_rooms  # noqa: E402
+from duochat_common.testing import REDIS_URL  # noqa: E402
+from duochat_embedded.localstack import free_port  # noqa: E402
 
 
 @dataclass
 class Phase:
     run: Run
-    cpu: float  # server CPU seconds in the window
-    infra_cpu: float
+    chat_cpu: float  # CPU seconds of the chat instances (or the peer's servers)
+    all_cpu: float  # with notify, auth, boards, Redis and MariaDB
 
-    def per_1000(self, cpu: float) -> float:
-        return cpu / (self.run.delivered / 1000) if self.run.delivered else float("nan")
+    def us_per_msg(self, cpu: float) -> float:
+        return cpu / self.run.delivered * 1e6 if self.run.delivered else float("nan")
 
 
-async def measure(coro: Any, servers: list[int]) -> Phase:
-    cpu, infra = Cpu(servers), Cpu(infra_pids())
-    cpu.start()
-    infra.start()
+@dataclass
+class Round:
+    closed: Phase
+    open: Phase
+
+
+async def measure(coro: Any, servers: list[int], others: list[int]) -> Phase:
+    mine, rest = Cpu(servers), Cpu(others)
+    mine.start()
+    rest.start()
     run = await coro
-    return Phase(run, cpu.stop(), infra.stop())
+    chat = mine.stop()
+    return Phase(run, chat, chat + rest.stop())
 
 
-async def stomp_phases(
-    args: argparse.Namespace,
-    env: dict[str, str],
-    signer: TestSigner,
-    database_url: str,
-    procs: list[ChatProcess],
-) -> dict[str, Any]:
-    rooms = seed_rooms(database_url, args.rooms, first_user=1)
-    out: dict[str, Any] = {}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        members: list[Member] = []
-        for i, (room_id, a, b) in enumerate(rooms):
-            for j, uid in enumerate((a, b)):
-                proc = procs[j]  # the writer on instance 0, the applicant on instance 1
-                members.append(
-                    await StompMember.open(
-                        session,
-                        proc.ws,
-                        signer.token(uid, f"u{uid}"),
-                        2 * i + j,
-                        room_id,
-                        2 * i + (1 - j),
-                    )
+async def open_members(
+    session: aiohttp.ClientSession, rooms: list[Room], ports: list[int]
+) -> list[Member]:
+    members: list[Member] = []
+    n = len(ports)
+    for i, room in enumerate(rooms):
+        for j, user in enumerate((room.writer, room.applicant)):
+            port = ports[(i + j) % n]  # the two members always on different instances
+            members.append(
+                await StompMember.open(
+                    session,
+                    f"ws://127.0.0.1:{port}/ws-stomp",
+                    user.token,
+                    2 * i + j,
+                    room.room_id,
+                    2 * i + (1 - j),
                 )
-        pids = [p.proc.pid for p in procs if p.proc]
-        out["closed"] = await measure(
-            closed_loop(members, warmup=args.warmup, duration=args.duration), pids
-        )
-        out["open"] = await measure(
-            open_loop(members, rate=args.rate, duration=args.duration), pids
-        )
-        out["errors"] = sum(len(m.errors) for m in members)
-        out["receipts"] = sum(m.receipts for m in members)
+            )
+    return members
+
+
+def check(members: list[Member]) -> dict[str, int]:
+    """Lost: receipted (stored) but never delivered to the peer; delivered twice."""
+    lost = dups = 0
+    for m in members:
+        peer = members[m.peer]
+        lost += len(peer.receipted - m.got)
+        dups += m.duplicates
+    return {"lost": lost, "duplicated": dups, "errors": sum(len(m.errors) for m in members)}
+
+
+def stored_twice(stack: Stack) -> int:
+    engine = create_engine(f"{MYSQL}/{stack.db_prefix}chat".replace("mysql://", "mysql+pymysql://"))
+    try:
+        with engine.connect() as conn:
+            total, distinct = conn.execute(
+                text(
+                    "SELECT COUNT(*), COUNT(DISTINCT message) FROM chat_messages WHERE type='TALK'"
+                )
+            ).one()
+        return int(total) - int(distinct)
+    finally:
+        engine.dispose()
+
+
+async def ours(args: argparse.Namespace, stack: Stack, rooms: list[Room], n: int) -> dict:
+    ports = await asyncio.to_thread(stack.scale_chat, n)
+    servers = stack.chat_pids()
+    others = stack.service_pids("auth", "boards", "notify") + infra_pids()
+    print(f"  {n} chat instances: {servers}", file=sys.stderr)
+    rounds = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        members = await open_members(session, rooms, ports)
+        for k in range(args.repeat):
+            closed = await measure(
+                closed_loop(members, warmup=args.warmup, duration=args.duration), servers, others
+            )
+            opened = await measure(
+                open_loop(members, rate=args.rate, duration=args.duration), servers, others
+            )
+            rounds.append(Round(closed, opened))
+            print(
+                f"  round {k + 1}: closed {closed.run.rate:,.0f} msg/s, "
+                f"{closed.us_per_msg(closed.chat_cpu):.0f} us chat CPU/msg; "
+                f"open p99 {opened.run.pct(99):.1f} ms",
+                file=sys.stderr,
+            )
+        await asyncio.sleep(2.0)  # whatever is in flight lands
+        checks = check(members)
         for m in members:
             await m.close()
+    checks["stored twice"] = await asyncio.to_thread(stored_twice, stack)
+    return {"rounds": rounds, "checks": checks}
 
-        # CONNECT -> CONNECTED on an established socket, one at a time, on an idle instance.
-        connect_ms, open_ms = [], []
-        for i in range(args.connects):
-            uid = 10_000_000 + i
-            token = signer.token(uid, f"c{uid}")
+
+async def connect_times(stack: Stack, rooms: list[Room], count: int) -> list[float]:
+    """CONNECT -> CONNECTED on an open socket, one at a time."""
+    out = []
+    port = stack.chats[0][0]
+    async with aiohttp.ClientSession() as session:
+        for i in range(count):
+            token = rooms[i % len(rooms)].writer.token
+            ws = await session.ws_connect(
+                f"ws://127.0.0.1:{port}/ws-stomp", protocols=("v12.stomp",)
+            )
             t0 = time.perf_counter()
-            ws = await session.ws_connect(procs[0].ws, protocols=("v12.stomp",))
-            t1 = time.perf_counter()
             await ws.send_str(f"CONNECT\naccept-version:1.2\nheart-beat:0,0\ntoken:{token}\n\n\x00")
             reply = await ws.receive_str()
-            t2 = time.perf_counter()
+            out.append((time.perf_counter() - t0) * 1000)
             assert reply.startswith("CONNECTED"), reply[:200]
-            connect_ms.append((t2 - t1) * 1000)
-            open_ms.append((t2 - t0) * 1000)
             await ws.close()
-        out["connect_ms"] = connect_ms
-        out["open_connect_ms"] = open_ms
     return out
 
 
-async def idle_memory(
-    args: argparse.Namespace, env: dict[str, str], signer: TestSigner, database_url: str
-) -> dict[str, Any]:
-    """RSS per idle, authenticated, subscribed connection on a fresh instance."""
-    baseline_n, n = 100, args.idle
-    rooms = seed_rooms(database_url, (baseline_n + n) // 2 + 1, first_user=20_000_000)
-    proc = ChatProcess({**env, "DUOCHAT_INSTANCE_ID": "bench-mem"})
-    proc.start()
-    try:
-        await proc.wait_ready()
-        assert proc.proc is not None
-        ps = psutil.Process(proc.proc.pid)
-        members: list[Member] = []
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+async def idle_memory(stack: Stack, rooms: list[Room], n: int) -> dict[str, Any]:
+    """RSS per idle, authenticated, subscribed connection, on a fresh instance of its own."""
+    await asyncio.to_thread(stack.scale_chat, 1)
+    ps = psutil.Process(stack.chat_pids()[0])
+    port = stack.chats[0][0]
+    baseline = 100
+    members: list[Member] = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 
-            async def one(k: int) -> None:
-                room_id, a, b = rooms[k // 2]
-                uid = (a, b)[k % 2]
-                members.append(
-                    await StompMember.open(
-                        session, proc.ws, signer.token(uid, f"u{uid}"), k, room_id, k ^ 1
-                    )
-                )
+        async def one(k: int) -> None:
+            room = rooms[(k // 2) % len(rooms)]
+            user = (room.writer, room.applicant)[k % 2]
+            url = f"ws://127.0.0.1:{port}/ws-stomp"
+            members.append(await StompMember.open(session, url, user.token, k, room.room_id, k ^ 1))
 
-            async def open_range(lo: int, hi: int) -> None:
-                for start in range(lo, hi, 100):
-                    await asyncio.gather(*(one(k) for k in range(start, min(hi, start + 100))))
+        async def open_range(lo: int, hi: int) -> None:
+            for start in range(lo, hi, 100):
+                await asyncio.gather(*(one(k) for k in range(start, min(hi, start + 100))))
 
-            await open_range(0, baseline_n)
-            await asyncio.sleep(3)
-            rss0 = ps.memory_info().rss
-            t0 = time.perf_counter()
-            await open_range(baseline_n, baseline_n + n)
-            opened_s = time.perf_counter() - t0
-            await asyncio.sleep(5)  # the ENTERs are stored, presence settles
-            rss1 = ps.memory_info().rss
-            for m in members:
-                await m.close()
-        return {
-            "connections": n,
-            "rss0": rss0,
-            "rss1": rss1,
-            "per_conn_kib": (rss1 - rss0) / n / 1024,
-            "open_s": opened_s,
-        }
-    finally:
-        proc.stop()
+        await open_range(0, baseline)
+        await asyncio.sleep(3)
+        rss0 = ps.memory_info().rss
+        await open_range(baseline, baseline + n)
+        await asyncio.sleep(5)
+        rss1 = ps.memory_info().rss
+        for m in members:
+            await m.close()
+    return {"connections": n, "per_conn_kib": (rss1 - rss0) / n / 1024}
 
 
-async def sio_phases(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
-    import subprocess
-
+async def socketio(args: argparse.Namespace, prefix: str) -> list[Round]:
     ports = [free_port(), free_port()]
     procs = [
         subprocess.Popen(
@@ -268,15 +234,21 @@ async def sio_phases(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
                     )
                 )
         pids = [p.pid for p in procs]
-        out = {
-            "closed": await measure(
-                closed_loop(members, warmup=args.warmup, duration=args.duration), pids
-            ),
-            "open": await measure(open_loop(members, rate=args.rate, duration=args.duration), pids),
-        }
+        rounds = []
+        for _ in range(args.repeat):
+            closed = await measure(
+                closed_loop(members, warmup=args.warmup, duration=args.duration),
+                pids,
+                infra_pids(),
+            )
+            opened = await measure(
+                open_loop(members, rate=args.rate, duration=args.duration), pids, infra_pids()
+            )
+            rounds.append(Round(closed, opened))
+            print(f"  socketio round: closed {closed.run.rate:,.0f} msg/s", file=sys.stderr)
         for m in members:
             await m.close()
-        return out
+        return rounds
     finally:
         for p in procs:
             p.terminate()
@@ -297,162 +269,128 @@ async def wait_http(url: str, within: float = 120) -> None:
     raise TimeoutError(url)
 
 
-def ms(x: float) -> str:
-    return f"{x:.1f} ms" if x == x else "n/a"
+def med(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
 
 
-def report(
-    args: argparse.Namespace,
-    ours: dict[str, Any],
-    sio: dict[str, Any] | None,
-    mem: dict[str, Any] | None,
-    took: float,
-) -> str:
-    oc, oo = ours["closed"], ours["open"]
+def spread(values: list[float], fmt: str = "{:,.0f}") -> str:
+    """The median, and the range over the rounds."""
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return f"{fmt.format(med(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def report(args: argparse.Namespace, results: dict[str, Any], took: float) -> str:
     lines = [
-        f"## Chat throughput, latency, memory - {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "## Chat at scale: throughput, latency, CPU, memory - "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Command: `{' '.join(['.venv/bin/python -m bench.chat_bench', *sys.argv[1:]])}` "
         f"({took:.0f} s). Machine: {platform.machine()}, {os.cpu_count()} CPUs, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}; "
-        "load generator, both servers, MariaDB and Redis all on this machine "
+        "the load generator, every service, MariaDB and Redis on this one machine "
         f"(load average at the start: {args.load:.1f}).",
         "",
-        f"Workload: {args.rooms} rooms x 2 members, each member on a different instance than "
-        "its peer. Ours: 2 chat processes (uvicorn, uvloop), every message stored in MariaDB "
-        "before it fans out, a RECEIPT asked for every SEND. Peer: python-socketio "
-        "AsyncServer + AsyncRedisManager, 2 processes (uvicorn), no storage. Delivered = "
-        "reached the other member; both servers also echo to the sender.",
+        f"Workload: {args.rooms} rooms x 2 members, made through the public API; the members "
+        "of a room on different chat instances; a RECEIPT asked for every SEND; notify consumes "
+        f"chat's events. {args.repeat} round(s) per row: the median, and the range in "
+        "brackets. CPU per delivered message: chat = the chat instances (for the peer, its "
+        "servers); all = with notify, auth, boards, Redis and MariaDB.",
         "",
-        "| | duochat chat (STOMP) | python-socketio | ratio |",
-        "|---|---|---|---|",
+        "| | closed loop msgs/s | closed p50 / p99 | chat CPU per msg | all CPU per msg "
+        f"| open loop {args.rate:,.0f}/s p50 / p99 | errors / lost / dup / stored twice |",
+        "|---|---|---|---|---|---|---|",
     ]
 
-    def row(name: str, mine: str, theirs: str, ratio: str = "") -> None:
-        lines.append(f"| {name} | {mine} | {theirs} | {ratio} |")
+    def row(name: str, rounds: list[Round], checks: dict[str, int] | None) -> None:
+        c = [r.closed for r in rounds]
+        o = [r.open for r in rounds]
+        lines.append(
+            f"| {name} | {spread([p.run.rate for p in c])} "
+            f"| {med([p.run.median for p in c]):.1f} / {med([p.run.pct(99) for p in c]):.1f} ms "
+            f"| {spread([p.us_per_msg(p.chat_cpu) for p in c])} us "
+            f"| {spread([p.us_per_msg(p.all_cpu) for p in c])} us "
+            f"| {med([p.run.median for p in o]):.1f} / "
+            f"{spread([p.run.pct(99) for p in o], '{:.1f}')} ms "
+            + (
+                f"| {checks['errors']} / {checks['lost']} / {checks['duplicated']} / "
+                f"{checks['stored twice']} |"
+                if checks
+                else "| n/a |"
+            )
+        )
 
-    if sio:
-        sc, so = sio["closed"], sio["open"]
-        row(
-            "closed loop: msgs/s delivered",
-            f"{oc.run.rate:,.0f}",
-            f"{sc.run.rate:,.0f}",
-            f"{oc.run.rate / sc.run.rate:.2f}x" if sc.run.rate else "",
-        )
-        row(
-            "closed loop: p50 / p99 / p99.9",
-            f"{ms(oc.run.median)} / {ms(oc.run.pct(99))} / {ms(oc.run.pct(99.9))}",
-            f"{ms(sc.run.median)} / {ms(sc.run.pct(99))} / {ms(sc.run.pct(99.9))}",
-        )
-        row(
-            "closed loop: server CPU s per 1,000 msgs",
-            f"{oc.per_1000(oc.cpu):.3f}",
-            f"{sc.per_1000(sc.cpu):.3f}",
-        )
-        row(
-            "closed loop: MariaDB+Redis CPU s per 1,000 msgs",
-            f"{oc.per_1000(oc.infra_cpu):.3f}",
-            f"{sc.per_1000(sc.infra_cpu):.3f}",
-        )
-        row(
-            f"open loop {args.rate:.0f} msg/s: p50 / p99 / p99.9",
-            f"{ms(oo.run.median)} / {ms(oo.run.pct(99))} / {ms(oo.run.pct(99.9))}",
-            f"{ms(so.run.median)} / {ms(so.run.pct(99))} / {ms(so.run.pct(99.9))}",
-        )
-        row(
-            f"open loop {args.rate:.0f} msg/s: delivered",
-            f"{oo.run.delivered:,}",
-            f"{so.run.delivered:,}",
-        )
-    else:
-        row("closed loop: msgs/s delivered", f"{oc.run.rate:,.0f}", "not run")
-        row(
-            "closed loop: p50 / p99 / p99.9",
-            f"{ms(oc.run.median)} / {ms(oc.run.pct(99))} / {ms(oc.run.pct(99.9))}",
-            "",
-        )
-        row(
-            f"open loop {args.rate:.0f} msg/s: p50 / p99 / p99.9",
-            f"{ms(oo.run.median)} / {ms(oo.run.pct(99))} / {ms(oo.run.pct(99.9))}",
-            "",
-        )
-    c = ours["connect_ms"]
-    oc_ms = ours["open_connect_ms"]
-    row(
-        f"CONNECT -> CONNECTED, median / p99 ({len(c)} sequential)",
-        f"{ms(statistics.median(c))} / {ms(sorted(c)[int(0.99 * len(c)) - 1])}",
-        "",
-    )
-    row("WebSocket open + CONNECT, median", ms(statistics.median(oc_ms)), "")
-    if mem:
-        row(
-            f"RSS per idle subscribed connection ({mem['connections']:,} connections)",
-            f"{mem['per_conn_kib']:.1f} KiB",
-            "",
-        )
+    for n, out in results["ours"].items():
+        row(f"duochat, {n} chat instances", out["rounds"], out["checks"])
+    if results.get("socketio"):
+        row("python-socketio, 2 instances", results["socketio"], None)
     lines.append("")
+
+    def rate(rounds: list[Round]) -> float:
+        return med([r.closed.run.rate for r in rounds])
+
+    def cpu(rounds: list[Round]) -> float:
+        return med([r.closed.us_per_msg(r.closed.chat_cpu) for r in rounds])
+
     verdicts = []
-    if sio and sio["closed"].run.rate:
-        ratio = oc.run.rate / sio["closed"].run.rate
+    two = results["ours"].get(2)
+    if two and results.get("socketio"):
+        ratio = rate(two["rounds"]) / rate(results["socketio"])
+        verdicts.append(f"closed loop at 2 instances {ratio:.2f}x socketio (target >= 2.0x)")
+    if two:
         verdicts.append(
-            f"throughput {ratio:.2f}x socketio (target >= 3x): "
-            + ("met" if ratio >= 3 else "missed")
+            f"chat CPU per message at 2 instances {cpu(two['rounds']):.0f} us (target <= 250 us)"
         )
-    verdicts.append(
-        f"open-loop p99 {ms(oo.run.pct(99))} (target < 25 ms): "
-        + ("met" if oo.run.pct(99) < 25 else "missed")
-    )
-    verdicts.append(
-        f"CONNECT median {ms(statistics.median(c))} (target < 10 ms): "
-        + ("met" if statistics.median(c) < 10 else "missed")
-    )
-    if mem:
+        p99 = med([r.open.run.pct(99) for r in two["rounds"]])
+        verdicts.append(f"open-loop p99 at 2 instances {p99:.1f} ms (target < 25 ms)")
+    eight = results["ours"].get(8)
+    if two and eight:
         verdicts.append(
-            f"{mem['per_conn_kib']:.1f} KiB per idle connection (target <= 25 KiB): "
-            + ("met" if mem["per_conn_kib"] <= 25 else "missed")
+            f"chat CPU per message at 8 instances {cpu(eight['rounds']) / cpu(two['rounds']):.2f}x "
+            "that at 2 (target <= 1.10x)"
         )
-    lines.append("Targets: " + "; ".join(verdicts) + ".")
-    lines.append(f"Errors seen by our clients: {ours['errors']}; receipts: {ours['receipts']:,}.")
+    bad = sum(sum(out["checks"].values()) for out in results["ours"].values())
+    verdicts.append(f"errors, lost, duplicated and stored twice, all N: {bad} (target 0)")
+    if results.get("connect"):
+        c = results["connect"]
+        verdicts.append(
+            f"CONNECT -> CONNECTED median {med(c):.1f} ms over {len(c)} (target < 10 ms)"
+        )
+    if results.get("memory"):
+        m = results["memory"]
+        verdicts.append(
+            f"{m['per_conn_kib']:.1f} KiB per idle subscribed connection "
+            f"({m['connections']:,} connections; target <= 25 KiB)"
+        )
+    lines.append("Against the targets: " + "; ".join(verdicts) + ".")
     return "\n".join(lines)
 
 
 async def main_async(args: argparse.Namespace) -> str:
     started = time.perf_counter()
-    signer = TestSigner()
-    stub = Stub(signer)
-    prefix = unique_prefix()
-    redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-    with ExitStack() as stack:
-        stack.callback(stub.close)
-        database_url = stack.enter_context(mariadb_database("bench"))
-        migrate(Settings(database_url=database_url))
-        env = chat_env(
-            database_url=database_url,
-            redis_url=REDIS_URL,
-            prefix=prefix,
-            stub=stub,
-            sends_per_second="1000",
-            send_burst="1000",
-            log_level="WARNING",
-        )
-        procs = [ChatProcess({**env, "DUOCHAT_INSTANCE_ID": f"bench{i}"}) for i in range(2)]
-        try:
-            for p in procs:
-                p.start()
-            await asyncio.gather(*(p.wait_ready() for p in procs))
-            print(f"chat instances: pids {[p.proc.pid for p in procs if p.proc]}", file=sys.stderr)
-            ours = await stomp_phases(args, env, signer, database_url, procs)
-        finally:
-            for p in procs:
-                p.stop()
-        sio = None if args.no_socketio else await sio_phases(args, prefix)
-        mem = await idle_memory(args, env, signer, database_url) if args.idle else None
-        keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await redis.delete(*keys)
-        await redis.aclose()
-    section = report(args, ours, sio, mem, time.perf_counter() - started)
-    return section
+    stack = Stack(
+        run_dir=Path(args.run_dir or os.path.join("/tmp", f"duochat-bench-{os.getpid()}"))
+    )
+    stack.run_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"ours": {}}
+    try:
+        await asyncio.to_thread(stack.start)
+        print(f"stack up (logs in {stack.run_dir}); making {args.rooms} rooms", file=sys.stderr)
+        rooms = await make_rooms(stack, args.rooms)
+        for n in args.instances:
+            results["ours"][n] = await ours(args, stack, rooms, n)
+        if args.connects:
+            await asyncio.to_thread(stack.scale_chat, 2)
+            results["connect"] = await connect_times(stack, rooms, args.connects)
+        if args.idle:
+            await asyncio.to_thread(stack.scale_chat, 0)
+            results["memory"] = await idle_memory(stack, rooms, args.idle)
+    finally:
+        await asyncio.to_thread(stack.stop)
+        await stack.drop_keys()
+    if not args.no_socketio:
+        results["socketio"] = await socketio(args, stack.redis_prefix)
+    return report(args, results, time.perf_counter() - started)
 
 
 def main() -> None:
@@ -460,13 +398,16 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--rooms", type=int, default=200)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured phase")
-    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--instances", type=int, nargs="+", default=[2, 4, 8])
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per instance count")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measured phase")
+    parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--rate", type=float, default=1000.0, help="open-loop msgs/s")
     parser.add_argument("--idle", type=int, default=5000, help="idle connections (0 = skip)")
     parser.add_argument("--connects", type=int, default=300)
     parser.add_argument("--no-socketio", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--run-dir", default="", help="where the services' logs go")
     args = parser.parse_args()
     args.load = os.getloadavg()[0]
     try:

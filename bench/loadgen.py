@@ -31,6 +31,11 @@ class Member:
     received: int = 0
     receipts: int = 0
     errors: list[str] = field(default_factory=list)
+    # The peer's message numbers this member received, how many arrived twice, and the
+    # numbers of this member's own messages whose RECEIPT came (stored for sure).
+    got: set[int] = field(default_factory=set)
+    duplicates: int = 0
+    receipted: set[int] = field(default_factory=set)
 
     async def send(self, sent_ns: int) -> None:
         raise NotImplementedError
@@ -40,8 +45,13 @@ class Member:
 
     def _talk(self, text: str) -> None:
         sender, _, rest = text.partition("|")
-        _, _, sent = rest.partition("|")
+        seq, _, sent = rest.partition("|")
         self.received += 1
+        if int(sender) == self.peer:
+            number = int(seq)
+            if number in self.got:
+                self.duplicates += 1
+            self.got.add(number)
         if self.on_talk is not None:
             self.on_talk(self, int(sender), int(sent))
 
@@ -86,6 +96,10 @@ class StompMember(Member):
                 self._talk(data[i : data.find('"', i)])
             elif data.startswith("RECEIPT"):
                 self.receipts += 1
+                i = data.find("receipt-id:") + 11
+                number = data[i : data.find("\n", i)]
+                if number.isdigit():
+                    self.receipted.add(int(number))
             elif data.startswith("ERROR"):
                 self.errors.append(data[:300])
 

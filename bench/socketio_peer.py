@@ -17,9 +17,16 @@ from typing import Any
 import socketio
 import uvicorn
 
+# The manager publishes every emit on a pooled connection of its own; redis-py 8 caps a pool at
+# 100 connections and then raises "Too many connections", which the manager logs and retries
+# while messages pile up. Its users raise the cap, as done here.
+REDIS_MAX_CONNECTIONS = 2000
+
 
 def build_app(redis_url: str, channel: str) -> Any:
-    manager = socketio.AsyncRedisManager(redis_url, channel=channel)
+    manager = socketio.AsyncRedisManager(
+        redis_url, channel=channel, redis_options={"max_connections": REDIS_MAX_CONNECTIONS}
+    )
     sio = socketio.AsyncServer(
         async_mode="asgi",
         client_manager=manager,

@@ -131,6 +131,37 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], *, timeout: float = 180)
     raise TimeoutError(f"{url} not ready after {timeout}s")
 
 
+def spawn(
+    name: str, port: int, env: Mapping[str, str], run_dir: Path, log_dir: Path, log_name: str = ""
+) -> subprocess.Popen[bytes]:
+    """One service's uvicorn, as the image runs it, logging JSON lines to ``log_dir``."""
+    log_name = log_name or name
+    log_config = run_dir / f"{log_name}-logging.json"
+    log_config.write_text(json.dumps(uvicorn_log_config(name)))
+    return subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            f"duochat_{name}.main:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--timeout-graceful-shutdown",
+            "5",
+            "--no-access-log",
+            "--log-config",
+            str(log_config),
+            *uvicorn_cli(name),
+        ],
+        env=dict(env),
+        stdout=(log_dir / f"{log_name}.log").open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
 def start(
     *,
     mysql_server: str = "mysql://root@127.0.0.1:3306",
@@ -174,30 +205,7 @@ def start(
             if proc.wait(120) != 0:
                 raise RuntimeError(f"migrations of {name} failed ({proc.returncode})")
         for name in names:
-            log_config = run_dir / f"{name}-logging.json"
-            log_config.write_text(json.dumps(uvicorn_log_config(name)))
-            stack.processes[name] = subprocess.Popen(  # noqa: S603
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--factory",
-                    f"duochat_{name}.main:create_app",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(chosen[name]),
-                    "--timeout-graceful-shutdown",
-                    "5",
-                    "--no-access-log",
-                    "--log-config",
-                    str(log_config),
-                    *uvicorn_cli(name),
-                ],
-                env=envs[name],
-                stdout=(log_dir / f"{name}.log").open("ab"),
-                stderr=subprocess.STDOUT,
-            )
+            stack.processes[name] = spawn(name, chosen[name], envs[name], run_dir, log_dir)
         for name in names:
             wait_ready(f"{stack.service_url(name)}/readyz", stack.processes[name])
         conf = run_dir / "nginx.conf"

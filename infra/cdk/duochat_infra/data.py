@@ -1,9 +1,15 @@
 """The data tier: RDS MySQL 8 and ElastiCache Redis, in isolated subnets, reachable only
-from the security groups that ``allow_from`` names (the backend tasks)."""
+from the security groups that ``allow_from`` names (the backend tasks).
+
+MySQL requires TLS (``require_secure_transport``), logs statements slower than
+``long_query_time`` to the exported slow query log, and caps ``max_connections`` at the figure
+the pools are sized against. Each service logs in as its own user (``service_secret``), which
+``ServiceUsers`` (db_users.py) creates with the master secret at deploy time.
+"""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_logs as logs
@@ -35,15 +41,34 @@ class Database(Construct):
         backup_retention: Duration,
         log_retention: logs.RetentionDays,
         retain: bool,
+        max_connections: int,
+        long_query_time_s: float,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._retain = retain
         self.security_group = ec2.SecurityGroup(
             self, "SecurityGroup", vpc=vpc, description="duochat MySQL", allow_all_outbound=False
+        )
+        engine = rds.DatabaseInstanceEngine.mysql(version=rds.MysqlEngineVersion.VER_8_4_7)
+        self.parameter_group = rds.ParameterGroup(
+            self,
+            "Parameters",
+            engine=engine,
+            description="duochat MySQL: TLS only, slow query log, sized max_connections",
+            parameters={
+                "require_secure_transport": "1",
+                # The export ships the log file; with log_output=TABLE nothing would arrive.
+                "slow_query_log": "1",
+                "log_output": "FILE",
+                "long_query_time": str(long_query_time_s),
+                "max_connections": str(max_connections),
+            },
         )
         self.instance = rds.DatabaseInstance(
             self,
             "Instance",
-            engine=rds.DatabaseInstanceEngine.mysql(version=rds.MysqlEngineVersion.VER_8_4_7),
+            engine=engine,
+            parameter_group=self.parameter_group,
             instance_type=ec2.InstanceType(instance_type),
             vpc=vpc,
             vpc_subnets=subnets,
@@ -68,7 +93,9 @@ class Database(Construct):
         # The attached secret: JSON with username, password, host, port.
         secret = self.instance.secret
         assert secret is not None  # from_generated_secret always makes one
+        # The master secret: only ServiceUsers reads it, never a service task.
         self.secret: secretsmanager.ISecret = secret
+        self.service_secrets: dict[str, secretsmanager.Secret] = {}
 
         suppressions = [
             NagPackSuppression(
@@ -107,6 +134,42 @@ class Database(Construct):
         self.security_group.add_ingress_rule(
             peer, ec2.Port.tcp(MYSQL_PORT), "MySQL from a duochat service"
         )
+
+    def service_secret(self, service: str) -> secretsmanager.Secret:
+        """The credentials of ``service``'s own user (JSON: username, password, host, port),
+        whose rights are on database ``service`` only."""
+        stack = Stack.of(self)
+        secret = secretsmanager.Secret(
+            self,
+            f"{service.capitalize()}User",
+            description=f"duochat MySQL user of the {service} service",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=stack.to_json_string(
+                    {
+                        "username": service,
+                        "host": self.instance.db_instance_endpoint_address,
+                        "port": self.instance.db_instance_endpoint_port,
+                        "dbname": service,
+                    }
+                ),
+                generate_string_key="password",
+                exclude_characters=_EXCLUDED_PASSWORD_CHARS,
+                password_length=32,
+            ),
+            removal_policy=RemovalPolicy.RETAIN if self._retain else RemovalPolicy.DESTROY,
+        )
+        NagSuppressions.add_resource_suppressions(
+            secret,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-SMG4",
+                    reason="A service reads its password once at start; rotation needs the "
+                    "user provisioning to follow it and a task restart, not built yet.",
+                )
+            ],
+        )
+        self.service_secrets[service] = secret
+        return secret
 
 
 class Cache(Construct):

@@ -11,7 +11,10 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from duochat_infra import config as envs
+from duochat_infra.deploy_access import DEFAULT_REPOSITORY, DeployAccessStack
 from duochat_infra.stack import DuochatStack
+
+DEPLOY_ACCESS_STACK = "DuochatDeployAccess"
 
 CDK_DIR = Path(__file__).resolve().parents[1]
 
@@ -60,9 +63,17 @@ def build_app(
         outdir=outdir or os.environ.get("CDK_OUTDIR") or str(CDK_DIR / "cdk.out"),
         context=file_context(),  # what the CLI passes takes precedence over these
     )
-    stacks = {
-        config.name: DuochatStack(app, config.stack_name, config=config)
-        for config in (configs if configs is not None else configs_from_context(app))
-    }
+    chosen = list(configs if configs is not None else configs_from_context(app))
+    stacks = {config.name: DuochatStack(app, config.stack_name, config=config) for config in chosen}
+    # The deploy workflow's role (deployed once per account, by hand): `-c githubRepository=`.
+    DeployAccessStack(
+        app,
+        DEPLOY_ACCESS_STACK,
+        env=cdk.Environment(account=chosen[0].account, region=chosen[0].region),
+        description="duochat: GitHub OIDC provider and the deploy workflow's role",
+        repository=app.node.try_get_context("githubRepository") or DEFAULT_REPOSITORY,
+        environments=[config.name for config in chosen],
+        stack_names=[config.stack_name for config in chosen],
+    )
     cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     return app, stacks

@@ -132,6 +132,7 @@ class BusinessHoursScheduler(Construct):
         log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, removal_policy=removal_policy
         )
+        self.log_group = log_group
         role = iam.Role(
             self,
             "FunctionRole",

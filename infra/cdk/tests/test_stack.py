@@ -13,7 +13,12 @@ import pytest
 from aws_cdk.assertions import Annotations, Match
 
 from duochat_common.routing import ROUTES, WEB_PORT
-from duochat_infra.service import SCHEDULE_TAG_KEY, SCHEDULE_TAG_VALUE
+from duochat_infra.service import (
+    SCHEDULE_TAG_KEY,
+    SCHEDULE_TAG_VALUE,
+    SERVICE_CONNECT_PORT_OFFSET,
+)
+from duochat_infra.stack import INTERNAL_CALLS
 
 from .conftest import CERTIFICATE_ARN, Synthesized
 
@@ -90,9 +95,11 @@ def test_default_rule_goes_to_web(synthesized: Synthesized, env: str) -> None:
     assert target["Port"] == WEB_PORT
 
 
-def test_one_target_group_per_service_checks_readyz_on_its_port(
+def test_one_target_group_per_service_checks_liveness_on_its_port(
     synthesized: Synthesized, env: str
 ) -> None:
+    """Shallow checks only: a Redis failover or an RDS reboot must not fail every target at
+    once (readiness, /readyz, stays in the route table for start-up and alarms)."""
     template = synthesized.templates[env]
     template.resource_count_is("AWS::ElasticLoadBalancingV2::TargetGroup", len(ALL_PORTS))
     for route in ROUTES:
@@ -102,7 +109,7 @@ def test_one_target_group_per_service_checks_readyz_on_its_port(
                 "Port": route.port,
                 "Protocol": "HTTP",
                 "TargetType": "ip",
-                "HealthCheckPath": route.health_path,
+                "HealthCheckPath": route.liveness_path,
                 "HealthCheckPort": str(route.port),
                 "Matcher": {"HttpCode": "200"},
                 "TargetGroupAttributes": Match.array_with(
@@ -112,8 +119,12 @@ def test_one_target_group_per_service_checks_readyz_on_its_port(
         )
     template.has_resource_properties(
         "AWS::ElasticLoadBalancingV2::TargetGroup",
-        {"Port": WEB_PORT, "HealthCheckPath": "/readyz", "HealthCheckPort": str(WEB_PORT)},
+        {"Port": WEB_PORT, "HealthCheckPath": "/healthz", "HealthCheckPort": str(WEB_PORT)},
     )
+    for group in props(template.to_json(), "AWS::ElasticLoadBalancingV2::TargetGroup"):
+        assert group["HealthCheckPath"] == "/healthz"
+    for route in ROUTES:
+        assert route.health_path == "/readyz" and route.liveness_path == "/healthz"
 
 
 def test_idle_timeout_lets_websockets_and_sse_live(synthesized: Synthesized, env: str) -> None:
@@ -130,19 +141,36 @@ def test_deregistration_delay_drains(synthesized: Synthesized, env: str) -> None
         assert 10 <= int(attributes["deregistration_delay.timeout_seconds"]) <= 120
 
 
-def test_tasks_accept_only_the_alb_on_their_own_port(synthesized: Synthesized, env: str) -> None:
+def test_tasks_accept_the_alb_on_their_port_and_named_callers_on_the_proxy_port(
+    synthesized: Synthesized, env: str
+) -> None:
     template = synthesized.json(env)
     alb_group = alb_security_group(template)
     groups = service_security_groups(template)
     assert set(groups) == ALL_PORTS
+    port_of = {r.service: r.port for r in ROUTES}
     for port, group in groups.items():
         rules = ingress_rules(template, group)
-        assert len(rules) == 1, (port, rules)
-        (rule,) = rules
-        assert rule["IpProtocol"] == "tcp"
-        assert rule["FromPort"] == rule["ToPort"] == port
-        assert ref_id(rule["SourceSecurityGroupId"]) == alb_group
-        assert "CidrIp" not in rule
+        assert all(r["IpProtocol"] == "tcp" and "CidrIp" not in r for r in rules), rules
+        from_alb = [r for r in rules if ref_id(r["SourceSecurityGroupId"]) == alb_group]
+        assert [(r["FromPort"], r["ToPort"]) for r in from_alb] == [(port, port)]
+        internal = {
+            ref_id(r["SourceSecurityGroupId"])
+            for r in rules
+            if r["FromPort"] == r["ToPort"] == port + SERVICE_CONNECT_PORT_OFFSET
+        }
+        service = next((r.service for r in ROUTES if r.port == port), None)
+        callers = INTERNAL_CALLS.get(service or "", ())
+        assert internal == {groups[port_of[c]] for c in callers}, (port, rules)
+        assert len(rules) == 1 + len(callers)
+
+
+def provisioning_group(template: dict[str, Any]) -> str:
+    """The security group of the Lambda behind Custom::DuochatServiceUsers."""
+    (users,) = props(template, "Custom::DuochatServiceUsers")
+    function = template["Resources"][ref_id(users["ServiceToken"])]["Properties"]
+    (group,) = function["VpcConfig"]["SecurityGroupIds"]
+    return ref_id(group)
 
 
 def test_data_accepts_only_the_backend_tasks(synthesized: Synthesized, env: str) -> None:
@@ -151,12 +179,12 @@ def test_data_accepts_only_the_backend_tasks(synthesized: Synthesized, env: str)
     backend_groups = {groups[port] for port in BACKEND_PORTS}
     (db,) = props(template, "AWS::RDS::DBInstance")
     (cache,) = props(template, "AWS::ElastiCache::ReplicationGroup")
-    for group_ref, port in (
-        (db["VPCSecurityGroups"][0], 3306),
-        (cache["SecurityGroupIds"][0], 6379),
+    for group_ref, port, also in (
+        (db["VPCSecurityGroups"][0], 3306, {provisioning_group(template)}),
+        (cache["SecurityGroupIds"][0], 6379, set()),
     ):
         rules = ingress_rules(template, ref_id(group_ref))
-        assert {ref_id(r["SourceSecurityGroupId"]) for r in rules} == backend_groups
+        assert {ref_id(r["SourceSecurityGroupId"]) for r in rules} == backend_groups | also
         assert all(r["FromPort"] == r["ToPort"] == port for r in rules)
         assert not any("CidrIp" in r for r in rules)
 
@@ -180,15 +208,21 @@ def test_rds_is_encrypted_backed_up_and_its_secret_injected(
     (db,) = props(template.to_json(), "AWS::RDS::DBInstance")
     assert db["BackupRetentionPeriod"] >= 7
     template.resource_count_is("AWS::SecretsManager::SecretTargetAttachment", 1)
+    (attachment,) = resources(template.to_json(), "AWS::SecretsManager::SecretTargetAttachment")
+    db_secrets = set()
     for task in props(template.to_json(), "AWS::ECS::TaskDefinition"):
         (container,) = task["ContainerDefinitions"]
         if container["PortMappings"][0]["ContainerPort"] == WEB_PORT:
             assert "Secrets" not in container
             continue
-        secrets = {s["Name"] for s in container["Secrets"]}
-        assert {"DB_SECRET", "REDIS_AUTH_TOKEN"} <= secrets
+        secrets = {s["Name"]: s["ValueFrom"] for s in container["Secrets"]}
+        assert {"DB_SECRET", "REDIS_AUTH_TOKEN"} <= set(secrets)
+        # Each service its own user's secret; the master secret reaches no task.
+        assert ref_id(secrets["DB_SECRET"]) != attachment
+        db_secrets.add(ref_id(secrets["DB_SECRET"]))
         names = {e["Name"] for e in container["Environment"]}
         assert not any("PASSWORD" in n or "TOKEN" in n for n in names), names
+    assert len(db_secrets) == len(ROUTES)
 
 
 def test_auth_gets_the_signing_key_as_a_secret(synthesized: Synthesized, env: str) -> None:
@@ -248,17 +282,34 @@ def test_tasks_run_in_private_subnets_and_data_in_isolated(
     assert len(azs) == 2
 
 
-def test_autoscaling_on_cpu_and_requests(synthesized: Synthesized, env: str) -> None:
+def test_autoscaling_on_cpu_and_on_requests_or_connections(
+    synthesized: Synthesized, env: str
+) -> None:
+    """Request/response services scale on requests; socket services on connections per task
+    (an ALB request count says nothing about a WebSocket or an SSE stream), and slowly in."""
     template = synthesized.json(env)
     policies = props(template, "AWS::ApplicationAutoScaling::ScalingPolicy")
-    metrics = [
-        p["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
-            "PredefinedMetricType"
-        ]
-        for p in policies
+    configs = [p["TargetTrackingScalingPolicyConfiguration"] for p in policies]
+    predefined = [
+        c["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        for c in configs
+        if "PredefinedMetricSpecification" in c
     ]
-    assert metrics.count("ECSServiceAverageCPUUtilization") == len(ALL_PORTS)
-    assert metrics.count("ALBRequestCountPerTarget") == len(ALL_PORTS)
+    assert predefined.count("ECSServiceAverageCPUUtilization") == len(ALL_PORTS)
+    sockets = {"chat", "notify"}
+    assert predefined.count("ALBRequestCountPerTarget") == len(ALL_PORTS) - len(sockets)
+    custom = [c for c in configs if "CustomizedMetricSpecification" in c]
+    assert {
+        next(
+            d["Value"]
+            for d in c["CustomizedMetricSpecification"]["Dimensions"]
+            if d["Name"] == "Service"
+        )
+        for c in custom
+    } == sockets
+    for c in custom:
+        assert c["CustomizedMetricSpecification"]["Statistic"] == "Average"
+        assert c["ScaleInCooldown"] >= 600 and c["ScaleOutCooldown"] <= 120
     targets = props(template, "AWS::ApplicationAutoScaling::ScalableTarget")
     assert len(targets) == len(ALL_PORTS)
     assert all(t["MaxCapacity"] > t["MinCapacity"] >= 1 for t in targets)

@@ -2,10 +2,20 @@
 
 One URL configures a service: ``mysql://user:pass@host/db`` in production (aiomysql at run time,
 which is PyMySQL underneath, and PyMySQL itself for Alembic), ``sqlite:///path`` in embedded mode.
+
+A deployment can add to a MySQL URL's query:
+
+- ``ssl_ca=/path/ca.pem``: connect over TLS and verify the server's certificate and host name
+  against that CA (RDS requires TLS). Both drivers get it: aiomysql as an ``ssl.SSLContext``,
+  PyMySQL through SQLAlchemy's own ``ssl_ca`` handling.
+- ``pool_size=N&max_overflow=M``: a ceiling on every pool the service opens on that URL, so
+  that all tasks together fit in the server's ``max_connections`` (the CDK stack derives them
+  from the task counts). A pool asked for with smaller numbers keeps them.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -38,12 +48,17 @@ def _normalise(url: str) -> URL:
     return parsed
 
 
+# Query keys that configure the pool, not the driver.
+_POOL_KEYS = ("pool_size", "max_overflow")
+_TLS_CA_KEY = "ssl_ca"
+
+
 def async_url(url: str) -> URL:
     """The driver URL used at run time."""
     parsed = _normalise(url)
     if parsed.get_backend_name() == "sqlite":
         return parsed.set(drivername="sqlite+aiosqlite")
-    query = dict(parsed.query)
+    query = {k: v for k, v in parsed.query.items() if k not in (*_POOL_KEYS, _TLS_CA_KEY)}
     query.setdefault("charset", "utf8mb4")
     return parsed.set(drivername="mysql+aiomysql", query=query)
 
@@ -53,9 +68,21 @@ def sync_url(url: str) -> URL:
     parsed = _normalise(url)
     if parsed.get_backend_name() == "sqlite":
         return parsed.set(drivername="sqlite")
-    query = dict(parsed.query)
+    query = {k: v for k, v in parsed.query.items() if k not in _POOL_KEYS}
     query.setdefault("charset", "utf8mb4")
     return parsed.set(drivername="mysql+pymysql", query=query)
+
+
+def pool_limits(url: str) -> dict[str, int]:
+    """The ``pool_size``/``max_overflow`` ceilings a deployment put in the URL."""
+    query = _normalise(url).query
+    return {key: int(str(query[key])) for key in _POOL_KEYS if key in query}
+
+
+def tls_context(url: str) -> ssl.SSLContext | None:
+    """A verifying TLS context when the URL names a CA (``ssl_ca``), else None."""
+    ca = _normalise(url).query.get(_TLS_CA_KEY)
+    return ssl.create_default_context(cafile=str(ca)) if ca else None
 
 
 def is_sqlite(url: str) -> bool:
@@ -95,12 +122,14 @@ class Database:
         if is_sqlite(url):
             options["connect_args"] = {"timeout": 30, **(connect_args or {})}
         else:
+            limits = pool_limits(url)
+            tls = tls_context(url)
             options.update(
-                pool_size=pool_size,
-                max_overflow=max_overflow,
+                pool_size=min(pool_size, limits.get("pool_size", pool_size)),
+                max_overflow=min(max_overflow, limits.get("max_overflow", max_overflow)),
                 pool_pre_ping=True,
                 pool_recycle=1800,
-                connect_args=connect_args or {},
+                connect_args={**({"ssl": tls} if tls else {}), **(connect_args or {})},
             )
         self.engine: AsyncEngine = create_async_engine(async_url(url), **options)
         if is_sqlite(url):

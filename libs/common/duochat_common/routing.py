@@ -20,7 +20,11 @@ class Route:
     port: int
     paths: tuple[str, ...]
     priority: int
+    # Readiness (200 only when the database and Redis answer): compose's start-up order,
+    # the local gateway's wait and the alarms. Never the ALB's check: a Redis failover or an
+    # RDS reboot would fail every target at once, and ECS would replace every task.
     health_path: str = "/readyz"
+    # Liveness (no I/O): what each ALB target group and the container health check probe.
     liveness_path: str = "/healthz"
     websocket: bool = False
     sse_paths: tuple[str, ...] = ()

@@ -10,6 +10,12 @@ Only chat serves WebSockets (STOMP at ``/ws-stomp``):
   make every connection keep a compressor and a decompressor (zlib state of tens of KiB each);
 - a deep accept backlog, for the burst of reconnects when another instance goes away.
 
+Every service keeps idle keep-alive connections open longer than the load balancer in front of
+it. An ALB (or nginx) reuses a backend connection until *its* idle timeout; uvicorn's default of
+5 s closes it first, and a request the proxy sends on it in that instant gets a 502. The ALB's idle
+timeout is ``ALB_IDLE_TIMEOUT_S`` (the CDK stack sets it from here), and the server's keep-alive
+is a margin above it.
+
 The event loop and HTTP parser are uvicorn's defaults (``auto``), which pick uvloop and
 httptools: ``uvicorn[standard]`` installs both.
 """
@@ -22,13 +28,18 @@ CHAT_WEBSOCKETS: dict[str, str | int | bool] = {
     "ws_per_message_deflate": False,
 }
 CHAT_BACKLOG = 4096
+# WebSocket and SSE connections stay open between heart-beats (the SSE keep-alive is 15 s).
+ALB_IDLE_TIMEOUT_S = 600
+# Above the ALB's idle timeout, so that the ALB, not the server, closes an idle connection.
+KEEP_ALIVE_S = ALB_IDLE_TIMEOUT_S + 20
 
 
 def uvicorn_options(service: str) -> dict[str, str | int | bool]:
     """Keyword arguments for ``uvicorn.run``/``uvicorn.Config`` (beyond host, port, logging)."""
+    options: dict[str, str | int | bool] = {"timeout_keep_alive": KEEP_ALIVE_S}
     if service in ("chat", "embedded"):  # the embedded server serves chat too
-        return {**CHAT_WEBSOCKETS, "backlog": CHAT_BACKLOG}
-    return {}
+        options.update(CHAT_WEBSOCKETS, backlog=CHAT_BACKLOG)
+    return options
 
 
 def uvicorn_cli(service: str) -> list[str]:
