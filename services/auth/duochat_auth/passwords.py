@@ -2,8 +2,9 @@
 
 Each hash takes ``memory_kib`` of memory and a core for a fraction of a second, so only a few run
 at once (``max_concurrent``, sized to the CPUs and a memory budget). A request that finds them all
-busy waits at most ``queue_seconds`` for one, and otherwise gets 503 with ``Retry-After`` at once:
-a flood of sign-ins slows nobody else down, and nothing waits long enough to pile up.
+busy waits at most ``queue_seconds`` for one (in order of arrival), and then gets 503 with
+``Retry-After``: a flood of sign-ins slows nobody else down, nothing waits long enough to pile
+up, and a client that retries at once still costs the event loop only one request per wait.
 
 Hashes run on threads of their own at a lower CPU priority (Linux: a per-thread nice value,
 which argon2's lane threads inherit), so that the event loop, which answers everything else
@@ -81,8 +82,10 @@ class Passwords:
             max_workers=max_concurrent, thread_name_prefix="argon2", initializer=_lower_priority
         )
         self._queue_seconds = queue_seconds
-        # Waiters beyond this get 503 without waiting: each would only wait out its timeout.
-        self._max_waiting = 4 * max_concurrent
+        # A waiter costs nothing but a parked coroutine, and parking the excess for up to
+        # ``queue_seconds`` is what keeps a flood from spinning the event loop on 503s; beyond
+        # this many, the answer is 503 at once.
+        self._max_waiting = max(64, 32 * max_concurrent)
         self._waiting = 0
 
     async def _acquire(self) -> None:
