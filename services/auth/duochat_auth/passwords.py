@@ -31,9 +31,10 @@ from duochat_common.errors import Unavailable
 # OWASP's floor for argon2id; production refuses anything cheaper (tests go below it for speed).
 MIN_TIME_COST = 2
 MIN_MEMORY_KIB = 19 * 1024
-# The hashing threads' nice value: CFS then gives a normal-priority thread about nine times
-# their share of a contended core.
-HASH_NICENESS = 10
+# The hashing threads' nice value: CFS then gives a normal-priority thread (the event loop)
+# about three times their share of a contended core; a higher value starved the hashes
+# themselves whenever anything else ran on the machine (bench/RESULTS.md).
+HASH_NICENESS = 5
 T = TypeVar("T")
 
 
