@@ -32,9 +32,8 @@ from duochat_common.errors import Unavailable
 MIN_TIME_COST = 2
 MIN_MEMORY_KIB = 19 * 1024
 # The hashing threads' nice value: CFS then gives a normal-priority thread (the event loop)
-# about three times their share of a contended core; a higher value starved the hashes
-# themselves whenever anything else ran on the machine (bench/RESULTS.md).
-HASH_NICENESS = 5
+# about nine times their share of a contended core (bench/RESULTS.md, auth_hashing).
+HASH_NICENESS = 10
 T = TypeVar("T")
 
 
