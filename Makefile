@@ -3,9 +3,9 @@
 # and Chromium (.ci/run installs them on Debian).
 
 SHELL := /bin/bash
-PY_SOURCES := libs/common/duochat_common services/auth/duochat_auth services/boards/duochat_boards \
+PY_SOURCES := libs/common/duochat_common libs/testing/duochat_testing services/auth/duochat_auth services/boards/duochat_boards \
               services/chat/duochat_chat services/notify/duochat_notify embedded/duochat_embedded \
-              lambdas/scheduler/duochat_scheduler infra/cdk/duochat_infra deploy/docker
+              lambdas/scheduler/duochat_scheduler infra/cdk/duochat_infra deploy/docker deploy/aws
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PYTHON := .venv/bin/python
 WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/package.json web/package-lock.json $(wildcard web/vite.config.*)

@@ -75,33 +75,37 @@ class StompMember(Member):
         await self.ws.send_str(
             f"SUBSCRIBE\nid:0\ndestination:/sub/chat/room/{room}\nreceipt:sub\n\n\x00"
         )
-        while True:
-            reply = await self.ws.receive_str()
-            if reply.startswith("RECEIPT"):
-                break
-            if reply.startswith("ERROR"):
-                raise RuntimeError(reply[:300])
+        subscribed = False
+        while not subscribed:
+            for frame in (await self.ws.receive_str()).split("\x00"):
+                frame = frame.lstrip("\n")
+                if frame.startswith("RECEIPT"):
+                    subscribed = True
+                elif frame.startswith("ERROR"):
+                    raise RuntimeError(frame[:300])
         self.reader = asyncio.get_running_loop().create_task(self._read())
         return self
 
     async def _read(self) -> None:
         async for msg in self.ws:
-            data = msg.data
-            if not isinstance(data, str):
-                continue
-            if data.startswith("MESSAGE"):
-                if '"type":"TALK"' not in data:
-                    continue
+            if isinstance(msg.data, str):
+                # One WebSocket message may carry several frames, each ending with a NUL.
+                for frame in msg.data.split("\x00"):
+                    self._frame(frame.lstrip("\n"))
+
+    def _frame(self, data: str) -> None:
+        if data.startswith("MESSAGE"):
+            if '"type":"TALK"' in data:
                 i = data.find('"message":"') + 11
                 self._talk(data[i : data.find('"', i)])
-            elif data.startswith("RECEIPT"):
-                self.receipts += 1
-                i = data.find("receipt-id:") + 11
-                number = data[i : data.find("\n", i)]
-                if number.isdigit():
-                    self.receipted.add(int(number))
-            elif data.startswith("ERROR"):
-                self.errors.append(data[:300])
+        elif data.startswith("RECEIPT"):
+            self.receipts += 1
+            i = data.find("receipt-id:") + 11
+            number = data[i : data.find("\n", i)]
+            if number.isdigit():
+                self.receipted.add(int(number))
+        elif data.startswith("ERROR"):
+            self.errors.append(data[:300])
 
     async def send(self, sent_ns: int) -> None:
         self.seq += 1

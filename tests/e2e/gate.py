@@ -16,6 +16,7 @@ class StompGate:
         self.refuse = False  # new connections are closed at once
         self.drop_sends = False  # SEND frames from the page never reach the server
         self.connections = 0
+        self.sends: list[str] = []  # the page's SEND frames, dropped or not
         self._open: list[tuple[WebSocketRoute, WebSocketRoute]] = []
         page.route_web_socket(re.compile(r".*/ws-stomp$"), self._handle)
 
@@ -28,8 +29,10 @@ class StompGate:
 
         def from_page(message: str | bytes) -> None:
             text = message if isinstance(message, str) else message.decode(errors="replace")
-            if self.drop_sends and text.lstrip("\r\n").startswith("SEND"):
-                return
+            if text.lstrip("\r\n").startswith("SEND"):
+                self.sends.append(text)
+                if self.drop_sends:
+                    return
             server.send(message)
 
         ws.on_message(from_page)

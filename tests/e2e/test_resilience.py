@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from playwright.sync_api import Route, expect
@@ -68,6 +69,14 @@ def test_unconfirmed_message_fails_and_retries(open_user):
     expect(line).to_have_attribute("data-status", "delivered")
     expect(happy.page.get_by_test_id("line-text")).to_have_text(["lost in the tunnel"])
     assert angry.talk_texts() == ["lost in the tunnel"]
+    # The retry is the same message to the server: the same clientMessageId, so had the first
+    # SEND been stored after all, the server would have stored it once.
+    keys = [
+        json.loads(frame.split("\n\n", 1)[1].rstrip("\x00"))["clientMessageId"]
+        for frame in gate.sends
+        if "lost in the tunnel" in frame
+    ]
+    assert len(keys) == 2 and keys[0] == keys[1] and len(keys[0]) >= 16
 
 
 def _room_through_api(api, title: str) -> tuple[str, str, str]:

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from duochat_chat.harness import StompClient, collect
 from duochat_embedded.localstack import LocalStack
+from duochat_testing.chat import StompClient, collect
 from tests.integration.flows import register_and_login
 
 

@@ -15,9 +15,14 @@ class Settings(ServiceSettings):
     # STOMP limits, each answered by an ERROR frame.
     max_frame_bytes: int = 16 * 1024
     max_message_chars: int = 1000
+    # SENDs per second, per socket and per user across all their sockets and instances.
     sends_per_second: float = 20.0
     send_burst: int = 40
     max_subscriptions: int = 200
+    # One user's sockets, counted across instances; a CONNECT beyond this gets an ERROR.
+    max_sockets_per_user: int = 20
+    # SUBSCRIBE with ``since`` replays at most this many messages (older ones: REST pages).
+    max_replay: int = 500
     connect_timeout_s: float = 10.0
     heartbeat_send_ms: int = 10_000
     heartbeat_receive_ms: int = 10_000

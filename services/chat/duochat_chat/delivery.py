@@ -24,13 +24,13 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from duochat_chat.drafts import Draft, Outcome, Stored
 from duochat_chat.forwarding import STREAM_TTL_MS, Router
 from duochat_chat.hub import Hub
 from duochat_chat.messages import Body
 from duochat_chat.outbound import Append, Outbound
 from duochat_chat.outbox import OutboxRelay
 from duochat_chat.presence import Here, Presence
-from duochat_chat.writer import Draft, Outcome, Stored
 from duochat_common.events.bus import cancel_requested
 
 log = logging.getLogger(__name__)

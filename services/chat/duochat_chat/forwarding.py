@@ -20,11 +20,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from duochat_chat.drafts import Draft, Stored
 from duochat_chat.outbound import Append, Outbound
 from duochat_chat.presence import Presence
 from duochat_chat.ring import Ring
 from duochat_chat.rooms import Rejected
-from duochat_chat.writer import Draft, MessageWriter, Stored
+from duochat_chat.writer import MAX_HOPS, MessageWriter
 from duochat_common.events.bus import cancel_requested
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,9 @@ class Router:
 
     def route(self, draft: Draft) -> None:
         owner = self.ring.owner(draft.room_id)
-        if owner == self.instance:
+        if owner == self.instance or draft.hops >= MAX_HOPS:
+            # Instances that disagree about the owner for a moment could pass a draft around:
+            # after a few hops it is written where it is (a stale owner is fenced anyway).
             assert self.writer is not None
             self.writer.enqueue(draft)
             return

@@ -114,15 +114,22 @@ class Hub:
         return room
 
     async def subscribe(
-        self, receiver: Receiver, sub_id: str, room_id: str, destination: str, since: int | None
+        self,
+        receiver: Receiver,
+        sub_id: str,
+        room_id: str,
+        destination: str,
+        since: int | None,
+        max_replay: int = REPLAY_PAGE,
     ) -> Subscription:
-        """Register a subscription; with ``since``, first replay everything after it."""
+        """Register a subscription; with ``since``, first replay what came after it, at most
+        the last ``max_replay`` messages (a client pages older ones through REST)."""
         sub = Subscription(receiver, sub_id, room_id, destination)
         room = await self._room(room_id)
         room.subs.add(sub)
         try:
             assert room.head is not None
-            cursor = room.head if since is None else since
+            cursor = room.head if since is None else max(since, room.head - max_replay)
             while True:
                 head = room.head
                 assert head is not None

@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 from duochat_chat.config import Settings
 from duochat_chat.routes import router
 from duochat_chat.runtime import Runtime, build_runtime, start
-from duochat_chat.session import StompEndpoint
+from duochat_chat.transport import StompEndpoint, run_ticker
 from duochat_common.app import build_app
 from duochat_common.tokens import TokenVerifier
 
@@ -35,7 +35,7 @@ def create_app(
         app.state.db = runtime.db
         app.state.redis = runtime.redis
         app.state.verifier = runtime.verifier
-        await start(runtime)
+        await start(runtime, run_ticker(runtime))
         restore = drain_on_sigterm(runtime)
         try:
             yield

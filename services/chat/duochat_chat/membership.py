@@ -20,13 +20,13 @@ import httpx
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from duochat_chat.drafts import Draft
 from duochat_chat.forwarding import Router
 from duochat_chat.messages import SYSTEM, closed_text, rejected_text, utcnow_ms
 from duochat_chat.models import Room
-from duochat_chat.rooms import STATUS_RANK, is_read_only
-from duochat_chat.writer import Draft
+from duochat_chat.rooms import STATUS_RANK, is_read_only, is_room_id
 from duochat_common.db import Database
-from duochat_common.errors import Forbidden, Unavailable
+from duochat_common.errors import Forbidden, NotFound, Unavailable
 from duochat_common.events.envelope import Envelope
 from duochat_common.events.schemas import BoardApplied, BoardClosed, BoardMatched, RoomRef, UserRef
 from duochat_common.logs import request_id_headers
@@ -38,6 +38,10 @@ NEGATIVE_CACHE_S = 5.0
 
 class NotMember(Forbidden):
     default_code = "not_a_member"
+
+
+class NoSuchRoom(NotFound):
+    """An id that cannot name a room: refused before it reaches a query or a URL."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,8 @@ class Membership:
 
     async def room_for(self, room_id: str, user: AuthUser, token: str | None) -> RoomInfo:
         """The room, if ``user`` is one of its two members; else ``NotMember``."""
+        if not is_room_id(room_id):
+            raise NoSuchRoom("no such room")
         info = self.rooms.get(room_id) or await self._load(room_id)
         if info is None:
             miss = self._negative.get((room_id, user.id))

@@ -1,11 +1,14 @@
 """Relaying chat's events from the outbox to the events stream.
 
-The writer stores each batch's events (``chat.message.sent``) in one outbox row, in the same
-transaction as the messages; ``mark_read`` does the same with ``chat.room.read``. After the
-commit the events go to Redis through the outbound queue, and the row is deleted once they are
-there. A row left behind (the instance was killed after its commit, or Redis was away and the
-instance stopped) is picked up by a sweep, on any instance, once it is ``stale_s`` old. Events
-may then reach Redis twice; consumers handle each event id once.
+The writer writes one outbox row per batch, in the same transaction as the messages, naming
+them (``{"messages": {roomId: [first, last]}}``); ``mark_read`` writes its ``chat.room.read``
+event whole (``{"events": [...]}``). After the commit the events, built in memory, go to Redis
+through the outbound queue, and the row is deleted once they are there. A row left behind (the
+instance was killed after its commit, or Redis was away and the instance stopped) is picked up
+by a sweep, on any instance, once it is ``stale_s`` old, and its events are rebuilt from the
+stored messages. Presence at send time is gone by then, so a rebuilt event says every recipient
+was away: after a crash a notification too many beats one lost. Events may reach Redis twice;
+a message's event id is derived from the message, and consumers handle each id once.
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ import asyncio
 import json
 import logging
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 
-from duochat_chat.messages import utcnow_ms
-from duochat_chat.models import OutboxBatch
+from duochat_chat.drafts import Draft, message_sent_event
+from duochat_chat.messages import iso, utcnow_ms
+from duochat_chat.models import Message, OutboxBatch, Room
 from duochat_chat.outbound import Append, Outbound
+from duochat_chat.presence import Here
+from duochat_chat.rooms import OwnedRoom
 from duochat_common.db import Database
 from duochat_common.events.bus import FIELD, cancel_requested
 
@@ -91,12 +98,49 @@ class OutboxRelay:
             if row.id in self._in_flight:
                 continue
             found += 1
-            events = json.loads(row.payload)
+            payload = json.loads(row.payload)
+            events = list(payload.get("events", []))
+            if payload.get("messages"):
+                events += await self._rebuild(payload["messages"])
             if events:
                 self.publish(row.id, events)
             else:
                 self._done.append(row.id)
         return found
+
+    async def _rebuild(self, refs: dict[str, list[int]]) -> list[str]:
+        """The chat.message.sent events of stored messages, as the writer built them."""
+        ranges = [
+            and_(Message.room_id == room_id, Message.id.between(first, last))
+            for room_id, (first, last) in refs.items()
+        ]
+        async with self.db.engine.connect() as conn:
+            rooms = {
+                r.room_id: r
+                for r in (await conn.execute(select(Room).where(Room.room_id.in_(list(refs)))))
+            }
+            rows = (await conn.execute(select(Message).where(or_(*ranges)))).all()
+        events = []
+        for row in rows:
+            room: Any = rooms.get(row.room_id)
+            if room is None:
+                continue
+            owned = OwnedRoom(
+                room.room_id,
+                room.writer_id,
+                room.writer_name,
+                room.applicant_id,
+                room.applicant_name,
+                room.status,
+                row.id,
+            )
+            draft = Draft(row.room_id, row.type, row.sender_id, row.sender_name, row.message)
+            events.append(
+                message_sent_event(
+                    draft, owned, row.id, row.sender_name, Here.empty(), iso(row.created_at)
+                )
+            )
+        return events
 
     async def run(self, interval: float = 0.2) -> None:
         since_sweep = self.sweep_s  # sweep once at start: a restart picks up what it left

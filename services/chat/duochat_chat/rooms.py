@@ -3,12 +3,14 @@ what the owner remembers of each room it writes to."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from duochat_chat.messages import ENTER, SYSTEM
 
 READ_ONLY = ("rejected", "closed")
 STATUS_RANK = {"open": 0, "matched": 1, "rejected": 1, "closed": 2}
+ROOM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # boards makes UUIDs
 RECENT_KEYS = 128  # idempotency keys an owner remembers per room (the database has them all)
 
 
@@ -18,6 +20,11 @@ class Rejected(Exception):
 
 class Skip(Exception):
     """Nothing to store (a status already reached): the draft settles with no message."""
+
+
+def is_room_id(value: str) -> bool:
+    """Whether ``value`` can be a room id (checked wherever one comes in, before any use)."""
+    return ROOM_ID.fullmatch(value) is not None
 
 
 def is_read_only(status: str) -> bool:

@@ -32,6 +32,7 @@ from duochat_chat.delivery import Delivery
 from duochat_chat.forwarding import Router
 from duochat_chat.history import History
 from duochat_chat.hub import Hub
+from duochat_chat.limits import UserLimits
 from duochat_chat.membership import Membership
 from duochat_chat.mysql_batch import writer_database
 from duochat_chat.outbound import Outbound
@@ -71,6 +72,7 @@ class Runtime:
     relay: OutboxRelay
     membership: Membership
     limits: Limits
+    user_limits: UserLimits
     consumer: Consumer
     sessions: set[Session] = field(default_factory=set)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -94,7 +96,7 @@ class Runtime:
             await asyncio.sleep(0.05)
         await self.outbound.flushed(max(0.1, deadline - loop.time()))
         for session in list(self.sessions):
-            await session.flush()
+            await session.out.flush()
 
     async def stop(self) -> None:
         await self.drain(grace_s=5.0)
@@ -201,14 +203,22 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
         relay=relay,
         membership=membership,
         limits=settings.stomp_limits(),
+        user_limits=UserLimits(
+            redis,
+            key=key,
+            instance=instance,
+            is_live=ring.is_live,
+            max_sockets=settings.max_sockets_per_user,
+            sends_per_second=settings.sends_per_second,
+            send_burst=settings.send_burst,
+        ),
         consumer=consumer,
     )
 
 
-async def start(runtime: Runtime) -> None:
-    """Join the live instances, then start the background loops of this one."""
-    from duochat_chat.session import run_ticker
-
+async def start(runtime: Runtime, *more: Coroutine[Any, Any, None]) -> None:
+    """Join the live instances, then start the background loops of this one (and ``more``:
+    the sockets' ticker, which lives with the socket adapter)."""
     try:
         await runtime.ring.beat()
     except Exception:
@@ -225,7 +235,6 @@ async def start(runtime: Runtime) -> None:
         runtime.consumer.run(),
         runtime.presence.run(),
         runtime.hub.run_sweeper(runtime.settings.sweep_interval_s, asyncio.sleep),
-        run_ticker(runtime),
     ]
     loop = asyncio.get_running_loop()
-    runtime.tasks = [loop.create_task(job) for job in jobs]
+    runtime.tasks = [loop.create_task(job) for job in (*jobs, *more)]

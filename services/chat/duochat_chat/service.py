@@ -117,7 +117,11 @@ async def mark_read(
         room_id=room_id, user=UserRef(id=user.id, username=user.username), last_read_id=value
     ).envelope()
     events = [event.to_json()]
-    outbox = {"id": event.id, "payload": json.dumps(events), "created_at": utcnow_ms()}
+    outbox = {
+        "id": event.id,
+        "payload": json.dumps({"events": events}),
+        "created_at": utcnow_ms(),
+    }
     forward = (
         update(ReadMark)
         .where(

@@ -1,31 +1,26 @@
-"""One STOMP-over-WebSocket client, from the socket to the rooms.
+"""One STOMP client's session: what its frames mean for duochat.
 
-The protocol layer (``duochat_chat.stomp``) turns bytes into events; this module decides what
-they mean for duochat: who the user is (CONNECT), which rooms they may read (SUBSCRIBE) and
-write (SEND), and it delivers room messages back as MESSAGE frames.
-
-Writes to the socket never block room delivery: a frame is written at once when the socket
-can take it, and otherwise queued behind a short-lived drain task. An idle connection has no
-task of its own besides the ASGI one; heart-beats and timeouts come from one ticker for all.
+The protocol layer (``duochat_chat.stomp``) turns bytes into events and the socket adapter
+(``transport``) moves frames; this module decides who the user is (CONNECT), which rooms they
+may read (SUBSCRIBE) and write (SEND), and delivers room messages back as MESSAGE frames.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import re
-import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Coroutine
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 import jwt
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from duochat_chat.drafts import Draft, Stored
 from duochat_chat.hub import Subscription
+from duochat_chat.limits import TooManySockets
 from duochat_chat.messages import (
     ENTER,
     ENTER_KEY,
@@ -38,6 +33,7 @@ from duochat_chat.messages import (
     left_text,
 )
 from duochat_chat.messages import utcnow_ms as now_ms
+from duochat_chat.rooms import is_room_id
 from duochat_chat.runtime import Runtime
 from duochat_chat.stomp import (
     Connect,
@@ -51,17 +47,19 @@ from duochat_chat.stomp import (
     Subscribe,
     Unsubscribe,
 )
-from duochat_chat.writer import Draft, Stored
 from duochat_common.errors import DomainError
 from duochat_common.tokens import AuthUser
+
+if TYPE_CHECKING:
+    from duochat_chat.transport import Outlet
 
 log = logging.getLogger(__name__)
 ROOM_PREFIX = "/sub/chat/room/"
 SEND_DESTINATION = "/pub/chat/message"
-SUBPROTOCOLS = ("v12.stomp", "v11.stomp", "v10.stomp")
-MAX_BACKLOG = 5_000  # frames queued for a client that does not read: then it is cut off
 CLIENT_KEY = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-Send_ = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
+# Keys for SENDs that bring none: unique to this process (random) and counted within it.
+_KEY_PREFIX = uuid.uuid4().hex[:12] + "-"
+_key_numbers = itertools.count(1)
 
 
 class Refused(Exception):
@@ -70,120 +68,38 @@ class Refused(Exception):
 
 def room_of(destination: str) -> str:
     room_id = destination[len(ROOM_PREFIX) :] if destination.startswith(ROOM_PREFIX) else ""
-    if not room_id or len(room_id) > 64 or "/" in room_id:
+    if not is_room_id(room_id):
         raise Refused(f"unknown destination {destination[:100]!r}: use {ROOM_PREFIX}{{roomId}}")
     return room_id
 
 
 class Session:
-    __slots__ = (
-        "_backlog",
-        "_send",
-        "closing",
-        "conn",
-        "dead",
-        "expires_at",
-        "loop",
-        "rt",
-        "subs",
-        "token",
-        "user",
-    )
+    __slots__ = ("conn", "expires_at", "out", "pending", "rt", "subs", "token", "user")
 
-    def __init__(self, rt: Runtime, send: Send_, subprotocol: str | None) -> None:
+    def __init__(self, rt: Runtime, out: Outlet, conn: StompConnection) -> None:
         self.rt = rt
-        self._send = send
-        self.loop = asyncio.get_running_loop()
-        self.conn = StompConnection(rt.limits, now=self.loop.time(), subprotocol=subprotocol)
+        self.out = out
+        self.conn = conn
         self.user: AuthUser | None = None
         self.token: str | None = None
         self.subs: dict[str, Subscription] = {}
-        self._backlog: deque[str] | None = None
-        self.dead = False
-        self.closing = False
         self.expires_at = 0.0  # wall-clock expiry of the CONNECT token (0 = none)
+        self.pending: set[asyncio.Future[Stored | None]] = set()  # SENDs not settled yet
 
     # -- output --------------------------------------------------------------------------------
 
     def deliver(self, sub: Subscription, message_id: str, body: Body) -> None:
-        self.push(self.conn.message(sub.sub_id, sub.destination, message_id, body.text, body.size))
+        self.out.push(
+            self.conn.message(sub.sub_id, sub.destination, message_id, body.text, body.size)
+        )
 
     def push(self, text: str) -> None:
-        """Write a frame now if the socket takes it, else queue it in order."""
-        if self.dead:
-            return
-        self.conn.last_sent = self.loop.time()
-        backlog = self._backlog
-        if backlog is not None:
-            backlog.append(text)
-            if len(backlog) > MAX_BACKLOG:
-                log.warning("client does not read its frames; closing it")
-                self.dead = True
-                backlog.clear()
-                self.loop.create_task(self._abort())
-            return
-        coro = self._send({"type": "websocket.send", "text": text})
-        try:
-            waiting = coro.send(None)
-        except StopIteration:
-            return  # written: the usual case, with no task and no queue
-        except Exception:
-            self.dead = True
-            return
-        # The transport is paused (the client reads slowly): finish this write in a task and
-        # queue what follows behind it.
-        self._backlog = deque()
-        self.loop.create_task(self._drain(coro, waiting))
-
-    async def _drain(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
-        try:
-            while True:
-                if waiting is None:
-                    await asyncio.sleep(0)
-                else:
-                    await waiting
-                try:
-                    waiting = coro.send(None)
-                except StopIteration:
-                    break
-            while self._backlog:
-                await self._send({"type": "websocket.send", "text": self._backlog.popleft()})
-        except Exception:
-            self.dead = True
-        finally:
-            self._backlog = None
-
-    async def flush(self) -> None:
-        """Wait (a bounded while) for queued frames to be written."""
-        deadline = self.loop.time() + 5.0
-        while self._backlog is not None and not self.dead and self.loop.time() < deadline:  # noqa: ASYNC110 - rare path, no event worth keeping per connection
-            await asyncio.sleep(0.01)
-
-    async def close(self) -> None:
-        """Close the socket once every queued frame (an ERROR, a RECEIPT) is out."""
-        if self.closing:
-            return
-        self.closing = True
-        await self.flush()
-        try:
-            await self._send({"type": "websocket.close", "code": 1000})
-        except Exception:
-            self.dead = True
-
-    def close_soon(self) -> None:
-        if not self.closing:
-            self.loop.create_task(self.close())
-
-    async def _abort(self) -> None:
-        try:
-            await self._send({"type": "websocket.close", "code": 1008, "reason": "too slow"})
-        except Exception:
-            return
+        self.out.push(text)
 
     def fail(self, message: str, receipt: str | None = None) -> None:
         if not self.conn.closed:
             self.push(self.conn.error(message, receipt=receipt))
-        self.close_soon()
+        self.out.close_soon(after=self.pending)
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -204,10 +120,13 @@ class Session:
                 if event.receipt:
                     self.push(self.conn.receipt(event.receipt))
                 self.conn.state = State.CLOSED
-                self.close_soon()
+                self.out.close_soon(after=self.pending)
             elif isinstance(event, Failed):
+                # The frames before the failing one come first: their receipts, then the ERROR.
+                if self.pending:
+                    await asyncio.wait(set(self.pending), timeout=5.0)
                 self.push(event.frame)
-                self.close_soon()
+                self.out.close_soon()
         except Refused as exc:
             self.fail(str(exc), receipt)
         except DomainError as exc:
@@ -219,10 +138,15 @@ class Session:
     async def on_connect(self, event: Connect) -> None:
         if not event.token:
             raise Refused("CONNECT needs a token header (or Authorization: Bearer ...)")
-        self.user = await self.rt.verifier.verify(event.token)
+        user = await self.rt.verifier.verify(event.token)
+        try:
+            await self.rt.user_limits.opened(user.id)
+        except TooManySockets as exc:
+            raise Refused(str(exc)) from None
+        self.user = user
         self.token = event.token
         self.expires_at = token_expiry(event.token)
-        self.push(self.conn.connected(self.user.username))
+        self.push(self.conn.connected(user.username))
 
     def _user(self) -> AuthUser:
         assert self.user is not None  # the state machine lets nothing through before CONNECT
@@ -237,10 +161,13 @@ class Session:
             if not since_header.isascii() or not since_header.isdigit() or len(since_header) > 18:
                 raise Refused("since must be a message id (a non-negative integer)")
             since = int(since_header)
+        if any(s.room_id == room_id for s in self.subs.values()):
+            raise Refused(f"already subscribed to room {room_id}: one subscription per room")
         rt = self.rt
         await rt.membership.room_for(room_id, user, self.token)
-        sub = await rt.hub.subscribe(self, event.sub_id, room_id, event.destination, since)
-        rt.router.watch(room_id)
+        sub = await rt.hub.subscribe(
+            self, event.sub_id, room_id, event.destination, since, rt.settings.max_replay
+        )
         self.subs[event.sub_id] = sub
         if event.receipt:
             self.push(self.conn.receipt(event.receipt))
@@ -249,6 +176,9 @@ class Session:
     async def _joined(self, room_id: str, user: AuthUser) -> None:
         rt = self.rt
         newly_here = await rt.presence.join(room_id, user.id, user.username)
+        # Now that this instance is in the room's presence, its owner reads it again and
+        # delivers here from its next batch on (the sweep covers any message in between).
+        rt.router.watch(room_id)
         if (room_id, user.id) not in rt.membership.entered:
             # The member's first visit ever is posted and kept, as the old app announced it.
             draft = Draft(
@@ -305,8 +235,8 @@ class Session:
         if not isinstance(data, dict):
             raise Refused('the body must be a JSON object: {"type","roomId","message"}')
         room_id, kind, text = data.get("roomId"), data.get("type", TALK), data.get("message", "")
-        if not isinstance(room_id, str) or not room_id or len(room_id) > 64:
-            raise Refused("roomId must be a room id string")
+        if not isinstance(room_id, str) or not is_room_id(room_id):
+            raise Refused("roomId must be a room id (1-64 letters, digits, '_' or '-')")
         if kind not in (TALK, ENTER, QUIT):
             raise Refused("type must be TALK, ENTER or QUIT")
         if not isinstance(text, str):
@@ -320,7 +250,7 @@ class Session:
             raise Refused("message is not valid Unicode text") from None
         key = data.get("clientMessageId")
         if key is None:
-            key = SERVER_KEY + uuid.uuid4().hex
+            key = f"{SERVER_KEY}{_KEY_PREFIX}{next(_key_numbers)}"
         elif not isinstance(key, str) or not CLIENT_KEY.fullmatch(key):
             raise Refused("clientMessageId must be 1-64 letters, digits, '.', '_', ':' or '-'")
         rt = self.rt
@@ -333,14 +263,21 @@ class Session:
             return
         if not text.strip():
             raise Refused("message is empty")
+        if not rt.user_limits.may_send(user.id):
+            raise Refused(
+                f"too many messages: at most {rt.settings.sends_per_second:g} per second "
+                "per user, across all your connections"
+            )
         if info.read_only:
             raise Refused(f"this room is read-only (the board is {info.status})")
         if rt.writer.busy():
             raise Refused("the server is busy; try again in a moment")
         future = rt.router.submit(Draft(room_id, TALK, user.id, user.username, text, key=key))
+        self.pending.add(future)
         future.add_done_callback(partial(self._stored, event.receipt))
 
     def _stored(self, receipt: str | None, future: asyncio.Future[Stored | None]) -> None:
+        self.pending.discard(future)
         if future.cancelled():
             return
         exc = future.exception()
@@ -351,7 +288,7 @@ class Session:
 
     async def cleanup(self) -> None:
         """The socket is gone: leave every room."""
-        self.dead = True
+        self.out.dead = True
         subs = list(self.subs.values())
         self.subs.clear()
         for sub in subs:
@@ -361,6 +298,8 @@ class Session:
                 await self._left(room_id)
             except Exception:
                 log.warning("presence cleanup failed", exc_info=False)
+        if self.user is not None:
+            await self.rt.user_limits.closed(self.user.id)
 
 
 def token_expiry(token: str) -> float:
@@ -370,78 +309,3 @@ def token_expiry(token: str) -> float:
         return float(claims.get("exp") or 0)
     except (jwt.PyJWTError, TypeError, ValueError):
         return 0.0
-
-
-def _forget_handshake(send: Send_) -> None:
-    """Drop the handshake request and response (with their headers) that uvicorn's
-    websockets-sansio protocol keeps for the life of the connection, after the accept, when it
-    no longer reads them: about 1.5 KiB of each idle socket's 25 KiB budget. ``send`` is that
-    protocol's bound method when chat is served by it (see ``duochat_common.serving``)."""
-    protocol = getattr(send, "__self__", None)
-    if isinstance(protocol, WebSocketsSansIOProtocol) and protocol.handshake_complete:
-        protocol.request = protocol.response = None  # type: ignore[assignment]
-
-
-class StompEndpoint:
-    """The ASGI app at ``/ws-stomp``."""
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Send_) -> None:
-        rt: Runtime = scope["app"].state.chat
-        message = await receive()
-        if message["type"] != "websocket.connect":
-            return
-        offered = scope.get("subprotocols") or []
-        chosen = next((p for p in SUBPROTOCOLS if p in offered), None)
-        await send({"type": "websocket.accept", "subprotocol": chosen})
-        # The handshake headers are read; an idle socket need not keep a copy of them.
-        scope["headers"] = []
-        _forget_handshake(send)
-        session = Session(rt, send, chosen)
-        rt.sessions.add(session)
-        loop = session.loop
-        try:
-            while not session.conn.closed:
-                message = await receive()
-                if message["type"] != "websocket.receive":
-                    session.dead = True
-                    break
-                data = message.get("text")
-                if data is None:
-                    data = message.get("bytes") or b""
-                for event in session.conn.feed(data, loop.time()):
-                    await session.handle(event)
-                    if session.closing or session.conn.closed:
-                        break
-                if session.closing:
-                    break
-            if not session.dead:
-                await session.close()
-                # Wait for the client's close (or the transport's end) so nothing is cut short.
-                while (await receive())["type"] == "websocket.receive":
-                    pass
-        finally:
-            rt.sessions.discard(session)
-            await session.cleanup()
-
-
-async def run_ticker(rt: Runtime, interval: float = 1.0) -> None:
-    """Heart-beats out, dead peers and slow CONNECTs closed, for every session at once."""
-    loop = asyncio.get_running_loop()
-    while True:
-        await asyncio.sleep(interval)
-        now = loop.time()
-        wall = time.time()
-        for session in list(rt.sessions):
-            try:
-                if session.expires_at and wall > session.expires_at and not session.closing:
-                    # The web client reconnects with a fresh token; a stolen one stops working.
-                    session.fail("token expired: connect again with a fresh token")
-                    continue
-                out = session.conn.tick(now)
-                if out is None:
-                    continue
-                session.push(out)
-                if session.conn.closed:
-                    session.close_soon()
-            except Exception:
-                log.exception("ticker failed for a session")

@@ -38,11 +38,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from duochat_chat import mysql_batch
+from duochat_chat.drafts import Draft, Outcome, Stored, message_sent_event
 from duochat_chat.messages import (
     ENTER_KEY,
     SYSTEM,
     SYSTEM_SENDER,
-    Body,
     encode_body,
     iso,
     utcnow_ms,
@@ -53,40 +53,11 @@ from duochat_chat.ring import Ring
 from duochat_chat.rooms import OwnedRoom, Rejected, Skip
 from duochat_common.db import Database
 from duochat_common.events.bus import cancel_requested
-from duochat_common.events.schemas import ChatMessageSent
 
 log = logging.getLogger(__name__)
 LOCK_ERRORS = (1205, 1213)  # lock wait timeout, deadlock
 MAX_ROOMS = 50_000  # owned rooms kept in memory; beyond that the cache starts over
 MAX_HOPS = 3  # a draft forwarded this often is written where it is (the key fences it)
-
-
-@dataclass(slots=True)
-class Draft:
-    room_id: str
-    type: str
-    sender_id: int | None
-    sender_name: str
-    text: str
-    # The idempotency key: the client's clientMessageId, or one the server made (``~...``).
-    key: str | None = None
-    # SYSTEM only: move the room to this status, and post the message only if that is a change.
-    new_status: str | None = None
-    # Where the outcome goes: a future on this instance, or (origin, request) elsewhere.
-    future: asyncio.Future[Stored | None] | None = field(default=None, repr=False)
-    origin: str | None = None
-    request: int = 0
-    hops: int = 0
-
-
-@dataclass(slots=True)
-class Stored:
-    room_id: str
-    id: int
-    body: Body | None  # None: stored before (a resend); nothing new to deliver
-
-
-Outcome = Stored | Exception | None
 
 
 class _Fail(Enum):
@@ -124,6 +95,7 @@ class _Plan:
     rows: list[dict[str, Any]] = field(default_factory=list)
     statuses: dict[str, str] = field(default_factory=dict)  # room -> new status
     events: list[str] = field(default_factory=list)
+    refs: dict[str, list[int]] = field(default_factory=dict)  # room -> [first id, last id]
     outbox_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -432,6 +404,11 @@ class MessageWriter:
             )
             plan.outcome.append(Stored(d.room_id, message_id, body))
             plan.events.append(event)
+            ref = plan.refs.get(d.room_id)
+            if ref is None:
+                plan.refs[d.room_id] = [message_id, message_id]
+            else:
+                ref[1] = message_id
         plan.statuses = statuses
         return plan
 
@@ -451,9 +428,11 @@ class MessageWriter:
         conn = self._conn
         if conn is None or conn.closed or conn.invalidated:
             conn = self._conn = await self.db.engine.connect()
+        # The outbox row names the batch's messages; its events are rebuilt from them only
+        # if the row is left behind (see ``outbox``).
         outbox = {
             "id": plan.outbox_id,
-            "payload": json.dumps(plan.events, ensure_ascii=False),
+            "payload": json.dumps({"messages": plan.refs}, ensure_ascii=False),
             "created_at": plan.now,
         }
         if conn.dialect.name != "sqlite":
@@ -474,32 +453,3 @@ class MessageWriter:
                     .where(Room.room_id == room_id)
                     .values(status=status, updated_at=plan.now)
                 )
-
-
-def message_sent_event(
-    d: Draft, room: OwnedRoom, message_id: int, sender: str, here: Here, created: str
-) -> str:
-    """The ``chat.message.sent`` envelope as JSON, built directly: this runs once per message,
-    and is the same document ``ChatMessageSent(...).envelope().to_json()`` makes (a test checks
-    that the schema reads it back)."""
-    data = {
-        "messageId": message_id,
-        "roomId": d.room_id,
-        "type": d.type,
-        "sender": {"id": d.sender_id or 0, "username": sender},
-        "preview": d.text[:120],
-        "createdAt": created,
-        "recipients": [
-            {"id": uid, "username": name, "inRoom": uid in here.members}
-            for uid, name in room.people()
-            if uid != d.sender_id
-        ],
-    }
-    envelope = {
-        "id": uuid.uuid4().hex,
-        "type": ChatMessageSent.TYPE,
-        "version": ChatMessageSent.VERSION,
-        "occurredAt": created,
-        "data": data,
-    }
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))

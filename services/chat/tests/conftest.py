@@ -18,7 +18,11 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from duochat_chat.config import Settings
-from duochat_chat.harness import (
+from duochat_chat.migrate import migrate
+from duochat_chat.ring import rendezvous
+from duochat_common.events.schemas import UserRef
+from duochat_common.testing import REDIS_URL, TestSigner, mariadb_database, unique_prefix
+from duochat_testing.chat import (
     ChatProcess,
     StompClient,
     Stub,
@@ -27,10 +31,6 @@ from duochat_chat.harness import (
     new_room,
     publish_rooms,
 )
-from duochat_chat.migrate import migrate
-from duochat_chat.ring import rendezvous
-from duochat_common.events.schemas import UserRef
-from duochat_common.testing import REDIS_URL, TestSigner, mariadb_database, unique_prefix
 
 _user_ids = itertools.count(1000)
 INSTANCES = ("chat0", "chat1")
@@ -106,6 +106,7 @@ async def cluster(
         max_subscriptions="20",
         sends_per_second="50",
         send_burst="100",
+        max_sockets_per_user="6",
     )
     procs = [
         ChatProcess({**env, "DUOCHAT_INSTANCE_ID": f"chat{i}"}, log_path=logs / f"chat{i}.log")

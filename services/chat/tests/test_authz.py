@@ -8,8 +8,8 @@ import json
 import httpx
 import pytest
 
-from duochat_chat.harness import StompClient, StompError, collect
 from duochat_common.testing import TestSigner
+from duochat_testing.chat import StompClient, StompError, collect
 
 
 def auth(token: str) -> dict[str, str]:

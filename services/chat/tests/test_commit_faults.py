@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import create_engine, text
 
-from duochat_chat.harness import ChatProcess, HoldProxy, StompClient, chat_env, new_room
 from duochat_chat.ring import rendezvous
 from duochat_common.testing import REDIS_URL, unique_prefix
+from duochat_testing.chat import ChatProcess, HoldProxy, StompClient, chat_env, new_room
 
 HOLD = b"INSERT INTO chat_messages"
 

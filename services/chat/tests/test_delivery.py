@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from duochat_chat.harness import collect
+from duochat_testing.chat import collect
 
 
 def auth(token: str) -> dict[str, str]:

@@ -7,10 +7,10 @@ import asyncio
 import httpx
 
 from duochat_chat.config import Settings
-from duochat_chat.harness import ChatProcess, StompClient, Stub, chat_env, collect, new_room
 from duochat_chat.migrate import migrate
 from duochat_common.events.schemas import UserRef
 from duochat_common.testing import TestSigner
+from duochat_testing.chat import ChatProcess, StompClient, Stub, chat_env, collect, new_room
 
 
 async def test_sqlite_and_memory_redis(tmp_path) -> None:

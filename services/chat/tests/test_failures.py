@@ -10,7 +10,7 @@ import subprocess
 import httpx
 from sqlalchemy import create_engine, text
 
-from duochat_chat.harness import ChatProcess, converse, finish, talking
+from duochat_testing.chat import ChatProcess, converse, finish, talking
 
 REDIS_START = [
     "redis-server",

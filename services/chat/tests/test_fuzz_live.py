@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from duochat_chat.harness import collect
 from duochat_chat.stomp.frames import SERVER_COMMANDS, Frame, FrameParser, ProtocolError, encode
+from duochat_testing.chat import collect
 
 ROOM = "fuzz-room"  # replaced by a real room of the fuzzing user
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import stomp
 
-from duochat_chat.harness import collect
+from duochat_testing.chat import collect
 
 NODE_DIR = Path(__file__).parent / "node"
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from duochat_chat.harness import StompClient, StompError
+from duochat_testing.chat import StompClient, StompError
 
 
 async def expect_error(client: StompClient, needle: str) -> str:
@@ -52,12 +52,12 @@ async def test_send_flood(chat) -> None:
 async def test_too_many_subscriptions(chat) -> None:
     alice, ta = chat.user()
     bob, _ = chat.user()
-    room = await chat.room(alice, bob)
+    rooms = [await chat.room(alice, bob) for _ in range(21)]
     client = await chat.client(0, ta)
-    for i in range(20):
+    for i, room in enumerate(rooms[:20]):
         await client.subscribe(room, sub_id=f"s{i}")
     with pytest.raises(StompError, match="too many subscriptions"):
-        await client.subscribe(room, sub_id="s20")
+        await client.subscribe(rooms[20], sub_id="s20")
 
 
 async def test_unauthenticated_connection_times_out(chat) -> None:

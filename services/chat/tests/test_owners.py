@@ -8,7 +8,7 @@ import json
 
 import httpx
 
-from duochat_chat.harness import ChatProcess, StompError, converse, finish, talking
+from duochat_testing.chat import ChatProcess, StompError, converse, finish, talking
 
 
 def auth(token: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from duochat_chat.harness import StompClient, collect
+from duochat_testing.chat import StompClient, collect
 
 
 def auth(token: str) -> dict[str, str]:

@@ -6,9 +6,9 @@ import asyncio
 
 import httpx
 
-from duochat_chat.harness import collect
 from duochat_common.events.bus import EventBus
 from duochat_common.events.schemas import BOARDS_STREAM, BoardClosed, BoardMatched, RoomRef
+from duochat_testing.chat import collect
 
 
 def auth(token: str) -> dict[str, str]:

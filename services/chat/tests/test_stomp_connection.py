@@ -262,9 +262,9 @@ def test_random_frame_sequences_never_break_the_state_machine(
 
 
 def test_hand_built_message_sent_event_reads_back_with_the_schema() -> None:
+    from duochat_chat.drafts import Draft, message_sent_event
     from duochat_chat.presence import Here
     from duochat_chat.rooms import OwnedRoom
-    from duochat_chat.writer import Draft, message_sent_event
     from duochat_common.events.envelope import Envelope
     from duochat_common.events.schemas import ChatMessageSent
 

@@ -13,12 +13,13 @@ import pytest
 from sqlalchemy import insert, select
 
 from duochat_chat import mysql_batch
+from duochat_chat.drafts import Draft, Outcome, Stored
 from duochat_chat.messages import TALK, utcnow_ms
 from duochat_chat.models import Message, OutboxBatch, Room
 from duochat_chat.presence import Here, Presence
 from duochat_chat.ring import Ring
 from duochat_chat.rooms import Rejected
-from duochat_chat.writer import Draft, MessageWriter, Outcome, Stored
+from duochat_chat.writer import MessageWriter
 from duochat_common.db import Database
 from duochat_common.redis_store import create_redis
 

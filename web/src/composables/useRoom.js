@@ -96,7 +96,10 @@ export function useRoom(roomId) {
     if (msg.type === 'TALK' && msg.sender === me() && isId(msg.id)) {
       // The time check keeps an old identical line from history claiming a new send.
       const at = Date.parse(msg.createdAt) || Date.now()
-      const i = locals.value.findIndex((l) => l.message === msg.message && at >= l.sentAt - 60000)
+      let i = msg.clientMessageId
+        ? locals.value.findIndex((l) => l.clientMessageId === msg.clientMessageId)
+        : -1
+      if (i < 0) i = locals.value.findIndex((l) => l.message === msg.message && at >= l.sentAt - 60000)
       if (i >= 0) {
         item = locals.value[i]
         locals.value.splice(i, 1)
@@ -207,7 +210,7 @@ export function useRoom(roomId) {
     item.status = 'pending'
     item.error = ''
     stomp
-      .sendTalk(roomId, item.message)
+      .sendTalk(roomId, item.message, item.clientMessageId)
       .then(() => {
         item.status = 'delivered'
       })
@@ -233,6 +236,8 @@ export function useRoom(roomId) {
       message,
       createdAt: new Date().toISOString(),
       sentAt: Date.now(),
+      // Kept for every resend of this message, so the server stores it once.
+      clientMessageId: newClientMessageId(),
       status: 'pending',
       error: '',
     })
@@ -288,4 +293,13 @@ export function useRoom(roomId) {
     send,
     retry,
   }
+}
+
+// A random id for a message this tab sends (crypto.randomUUID needs a secure context, which
+// http://127.0.0.1 is but a LAN address is not).
+function newClientMessageId() {
+  if (globalThis.crypto?.randomUUID) return globalThis.crypto.randomUUID()
+  const bytes = new Uint8Array(16)
+  globalThis.crypto.getRandomValues(bytes)
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
 }

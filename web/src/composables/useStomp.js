@@ -168,8 +168,9 @@ function joinRoom(roomId, { since, onMessage, onRefused }) {
   }
 }
 
-// Sends a TALK and resolves once the server's RECEIPT says it is stored.
-async function sendTalk(roomId, message, timeoutMs = 10000) {
+// Sends a TALK and resolves once the server's RECEIPT says it is stored. clientMessageId makes a
+// resend safe: the server stores a message once per id, and receipts a resend again.
+async function sendTalk(roomId, message, clientMessageId, timeoutMs = 10000) {
   await whenConnected()
   const receipt = `m-${++seq}-${Date.now().toString(36)}`
   return new Promise((resolve, reject) => {
@@ -188,7 +189,7 @@ async function sendTalk(roomId, message, timeoutMs = 10000) {
     try {
       client.publish({
         destination: '/pub/chat/message',
-        body: JSON.stringify({ type: 'TALK', roomId, message }),
+        body: JSON.stringify({ type: 'TALK', roomId, message, clientMessageId }),
         headers: { receipt, 'content-type': 'application/json' },
       })
     } catch (err) {

@@ -185,15 +185,22 @@ class StompConnection:
         self.last_received = now
         raw = data.encode() if isinstance(data, str) else data
         events: list[Event] = []
+        error: ProtocolError | None = None
         try:
-            for frame in self.parser.feed(raw):
+            frames = self.parser.feed(raw)
+        except ProtocolError as exc:
+            frames, error = exc.frames, exc
+        try:
+            for frame in frames:
                 event = self._on_frame(frame, now)
                 if event is not None:
                     events.append(event)
                 if self.state is State.CLOSED:
-                    break
+                    return events
         except ProtocolError as exc:
-            events.append(self._fail(str(exc), receipt=None))
+            error = exc
+        if error is not None:
+            events.append(self._fail(str(error), receipt=None))
         return events
 
     def _fail(self, message: str, *, receipt: str | None, detail: str = "") -> Failed:

@@ -39,6 +39,10 @@ _UNESCAPE = {ord("n"): "\n", ord("c"): ":", ord("\\"): "\\", ord("r"): "\r"}
 class ProtocolError(Exception):
     """The peer broke the protocol; the message is safe to show it."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.frames: list[Frame] = []  # complete frames that came before the error
+
 
 @dataclass(slots=True)
 class Frame:
@@ -129,13 +133,17 @@ class FrameParser:
         """Every frame completed by ``data``; the rest stays buffered."""
         self._buf += data
         frames: list[Frame] = []
-        while True:
-            frame = self._next()
-            if frame is None:
-                break
-            frames.append(frame)
-        if len(self._buf) > self.max_frame_bytes:
-            raise ProtocolError(f"frame larger than {self.max_frame_bytes} bytes")
+        try:
+            while True:
+                frame = self._next()
+                if frame is None:
+                    break
+                frames.append(frame)
+            if len(self._buf) > self.max_frame_bytes:
+                raise ProtocolError(f"frame larger than {self.max_frame_bytes} bytes")
+        except ProtocolError as exc:
+            exc.frames = frames  # the good frames before the bad one, in order
+            raise
         return frames
 
     def _skip_heartbeats(self) -> None:

@@ -1,0 +1,2 @@
+"""Test and benchmark support (real processes, STOMP clients, fault proxies); never shipped in
+an image."""
