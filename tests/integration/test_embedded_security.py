@@ -148,25 +148,20 @@ def test_a_prompt_request_on_a_kept_alive_connection_is_served(server: EmbeddedP
             time.sleep(TIMEOUT_S / 2)
 
 
-def test_an_sse_stream_outlives_the_read_timeouts(server: EmbeddedProcess) -> None:
-    async def scenario() -> None:
-        async with httpx.AsyncClient(
-            base_url=server.url, timeout=httpx.Timeout(10, read=None)
-        ) as http:
-            token = (
-                await http.post("/auth/login", json={"username": "happydaddy", "password": "1234"})
-            ).json()["accessToken"]
-            ticket = (
-                await http.post("/notify/ticket", headers={"Authorization": f"Bearer {token}"})
-            ).json()["ticket"]
-            async with http.stream("GET", "/notify/stream", params={"ticket": ticket}) as stream:
-                assert stream.status_code == 200
-                lines = stream.aiter_lines()
-                assert (await anext(lines)).startswith(":")
-                await asyncio.sleep(TIMEOUT_S + 1.5)
-                assert not stream.is_closed
-
-    asyncio.run(scenario())
+async def test_an_sse_stream_outlives_the_read_timeouts(server: EmbeddedProcess) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=httpx.Timeout(10, read=None)) as http:
+        token = (
+            await http.post("/auth/login", json={"username": "happydaddy", "password": "1234"})
+        ).json()["accessToken"]
+        ticket = (
+            await http.post("/notify/ticket", headers={"Authorization": f"Bearer {token}"})
+        ).json()["ticket"]
+        async with http.stream("GET", "/notify/stream", params={"ticket": ticket}) as stream:
+            assert stream.status_code == 200
+            lines = stream.aiter_lines()
+            assert (await anext(lines)).startswith(":")
+            await asyncio.sleep(TIMEOUT_S + 1.5)
+            assert not stream.is_closed
 
 
 def test_production_mode_is_refused(tmp_path: Path) -> None:
