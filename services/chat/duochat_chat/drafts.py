@@ -24,6 +24,8 @@ class Draft:
     key: str | None = None
     # SYSTEM only: move the room to this status, and post the message only if that is a change.
     new_status: str | None = None
+    # SYSTEM only: the one member the line is meant for (None: both).
+    audience: int | None = None
     # Where the outcome goes: a future on this instance, or (origin, request) elsewhere.
     future: asyncio.Future[Stored | None] | None = field(default=None, repr=False)
     origin: str | None = None

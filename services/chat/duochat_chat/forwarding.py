@@ -44,11 +44,12 @@ def _pack(d: Draft) -> list[Any]:
         d.origin,
         d.request,
         d.hops,
+        d.audience,
     ]
 
 
 def _unpack(item: list[Any]) -> Draft:
-    room_id, kind, sender_id, sender_name, text, key, new_status, origin, request, hops = item
+    room_id, kind, sender_id, sender_name, text, key, new_status, origin, request, hops = item[:10]
     return Draft(
         room_id,
         kind,
@@ -60,6 +61,7 @@ def _unpack(item: list[Any]) -> Draft:
         origin=origin,
         request=int(request),
         hops=int(hops),
+        audience=item[10] if len(item) > 10 else None,
     )
 
 

@@ -26,6 +26,7 @@ class History:
             created_at=row.created_at,
             user_count=row.user_count,
             client_message_id=row.client_message_id,
+            deleted=row.deleted_at is not None,
         ).text
 
     async def after(self, room_id: str, after_id: int, limit: int) -> list[tuple[int, str]]:

@@ -188,8 +188,14 @@ class Hub:
             self._advance(room_id, room)
 
     def _transient(self, room_id: str, room: RoomState, body: Body) -> None:
-        if self.on_presence_change is not None:
-            self.on_presence_change(room_id)
+        """An announcement (ENTER/QUIT) or a signal (READ, TYPING, DELETED): to every live
+        subscription as it comes, outside the id order."""
+        head = body.text[:40]
+        if '"type":"DELETED"' in head:
+            room.recent.clear()  # a replay must not bring an unsent text back: read the db
+        elif self.on_presence_change is not None and '"type":"READ"' not in head:
+            if '"type":"TYPING"' not in head:
+                self.on_presence_change(room_id)
         self._transient_seq += 1
         message_id = f"t{self._transient_seq}"
         for sub in room.subs:

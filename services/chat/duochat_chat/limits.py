@@ -117,3 +117,21 @@ class UserLimits:
             return False
         bucket.tokens -= 1.0
         return True
+
+
+class Throttle:
+    """At most one event per key every so often, on this instance (typing signals)."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self.max_keys = max_keys
+        self._last: dict[tuple[int, str], float] = {}
+
+    def due(self, user_id: int, room_id: str, every_s: float) -> bool:
+        now = time.monotonic()
+        key = (user_id, room_id)
+        if now - self._last.get(key, -every_s) < every_s:
+            return False
+        if len(self._last) >= self.max_keys:
+            self._last.clear()
+        self._last[key] = now
+        return True

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from duochat_chat.drafts import Draft
 from duochat_chat.forwarding import Router
-from duochat_chat.messages import SYSTEM, closed_text, rejected_text, utcnow_ms
+from duochat_chat.messages import SYSTEM, closed_text, matched_text, rejected_text, utcnow_ms
 from duochat_chat.models import Room
 from duochat_chat.rooms import STATUS_RANK, is_read_only, is_room_id
 from duochat_common.db import Database
@@ -209,10 +209,10 @@ class Membership:
             )
         elif envelope.type == BoardMatched.TYPE:
             matched = BoardMatched.parse(envelope)
-            await self._ensure(
-                matched.board_id, matched.board_title, matched.writer, matched.matched
+            pair = matched_text(
+                matched.writer.username, matched.matched.applicant.username, matched.board_title
             )
-            await self.set_status(matched.matched.room_id, "matched")
+            await self._post_status(matched, [matched.matched], "matched", pair, to_applicant=False)
             text = rejected_text(matched.writer.username)
             await self._post_status(matched, matched.rejected, "rejected", text)
         elif envelope.type == BoardClosed.TYPE:
@@ -234,14 +234,29 @@ class Membership:
             )
 
     async def _post_status(
-        self, event: BoardMatched | BoardClosed, refs: list[RoomRef], status: str, text: str
+        self,
+        event: BoardMatched | BoardClosed,
+        refs: list[RoomRef],
+        status: str,
+        text: str,
+        *,
+        to_applicant: bool = True,
     ) -> None:
         """A SYSTEM message in each room, stored with the status change (once, even if the
-        event is delivered twice)."""
+        event is delivered twice); addressed to the applicant unless ``to_applicant`` is off
+        (the writer decided, and knows: the line is not the writer's unread)."""
         futures = []
         for ref in refs:
             await self._ensure(event.board_id, event.board_title, event.writer, ref)
-            draft = Draft(ref.room_id, SYSTEM, None, "system", text, new_status=status)
+            draft = Draft(
+                ref.room_id,
+                SYSTEM,
+                None,
+                "system",
+                text,
+                new_status=status,
+                audience=ref.applicant.id if to_applicant else None,
+            )
             futures.append(self.router.submit(draft))
         await asyncio.gather(*futures)
         for ref in refs:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 TALK, ENTER, QUIT, SYSTEM = "TALK", "ENTER", "QUIT", "SYSTEM"
+READ, TYPING, DELETED = "READ", "TYPING", "DELETED"  # transient: never stored, no id
 SYSTEM_SENDER = "system"
 SERVER_KEY = "~"  # idempotency keys the server makes start with this; clients' never do
 ENTER_KEY = "~enter"  # a member's first visit, stored once per room
@@ -44,6 +45,7 @@ def wire(
     created_at: datetime | str,
     user_count: int,
     client_message_id: str | None = None,
+    deleted: bool = False,
 ) -> dict[str, object]:
     """The body's fields (``created_at`` may come already formatted, as the writer does).
     ``clientMessageId`` goes back only when the client chose it (server-made keys start with
@@ -59,6 +61,9 @@ def wire(
     }
     if client_message_id and not client_message_id.startswith(SERVER_KEY):
         out["clientMessageId"] = client_message_id
+    if deleted:
+        out["message"] = ""
+        out["deleted"] = True
     return out
 
 
@@ -75,7 +80,22 @@ def left_text(username: str) -> str:
 
 
 def rejected_text(writer: str) -> str:
-    return f"{writer} matched with another member, better luck next time"
+    return (
+        f"{writer} matched with someone else this time. Thank you for applying: "
+        "this chat is now read-only, and other boards are waiting for you."
+    )
+
+
+def matched_text(writer: str, applicant: str, title: str) -> str:
+    return (
+        f'{writer} and {applicant} matched on "{title}". '
+        "Next step: agree on a time and a place right here."
+    )
+
+
+def transient(**fields: object) -> Body:
+    """A READ, TYPING or DELETED signal: delivered on the room's subscription, never stored."""
+    return Body.of(json.dumps(fields, ensure_ascii=False, separators=(",", ":")))
 
 
 def closed_text(writer: str, title: str) -> str:

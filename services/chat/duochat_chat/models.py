@@ -58,6 +58,10 @@ class Message(ChatBase):
     # The sender's idempotency key: the client's ``clientMessageId``, or one the server made
     # (starting with ``~``, never shown to clients; ``~enter`` marks a first visit).
     client_message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Unsent by its sender: the text is gone, the line (id, time) stays as a tombstone.
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    # A SYSTEM line meant for one member (the rejected applicant): it is not the other's unread.
+    audience_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
 
 
 class ReadMark(ChatBase):

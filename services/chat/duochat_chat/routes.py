@@ -61,6 +61,19 @@ async def messages(
     return HistoryPage.model_validate(page)
 
 
+@router.delete("/rooms/{room_id}/messages/{message_id}", status_code=204)
+async def unsend(
+    request: Request,
+    user: CurrentUser,
+    room_id: str,
+    message_id: Annotated[int, Path(ge=1, le=2**62)],
+) -> Response:
+    await service.unsend(
+        rt=_rt(request), room_id=room_id, message_id=message_id, user=user, token=_token(request)
+    )
+    return Response(status_code=204)
+
+
 @router.post("/rooms/{room_id}/read", status_code=204)
 async def read(request: Request, user: CurrentUser, room_id: RoomId, body: ReadMarkIn) -> Response:
     await service.mark_read(

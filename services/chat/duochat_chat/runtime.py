@@ -32,7 +32,7 @@ from duochat_chat.delivery import Delivery
 from duochat_chat.forwarding import Router
 from duochat_chat.history import History
 from duochat_chat.hub import Hub
-from duochat_chat.limits import UserLimits
+from duochat_chat.limits import Throttle, UserLimits
 from duochat_chat.membership import Membership
 from duochat_chat.mysql_batch import writer_database
 from duochat_chat.outbound import Outbound
@@ -73,6 +73,7 @@ class Runtime:
     membership: Membership
     limits: Limits
     user_limits: UserLimits
+    typing: Throttle
     consumer: Consumer
     sessions: set[Session] = field(default_factory=set)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -213,6 +214,7 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
             send_burst=settings.send_burst,
         ),
         consumer=consumer,
+        typing=Throttle(),
     )
 
 

@@ -19,11 +19,13 @@ class MessageOut(Camel):
     created_at: str
     user_count: int
     client_message_id: str | None = None
+    deleted: bool | None = None
 
 
 class HistoryPage(Camel):
     items: list[MessageOut]
     has_more: bool
+    other_last_read_id: int = 0  # how far the other member has read (the "1" goes below it)
 
 
 class ReadMarkIn(Camel):

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from duochat_chat.messages import SYSTEM, TALK, utcnow_ms, wire
+from duochat_chat.messages import DELETED, READ, SYSTEM, TALK, transient, utcnow_ms, wire
 from duochat_chat.models import Message, OutboxBatch, ReadMark, Room
 from duochat_chat.runtime import Runtime
+from duochat_common.errors import Conflict, Forbidden, NotFound
 from duochat_common.events.schemas import ChatRoomRead, UserRef
 from duochat_common.tokens import AuthUser
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 200
+UNSEND_WINDOW = timedelta(minutes=5)
 
 
 def _wire(row: Any) -> dict[str, Any]:
@@ -29,6 +32,7 @@ def _wire(row: Any) -> dict[str, Any]:
         created_at=row.created_at,
         user_count=row.user_count,
         client_message_id=row.client_message_id,
+        deleted=row.deleted_at is not None,
     )
 
 
@@ -46,8 +50,10 @@ async def history(
     after: int | None,
     limit: int,
 ) -> dict[str, Any]:
-    """A page of a room's messages, ascending; members only."""
-    await rt.membership.room_for(room_id, user, token)
+    """A page of a room's messages, ascending, with how far the other member has read;
+    members only."""
+    info = await rt.membership.room_for(room_id, user, token)
+    other = info.applicant.id if user.id == info.writer.id else info.writer.id
     limit = max(1, min(limit, MAX_PAGE))
     where = [Message.room_id == room_id]
     if before is not None:
@@ -60,11 +66,20 @@ async def history(
     stmt = select(Message).where(*where).order_by(order).limit(limit + 1)
     async with rt.db.engine.connect() as conn:
         rows = list((await conn.execute(stmt)).all())
+        other_read = await conn.scalar(
+            select(ReadMark.last_read_id).where(
+                ReadMark.room_id == room_id, ReadMark.user_id == other
+            )
+        )
     has_more = len(rows) > limit
     rows = rows[:limit]
     if after is None:
         rows.reverse()
-    return {"items": [_wire(r) for r in rows], "hasMore": has_more}
+    return {
+        "items": [_wire(r) for r in rows],
+        "hasMore": has_more,
+        "otherLastReadId": other_read or 0,
+    }
 
 
 async def unread_counts(*, rt: Runtime, user: AuthUser) -> dict[str, int]:
@@ -81,6 +96,8 @@ async def unread_counts(*, rt: Runtime, user: AuthUser) -> dict[str, int]:
                 Message.id > mark,
                 Message.type.in_((TALK, SYSTEM)),
                 or_(Message.sender_id.is_(None), Message.sender_id != user.id),
+                or_(Message.audience_id.is_(None), Message.audience_id == user.id),
+                Message.deleted_at.is_(None),
             ),
         )
         .where(_mine(user.id))
@@ -131,8 +148,10 @@ async def mark_read(
         )
         .values(last_read_id=value)
     )
+    advanced = True
     async with rt.db.engine.begin() as conn:
         if not (await conn.execute(forward)).rowcount:
+            advanced = False
             exists = await conn.scalar(
                 select(ReadMark.last_read_id).where(
                     ReadMark.room_id == room_id, ReadMark.user_id == user.id
@@ -146,10 +165,45 @@ async def mark_read(
                                 room_id=room_id, user_id=user.id, last_read_id=value
                             )
                         )
+                    advanced = True
                 except IntegrityError:  # another request made it first: move it forward
-                    await conn.execute(forward)
+                    advanced = bool((await conn.execute(forward)).rowcount)
         await conn.execute(insert(OutboxBatch).values(**outbox))
     rt.relay.publish(outbox["id"], events)
+    if advanced:  # the other member's screen shows their message read, live
+        body = transient(type=READ, roomId=room_id, sender=user.username, lastReadId=value)
+        await rt.delivery.transient(room_id, body)
+
+
+async def unsend(
+    *, rt: Runtime, room_id: str, message_id: int, user: AuthUser, token: str | None
+) -> None:
+    """Unsend my TALK within UNSEND_WINDOW: its text goes, a tombstone (id, time) stays, and the
+    room's subscribers are told (``DELETED``)."""
+    await rt.membership.room_for(room_id, user, token)
+    now = utcnow_ms()
+    async with rt.db.engine.begin() as conn:
+        row = (
+            await conn.execute(
+                select(Message.sender_id, Message.type, Message.created_at, Message.deleted_at)
+                .where(Message.room_id == room_id, Message.id == message_id)
+                .with_for_update()
+            )
+        ).first()
+        if row is None:
+            raise NotFound("no such message in this room")
+        if row.deleted_at is not None:
+            return  # unsent already: the same answer again
+        if row.type != TALK or row.sender_id != user.id:
+            raise Forbidden("only its sender can unsend a message", code="not_your_message")
+        if now - row.created_at > UNSEND_WINDOW:
+            raise Conflict("a message can be unsent for 5 minutes only", code="too_late")
+        await conn.execute(
+            update(Message)
+            .where(Message.room_id == room_id, Message.id == message_id)
+            .values(message="", deleted_at=now)
+        )
+    await rt.delivery.transient(room_id, transient(type=DELETED, roomId=room_id, id=message_id))
 
 
 async def presence(*, rt: Runtime, room_id: str, user: AuthUser, token: str | None) -> dict:

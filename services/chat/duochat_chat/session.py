@@ -27,10 +27,12 @@ from duochat_chat.messages import (
     QUIT,
     SERVER_KEY,
     TALK,
+    TYPING,
     Body,
     encode_body,
     entered_text,
     left_text,
+    transient,
 )
 from duochat_chat.messages import utcnow_ms as now_ms
 from duochat_chat.rooms import is_room_id
@@ -56,6 +58,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 ROOM_PREFIX = "/sub/chat/room/"
 SEND_DESTINATION = "/pub/chat/message"
+TYPING_DESTINATION = "/pub/chat/typing"
+TYPING_EVERY_S = 1.0  # one TYPING per user and room this often; the rest are folded into it
 CLIENT_KEY = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 # Keys for SENDs that bring none: unique to this process (random) and counted within it.
 _KEY_PREFIX = uuid.uuid4().hex[:12] + "-"
@@ -224,9 +228,13 @@ class Session:
 
     async def on_send(self, event: Send) -> None:
         user = self._user()
+        if event.destination == TYPING_DESTINATION:
+            await self.on_typing(event, user)
+            return
         if event.destination != SEND_DESTINATION:
             raise Refused(
                 f"unknown destination {event.destination[:100]!r}: send to {SEND_DESTINATION}"
+                f" or {TYPING_DESTINATION}"
             )
         try:
             data = json.loads(event.body)
@@ -275,6 +283,24 @@ class Session:
         future = rt.router.submit(Draft(room_id, TALK, user.id, user.username, text, key=key))
         self.pending.add(future)
         future.add_done_callback(partial(self._stored, event.receipt))
+
+    async def on_typing(self, event: Send, user: AuthUser) -> None:
+        """``{"roomId"}``: the other member sees "typing..."; nothing is stored, and a user's
+        signals for a room come at most every TYPING_EVERY_S (the rest change nothing)."""
+        try:
+            data = json.loads(event.body)
+        except (ValueError, UnicodeDecodeError):
+            raise Refused('the body must be JSON: {"roomId"}') from None
+        room_id = data.get("roomId") if isinstance(data, dict) else None
+        if not isinstance(room_id, str) or not is_room_id(room_id):
+            raise Refused("roomId must be a room id (1-64 letters, digits, '_' or '-')")
+        rt = self.rt
+        info = await rt.membership.room_for(room_id, user, self.token)
+        if not info.read_only and rt.typing.due(user.id, room_id, TYPING_EVERY_S):
+            body = transient(type=TYPING, roomId=room_id, sender=user.username)
+            await rt.delivery.transient(room_id, body)
+        if event.receipt:
+            self.push(self.conn.receipt(event.receipt))
 
     def _stored(self, receipt: str | None, future: asyncio.Future[Stored | None]) -> None:
         self.pending.discard(future)

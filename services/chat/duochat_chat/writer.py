@@ -202,7 +202,8 @@ class MessageWriter:
             return
         room_ids = sorted({d.room_id for d in mine})
         try:
-            present = await asyncio.wait_for(self.presence.snapshot(room_ids), 0.5)
+            async with asyncio.timeout(0.5):  # no task: a cached snapshot costs no loop turn
+                present = await self.presence.snapshot(room_ids)
         except Exception:
             present = {r: self.presence.local_here(r) for r in room_ids}
         await self._load(room_ids)
@@ -400,6 +401,8 @@ class MessageWriter:
                     "user_count": len(here.members),
                     "created_at": plan.now,
                     "client_message_id": d.key,
+                    "deleted_at": None,
+                    "audience_id": d.audience,
                 }
             )
             plan.outcome.append(Stored(d.room_id, message_id, body))

@@ -56,8 +56,13 @@ async def test_match_posts_system_message_and_makes_rejected_rooms_read_only(cha
     await bus.publish(stream, event.envelope())  # a second delivery of the news posts nothing
     (system,) = await collect(lo, 1, kind="SYSTEM")
     assert system["sender"] == "system"
-    assert system["message"] == "writer matched with another member, better luck next time"
+    assert system["message"].startswith("writer matched with someone else this time.")
     assert (await collect(w, 1, kind="SYSTEM")) == [{**system, "_subscription": "lost"}]
+    # The line is the rejected applicant's news, not the writer's unread.
+    async with httpx.AsyncClient(base_url=chat.procs[0].http) as http:
+        mine = (await http.get("/chat/rooms/unread", headers=auth(tw))).json()
+        theirs = (await http.get("/chat/rooms/unread", headers=auth(tl))).json()
+    assert mine.get(lost, 0) == 0 and theirs[lost] == 1
 
     with_error = await chat.client(1, tl)
     fut = await with_error.send(lost, "but why")
@@ -66,8 +71,11 @@ async def test_match_posts_system_message_and_makes_rejected_rooms_read_only(cha
         raise AssertionError("a rejected room must be read-only")
     except Exception as exc:
         assert "read-only" in str(exc)
-    # The matched pair goes on talking.
+    # The matched pair is told in its room, with a next step, and goes on talking.
     win = await chat.client(0, twin)
+    await win.subscribe(won, since=0)
+    (pair,) = await collect(win, 1, kind="SYSTEM")
+    assert pair["message"].startswith(f'writer and {winner.username} matched on "a board"')
     await (await win.send(won, "see you at 7"))
     async with httpx.AsyncClient(base_url=chat.procs[0].http) as http:
         page = (await http.get(f"/chat/rooms/{lost}/messages", headers=auth(tl))).json()

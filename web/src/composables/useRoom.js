@@ -112,6 +112,7 @@ export function useRoom(roomId) {
       type: msg.type,
       sender: msg.sender,
       message: msg.message,
+      deleted: Boolean(msg.deleted),
       createdAt: msg.createdAt,
       // Frames without an id (ENTER/QUIT that the server announces but does not store) happened
       // after everything known so far, even if the history page is still on its way.
@@ -123,6 +124,13 @@ export function useRoom(roomId) {
   }
 
   function onLive(msg) {
+    // Signals on the room's subscription: not lines of the conversation.
+    if (msg.type === 'READ' || msg.type === 'TYPING') return
+    if (msg.type === 'DELETED') {
+      const item = byId.get(msg.id)
+      if (item) Object.assign(item, { deleted: true, message: '' })
+      return
+    }
     if (!insert(msg)) return
     chats.noteMessage(roomId, msg)
     if (msg.type === 'ENTER' && msg.sender) members.add(msg.sender)
