@@ -65,7 +65,7 @@ async def messages(
 async def unsend(
     request: Request,
     user: CurrentUser,
-    room_id: str,
+    room_id: RoomId,
     message_id: Annotated[int, Path(ge=1, le=2**62)],
 ) -> Response:
     await service.unsend(

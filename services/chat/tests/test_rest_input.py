@@ -29,6 +29,7 @@ async def test_a_malformed_room_id_is_a_4xx(chat, room: str) -> None:
             await http.get(f"/chat/rooms/{room}/messages"),
             await http.post(f"/chat/rooms/{room}/read", json={"lastReadId": 1}),
             await http.get(f"/chat/rooms/{room}/presence"),
+            await http.delete(f"/chat/rooms/{room}/messages/1"),
         ]
     for reply in replies:
         assert 400 <= reply.status_code < 500, (reply.request.url, reply.text)
