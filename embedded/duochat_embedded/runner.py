@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from duochat_common.errors import install_error_handlers
 from duochat_common.health import Check, health_router
 from duochat_common.routing import ROUTES
 from duochat_embedded.dispatch import RouteTableDispatcher
-from duochat_embedded.web import web_app
+from duochat_embedded.web import SecurityHeaders, web_app
 
 log = logging.getLogger(__name__)
 MEMORY_REDIS = "memory://embedded"
@@ -47,8 +50,24 @@ def available_services() -> list[str]:
     return names
 
 
-def build(*, data_dir: Path, web_dist: Path, base_url: str) -> RouteTableDispatcher:
+class EmbeddedInProduction(RuntimeError):
+    """``DUOCHAT_ENVIRONMENT=production`` asked of the mode that seeds demo accounts."""
+
+
+def refuse_production(environ: Mapping[str, str]) -> None:
+    """The embedded mode runs SQLite, an in-process Redis and the demo accounts (password
+    ``1234``): none of that may serve production, so asking for it is an error, not a warning."""
+    if environ.get("DUOCHAT_ENVIRONMENT", "").strip().lower() == "production":
+        raise EmbeddedInProduction(
+            "DUOCHAT_ENVIRONMENT=production: the embedded mode seeds demo accounts and keeps its "
+            "data in SQLite and memory, so it does not run in production. Run the services "
+            "(docker compose or the CDK app) instead."
+        )
+
+
+def build(*, data_dir: Path, web_dist: Path, base_url: str) -> ASGIApp:
     """Migrate every service's SQLite database and return the dispatching ASGI app."""
+    refuse_production(os.environ)
     data_dir.mkdir(parents=True, exist_ok=True)
     apps: dict[str, FastAPI] = {}
     for name in available_services():
@@ -68,4 +87,4 @@ def build(*, data_dir: Path, web_dist: Path, base_url: str) -> RouteTableDispatc
     own = FastAPI(openapi_url=None)
     install_error_handlers(own)
     own.include_router(health_router(checks))
-    return RouteTableDispatcher(apps, default=web_app(web_dist), own=own)
+    return SecurityHeaders(RouteTableDispatcher(apps, default=web_app(web_dist), own=own))

@@ -19,6 +19,7 @@ import pytest
 
 from duochat_common import gateway
 from duochat_common.routing import ROUTES, WEB_SERVICE, route_for
+from duochat_common.secheaders import SECURITY_HEADERS
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -335,3 +336,44 @@ def test_pattern_regex_matches_like_the_alb(pattern: str, path: str, expected: b
     import re
 
     assert bool(re.fullmatch(gateway.alb_pattern_to_regex(pattern), path)) is expected
+
+
+# Issue 12, finding 11: the browser security headers, on what the gateway serves itself, what it
+# proxies and what it streams, once each; and the web image's config carries the same ones.
+@pytest.mark.parametrize("path", ["/", "/rooms/42", "/assets/app-123.js", "/boards", "/auth/me"])
+def test_every_response_carries_the_security_headers(running_gateway: Gateway, path: str) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", running_gateway.port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers.get_all(name) == [value], (path, name)
+    finally:
+        conn.close()
+
+
+def test_the_sse_stream_carries_the_security_headers(running_gateway: Gateway) -> None:
+    sse_path = next(p for r in ROUTES for p in r.sse_paths)
+    conn = http.client.HTTPConnection("127.0.0.1", running_gateway.port, timeout=10)
+    try:
+        conn.request("GET", sse_path)
+        response = conn.getresponse()
+        for name, value in SECURITY_HEADERS.items():
+            assert response.getheader(name) == value, name
+    finally:
+        conn.close()
+
+
+def test_the_web_image_sends_the_same_security_headers() -> None:
+    text = (REPO / "deploy/web/default.conf").read_text()
+    blocks = text.split("location ")
+    with_own_headers = [b for b in blocks[1:] if "add_header" in b]
+    for block in [blocks[0], *with_own_headers]:
+        for name, value in SECURITY_HEADERS.items():
+            assert f'add_header {name} "{value}" always;' in block, (block[:40], name)
+
+
+def test_the_gateway_times_out_slow_clients() -> None:
+    conf = gateway.compose_conf()
+    assert f"client_header_timeout {gateway.CLIENT_HEADER_TIMEOUT_S}s;" in conf
+    assert f"client_body_timeout {gateway.CLIENT_BODY_TIMEOUT_S}s;" in conf

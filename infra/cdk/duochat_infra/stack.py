@@ -155,6 +155,9 @@ class DuochatStack(Stack):
             "DUOCHAT_ENVIRONMENT": "production",
             "DUOCHAT_AUTH_JWKS_URL": f"http://auth:{auth.port}/auth/.well-known/jwks.json",
             "DUOCHAT_LOG_JSON": "true",
+            # Only the ALB reaches the services from outside the VPC: its X-Forwarded-For names
+            # the client (the per-address limits would otherwise count the ALB's nodes).
+            "DUOCHAT_TRUSTED_PROXIES": network.vpc.vpc_cidr_block,
             "REDIS_HOST": cache.host,
             "REDIS_PORT": cache.port,
             "DB_TLS_CA_URL": rds_ca_url(self.region),

@@ -367,3 +367,16 @@ def test_the_readme_pool_table_is_the_config() -> None:
             + f" | {cfg.connections_at_max()} |"
         )
         assert row in readme, row
+
+
+def test_services_trust_the_alb_forwarded_for(synthesized: Synthesized, env: str) -> None:
+    # Issue 12, finding 2: X-Forwarded-For counts only from trusted proxies, and none are
+    # trusted by default; behind the ALB the VPC's range must be, or every client would share
+    # the ALB nodes' few addresses (and their sign-in and sign-up limits).
+    template = synthesized.json(env)
+    (vpc_id,) = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::EC2::VPC"]
+    by_port = containers(template)
+    for route in ROUTES:
+        assert environment(by_port[route.port])["DUOCHAT_TRUSTED_PROXIES"] == {
+            "Fn::GetAtt": [vpc_id, "CidrBlock"]
+        }

@@ -73,6 +73,12 @@ class Unavailable(DomainError):
     status = 503
     default_code = "unavailable"
 
+    def __init__(
+        self, message: str, *, retry_after: int | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
 
 class ErrorDetail(BaseModel):
     """One problem of a request that failed validation."""
@@ -102,6 +108,7 @@ _STATUS_TEXT = {
 }
 _STATUS_HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+    503: {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
     429: {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
 }
 
@@ -153,7 +160,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         headers = {}
-        if isinstance(exc, TooManyRequests):
+        if isinstance(exc, TooManyRequests | Unavailable) and exc.retry_after is not None:
             headers["Retry-After"] = str(exc.retry_after)
         if isinstance(exc, Unauthorized):
             headers["WWW-Authenticate"] = "Bearer"

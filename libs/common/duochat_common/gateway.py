@@ -15,11 +15,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from duochat_common.routing import GATEWAY_PORT, ROUTES, WEB_PORT, WEB_SERVICE, Route
+from duochat_common.secheaders import SECURITY_HEADERS
 
 # WebSocket and SSE connections stay open for as long as the user stays on the page; the
 # heart-beats (STOMP) and keep-alive comments (SSE, every 15 s) keep them from looking idle.
 LONG_LIVED_TIMEOUT_S = 3600
 REQUEST_TIMEOUT_S = 60
+# A client must send a request's headers, and then its body, within these (nginx closes the
+# connection with 408 otherwise); slow readers of a response are cut after SEND_TIMEOUT_S.
+CLIENT_HEADER_TIMEOUT_S = 10
+CLIENT_BODY_TIMEOUT_S = 30
+SEND_TIMEOUT_S = 60
 
 COMPOSE_CONF = Path("deploy/gateway/nginx.conf")
 
@@ -77,6 +83,15 @@ def _quote(value: str) -> str:
     return f'"{value}"'
 
 
+def _security_headers(indent: str) -> list[str]:
+    """The browser security headers; nginx drops the server's ``add_header`` lines in a location
+    that has one of its own, so such a location repeats these."""
+    return [
+        f"{indent}add_header {name} {_quote(value)} always;"
+        for name, value in SECURITY_HEADERS.items()
+    ]
+
+
 def _proxy_block(
     service: str, *, websocket: bool = False, stream: bool = False, indent: str = "      "
 ) -> list[str]:
@@ -94,6 +109,8 @@ def _proxy_block(
     ]
     if websocket:
         lines.append("proxy_set_header Upgrade $http_upgrade;")
+    # The gateway sends the security headers once; an upstream's own copy would double them.
+    lines += [f"proxy_hide_header {name};" for name in SECURITY_HEADERS]
     if websocket or stream:
         lines += [
             f"proxy_read_timeout {LONG_LIVED_TIMEOUT_S}s;",
@@ -114,7 +131,7 @@ def _proxy_block(
             "add_header X-Accel-Buffering no always;",
         ]
     # The service echoes X-Request-ID itself (RequestIdMiddleware); adding it here would double it.
-    return [indent + line for line in lines]
+    return [indent + line for line in lines] + (_security_headers(indent) if stream else [])
 
 
 def _route_locations(route: Route) -> list[str]:
@@ -151,12 +168,14 @@ def _default_location(web_upstream: Sequence[str] | None, static_root: str | Non
         f"      root {_quote(static_root)};",
         "      try_files $uri /index.html;",
         "      add_header X-Request-ID $duochat_request_id always;",
+        *_security_headers("      "),
         "    }",
         "    # Vite fingerprints these file names, so they never change under the same URL.",
         '    location ~ "^/assets/" {',
         f"      root {_quote(static_root)};",
         "      expires 1y;",
         '      add_header Cache-Control "public, immutable" always;',
+        *_security_headers("      "),
         "    }",
     ]
 
@@ -225,6 +244,9 @@ def render_nginx_conf(
         "  tcp_nodelay on;",
         "  keepalive_timeout 75s;",
         "  client_max_body_size 1m;",
+        f"  client_header_timeout {CLIENT_HEADER_TIMEOUT_S}s;",
+        f"  client_body_timeout {CLIENT_BODY_TIMEOUT_S}s;",
+        f"  send_timeout {SEND_TIMEOUT_S}s;",
         "  server_tokens off;",
         "",
     ]
@@ -241,6 +263,7 @@ def render_nginx_conf(
         "",
         "  server {",
         f"    listen {listen};",
+        *_security_headers("    "),
         "    # Regex locations are tried in the order written, which is the ALB rule priority",
         "    # order; prefix locations would pick the longest match instead.",
     ]

@@ -6,10 +6,14 @@ Values come from ``DUOCHAT_*`` environment variables. Every default suits the em
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from duochat_common.clientaddr import Network, parse_networks
 
 DEV_DEFAULT_MARK = "dev-only"
 
@@ -38,6 +42,18 @@ class ServiceSettings(BaseSettings):
     instance_id: str = ""
     # Seeds happydaddy/angrydaddy; embedded mode only.
     demo_accounts: bool = False
+    # Proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDR networks):
+    # nginx's address in compose, the ALB's subnets on AWS. Empty: the header is ignored.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)  # a typo must fail at start-up, not trust nobody silently
+        return value
+
+    def trusted_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:
@@ -63,4 +79,27 @@ class ServiceSettings(BaseSettings):
             problems.append("DUOCHAT_REDIS_URL must point at a real Redis")
         if DEV_DEFAULT_MARK in self.database_url:
             problems.append("DUOCHAT_DATABASE_URL still carries a default password")
+        # Plain-text connections only inside a private network: a forged JWKS answer would let
+        # anyone mint tokens, and Redis carries every event.
+        jwks = urlsplit(self.auth_jwks_url)
+        if jwks.scheme != "https" and not is_private_host(jwks.hostname):
+            problems.append("DUOCHAT_AUTH_JWKS_URL must be https:// unless its host is private")
+        cache = urlsplit(self.redis_url)
+        if cache.scheme == "redis" and not is_private_host(cache.hostname):
+            problems.append("DUOCHAT_REDIS_URL must be rediss:// unless its host is private")
         return problems
+
+
+PRIVATE_SUFFIXES = (".internal", ".local", ".localdomain")
+
+
+def is_private_host(host: str | None) -> bool:
+    """A loopback or private address, or a name that only a private network resolves (a compose
+    service name such as ``auth``, or one under ``.internal``/``.local``)."""
+    if not host:
+        return False
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return "." not in host or host.lower().endswith(PRIVATE_SUFFIXES)
+    return ip.is_private or ip.is_loopback

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -30,6 +30,8 @@ class AuthUser:
 
     id: int
     username: str
+    # When the token that named them expires (Unix seconds); long-lived connections end there.
+    expires_at: int | None = field(default=None, compare=False)
 
 
 def http_jwks_fetcher(url: str, *, timeout: float = 5.0) -> JwksFetcher:
@@ -135,7 +137,9 @@ class TokenVerifier:
         if claims.get("typ") != "access":
             raise Unauthorized("not an access token")
         try:
-            return AuthUser(id=int(claims["sub"]), username=str(claims["name"]))
+            return AuthUser(
+                id=int(claims["sub"]), username=str(claims["name"]), expires_at=int(claims["exp"])
+            )
         except (KeyError, ValueError) as exc:
             raise Unauthorized("token lacks its subject") from exc
 

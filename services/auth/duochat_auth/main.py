@@ -8,14 +8,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from sqlalchemy import select
 
 from duochat_auth import service
 from duochat_auth.config import Settings
 from duochat_auth.keys import KeyRing, load_key_ring
 from duochat_auth.models import User
-from duochat_auth.passwords import Passwords
-from duochat_auth.ratelimit import LoginLimiter
+from duochat_auth.passwords import Passwords, hash_slots
+from duochat_auth.ratelimit import LoginLimiter, WindowLimiter
 from duochat_auth.routes import router
 from duochat_common.app import build_app
 from duochat_common.db import Database
@@ -32,7 +33,7 @@ async def seed_demo_accounts(db: Database, passwords: Passwords) -> None:
     """Create the demo accounts if missing (embedded mode only; production refuses the flag)."""
     async with db.session() as session:
         for name in DEMO_ACCOUNTS:
-            if await session.scalar(select(User.id).where(User.username == name)) is None:
+            if await session.scalar(select(User.id).where(User.canonical == name)) is None:
                 try:
                     await service.create_user(
                         session=session, passwords=passwords, username=name, password=DEMO_PASSWORD
@@ -40,6 +41,19 @@ async def seed_demo_accounts(db: Database, passwords: Passwords) -> None:
                 except Conflict:
                     continue  # another instance seeded it a moment ago
                 log.info("seeded demo account %s", name)
+
+
+def login_limiter(redis: Redis, settings: Settings, *, prefix: str | None = None) -> LoginLimiter:
+    """The failed-sign-in limiter the settings ask for (``prefix`` overrides the namespace)."""
+    return LoginLimiter(
+        redis,
+        prefix=settings.redis_prefix if prefix is None else prefix,
+        free_failures=settings.login_max_failures_per_name,
+        per_address=settings.login_max_failures_per_address,
+        window_seconds=settings.login_failure_window_seconds,
+        base_delay=settings.login_delay_base_seconds,
+        max_delay=settings.login_delay_max_seconds,
+    )
 
 
 def _local_verifier(keys: KeyRing, settings: Settings) -> TokenVerifier:
@@ -66,17 +80,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.redis = redis
         app.state.keys = keys
         app.state.verifier = _local_verifier(keys, settings)
-        app.state.limiter = LoginLimiter(
+        app.state.limiter = login_limiter(redis, settings)
+        app.state.signups = WindowLimiter(
             redis,
             prefix=settings.redis_prefix,
-            per_name=settings.login_max_failures_per_name,
-            per_address=settings.login_max_failures_per_address,
-            window_seconds=settings.login_failure_window_seconds,
+            name="register",
+            limit=settings.register_max_per_address,
+            window_seconds=settings.register_window_seconds,
         )
         passwords = Passwords(
             time_cost=settings.password_time_cost,
             memory_kib=settings.password_memory_kib,
             parallelism=settings.password_parallelism,
+            max_concurrent=hash_slots(
+                memory_kib=settings.password_memory_kib,
+                budget_mib=settings.password_memory_budget_mib,
+                configured=settings.password_max_concurrent,
+            ),
+            queue_seconds=settings.password_queue_seconds,
         )
         app.state.passwords = passwords
         if settings.demo_accounts:
@@ -84,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            passwords.close()
             await redis.aclose()
             await db.dispose()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import DateTime, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from duochat_common.db import BigId
@@ -14,11 +14,19 @@ class AuthBase(DeclarativeBase):
     """auth's own metadata: no other service's tables."""
 
 
+# The canonical name compares byte for byte on MySQL too: its default collations would match
+# ``happydâddy`` to ``happydaddy`` again.
+CanonicalName = String(64).with_variant(String(64, collation="utf8mb4_bin"), "mysql", "mariadb")
+
+
 class User(AuthBase):
     __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("canonical", name="uq_users_canonical"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(32), unique=True)
+    # NFKC + casefold of ``username`` (see usernames.py): the one a name is looked up by.
+    canonical: Mapped[str] = mapped_column(CanonicalName)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime)
 

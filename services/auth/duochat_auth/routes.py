@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from duochat_auth import service
+from duochat_auth import cookies, service
 from duochat_auth.config import Settings
 from duochat_auth.keys import KeyRing
 from duochat_auth.passwords import Passwords
-from duochat_auth.ratelimit import LoginLimiter
+from duochat_auth.ratelimit import LoginLimiter, WindowLimiter
 from duochat_auth.schemas import (
     Credentials,
     Jwks,
@@ -19,8 +19,9 @@ from duochat_auth.schemas import (
     TokenPair,
     UserOut,
 )
+from duochat_common.clientaddr import client_address
 from duochat_common.deps import CurrentUser, SessionDep
-from duochat_common.errors import error_responses
+from duochat_common.errors import Unauthorized, error_responses
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -45,14 +46,18 @@ def _passwords(request: Request) -> Passwords:
     return passwords
 
 
-def client_address(request: Request) -> str:
-    """The caller's address; behind the ALB or nginx, the hop they appended last."""
-    if _settings(request).trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-        if hops:
-            return hops[-1][:64]
-    return request.client.host if request.client else "unknown"
+def _signups(request: Request) -> WindowLimiter:
+    signups: WindowLimiter = request.app.state.signups
+    return signups
+
+
+def _address(request: Request) -> str:
+    """The caller's address; X-Forwarded-For counts only from a trusted proxy."""
+    return client_address(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        _settings(request).trusted_networks(),
+    )
 
 
 KeysDep = Annotated[KeyRing, Depends(_keys)]
@@ -61,26 +66,46 @@ PasswordsDep = Annotated[Passwords, Depends(_passwords)]
 
 
 @router.post(
-    "/register", status_code=201, response_model=UserOut, responses=error_responses(400, 409, 422)
+    "/register",
+    status_code=201,
+    response_model=UserOut,
+    responses=error_responses(400, 409, 422, 429, 503),
 )
-async def register(body: NewCredentials, session: SessionDep, passwords: PasswordsDep) -> UserOut:
+async def register(
+    body: NewCredentials,
+    request: Request,
+    session: SessionDep,
+    passwords: PasswordsDep,
+    signups: Annotated[WindowLimiter, Depends(_signups)],
+) -> UserOut:
     user = await service.register(
-        session=session, passwords=passwords, username=body.username, password=body.password
+        session=session,
+        passwords=passwords,
+        signups=signups,
+        address=_address(request),
+        username=body.username,
+        password=body.password,
     )
     return UserOut(id=user.id, username=user.username)
 
 
-@router.post("/login", response_model=TokenPair, responses=error_responses(400, 401, 422, 429))
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    response_model_exclude_none=True,
+    responses=error_responses(400, 401, 422, 429, 503),
+)
 async def login(
     body: Credentials,
     request: Request,
+    response: Response,
     session: SessionDep,
     keys: KeysDep,
     settings: SettingsDep,
     limiter: Annotated[LoginLimiter, Depends(_limiter)],
     passwords: PasswordsDep,
 ) -> TokenPair:
-    return await service.login(
+    pair = await service.login(
         session=session,
         keys=keys,
         settings=settings,
@@ -88,25 +113,53 @@ async def login(
         passwords=passwords,
         username=body.username,
         password=body.password,
-        address=client_address(request),
+        address=_address(request),
+    )
+    return cookies.deliver(
+        pair,
+        response,
+        cookie=cookies.wants_cookie(request),
+        max_age=settings.refresh_token_ttl_seconds,
     )
 
 
-@router.post("/refresh", response_model=TokenPair, responses=error_responses(400, 401, 422))
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    response_model_exclude_none=True,
+    responses=error_responses(400, 401, 422),
+)
 async def refresh(
-    body: RefreshRequest, session: SessionDep, keys: KeysDep, settings: SettingsDep
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    keys: KeysDep,
+    settings: SettingsDep,
+    body: RefreshRequest | None = None,
 ) -> TokenPair:
-    return await service.refresh(
-        session=session, keys=keys, settings=settings, token=body.refresh_token
+    in_body = body.refresh_token if body else None
+    token = in_body or cookies.from_cookie(request)
+    if token is None:
+        raise Unauthorized("send the refresh token", code="invalid_refresh_token")
+    pair = await service.refresh(session=session, keys=keys, settings=settings, token=token)
+    # Whatever brought the old token takes the new one back.
+    return cookies.deliver(
+        pair, response, cookie=in_body is None, max_age=settings.refresh_token_ttl_seconds
     )
 
 
 @router.post(
     "/logout", status_code=204, response_class=Response, responses=error_responses(400, 422)
 )
-async def logout(body: RefreshRequest, session: SessionDep) -> Response:
-    await service.logout(session=session, token=body.refresh_token)
-    return Response(status_code=204)
+async def logout(
+    request: Request, session: SessionDep, body: RefreshRequest | None = None
+) -> Response:
+    token = (body.refresh_token if body else None) or cookies.from_cookie(request)
+    if token is not None:
+        await service.logout(session=session, token=token)
+    response = Response(status_code=204)
+    cookies.forget(response)
+    return response
 
 
 @router.get("/me", response_model=UserOut, responses=error_responses(401))

@@ -19,7 +19,9 @@ class NewCredentials(Wire):
     """What ``register`` accepts; the service also refuses weak passwords (422)."""
 
     username: str = Field(
-        min_length=3, max_length=32, description="3-32 letters, digits, '.', '_' or '-'"
+        min_length=3,
+        max_length=32,
+        description="3-32 ASCII letters, digits, '.', '_' or '-'; unique ignoring case",
     )
     password: str = Field(
         min_length=8,
@@ -29,7 +31,9 @@ class NewCredentials(Wire):
 
 
 class RefreshRequest(Wire):
-    refresh_token: str = Field(min_length=1, max_length=512)
+    """The refresh token, unless a browser's cookie carries it (then the body may be ``{}``)."""
+
+    refresh_token: str | None = Field(default=None, min_length=1, max_length=512)
 
 
 class UserOut(Wire):
@@ -39,7 +43,8 @@ class UserOut(Wire):
 
 class TokenPair(Wire):
     access_token: str
-    refresh_token: str
+    # Left out when the refresh token went into the HttpOnly cookie (see cookies.py).
+    refresh_token: str | None = None
     token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_in: int
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -16,11 +15,11 @@ from duochat_auth.config import Settings
 from duochat_auth.keys import KeyRing
 from duochat_auth.models import RefreshToken, User
 from duochat_auth.passwords import Passwords
-from duochat_auth.ratelimit import LoginLimiter
+from duochat_auth.ratelimit import LoginLimiter, WindowLimiter
 from duochat_auth.schemas import TokenPair
+from duochat_auth.usernames import canonical, check_new_name
 from duochat_common.errors import Conflict, Unauthorized, Unprocessable
 
-USERNAME = re.compile(r"^[\w.-]{3,32}$")
 COMMON_PASSWORDS = frozenset(
     {"password", "12345678", "123456789", "1234567890", "qwertyuiop", "11111111", "iloveyou"}
 )
@@ -35,12 +34,10 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def check_new_credentials(username: str, password: str) -> None:
-    """Reject an unusable name or a weak or over-long password (422)."""
-    if not USERNAME.fullmatch(username):
-        raise Unprocessable(
-            "username must be 3-32 letters, digits, '.', '_' or '-'", code="invalid_username"
-        )
+def check_new_credentials(username: str, password: str) -> str:
+    """The name to store; an unusable or reserved name or a weak or over-long password is
+    refused (422, or 409 for a reserved name)."""
+    username, _ = check_new_name(username)
     if len(password) < 8:
         raise Unprocessable("password must be at least 8 characters", code="weak_password")
     if len(password.encode()) > 128:
@@ -51,13 +48,21 @@ def check_new_credentials(username: str, password: str) -> None:
         or len(set(password)) < 3
     ):
         raise Unprocessable("password is too easy to guess", code="weak_password")
+    return username
 
 
 async def register(
-    *, session: AsyncSession, passwords: Passwords, username: str, password: str
+    *,
+    session: AsyncSession,
+    passwords: Passwords,
+    signups: WindowLimiter,
+    address: str,
+    username: str,
+    password: str,
 ) -> User:
-    """Create an account."""
-    check_new_credentials(username, password)
+    """Create an account (a limited number per client address and window)."""
+    username = check_new_credentials(username, password)
+    await signups.hit(address, message="too many accounts created from this address; try later")
     return await create_user(
         session=session, passwords=passwords, username=username, password=password
     )
@@ -68,7 +73,9 @@ async def create_user(
 ) -> User:
     """Store a user without the password policy (demo seeding uses this directly)."""
     hashed = await passwords.hash(password)
-    user = User(username=username, password_hash=hashed, created_at=_now())
+    user = User(
+        username=username, canonical=canonical(username), password_hash=hashed, created_at=_now()
+    )
     session.add(user)
     try:
         await session.commit()
@@ -117,13 +124,20 @@ async def login(
     password: str,
     address: str,
 ) -> TokenPair:
-    """Check the password (rate-limited per name and address) and issue a token pair."""
-    await limiter.check(username=username, address=address)
-    user = await session.scalar(select(User).where(User.username == username))
-    if not await passwords.verify(user.password_hash if user else None, password) or user is None:
-        await limiter.failed(username=username, address=address)
+    """Check the password (rate-limited per account and address) and issue a token pair."""
+    key = canonical(username)
+    # The hash slot first: a flood is refused (503) before it holds database connections.
+    async with passwords.slot() as hasher:
+        user = await session.scalar(select(User).where(User.canonical == key))
+        await session.commit()  # ends the read: the connection goes back while the hash runs
+        # Every spelling that finds an account counts against that account.
+        account = f"id:{user.id}" if user else f"name:{key}"
+        await limiter.check(account=account, address=address)
+        matches = await hasher.verify(user.password_hash if user else None, password)
+    if not matches or user is None:
+        await limiter.failed(account=account, address=address)
         raise Unauthorized("wrong username or password", code="invalid_credentials")
-    await limiter.succeeded(username=username)
+    await limiter.succeeded(account=account)
     return await _issue(
         session=session, keys=keys, settings=settings, user=user, family_id=uuid.uuid4().hex
     )

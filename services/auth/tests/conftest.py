@@ -25,9 +25,9 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from duochat_auth.config import Settings
-from duochat_auth.main import create_app
+from duochat_auth.main import create_app, login_limiter
 from duochat_auth.migrate import migrate
-from duochat_auth.ratelimit import LoginLimiter
+from duochat_auth.ratelimit import WindowLimiter
 from duochat_common.testing import REDIS_URL, mariadb_database, unique_prefix
 
 PASSWORD = "correct horse battery"
@@ -37,6 +37,8 @@ CHEAP_HASHING: dict[str, Any] = {
     "password_time_cost": 1,
     "password_memory_kib": 1024,
     "password_parallelism": 1,
+    # Every test client is one address; the tests of the limit set their own.
+    "register_max_per_address": 10_000,
 }
 
 
@@ -204,12 +206,13 @@ async def api(shared_api: Api) -> AsyncIterator[Api]:
     app = shared_api.app
     settings = shared_api.settings
     prefix = unique_prefix()
-    app.state.limiter = LoginLimiter(
+    app.state.limiter = login_limiter(app.state.redis, settings, prefix=prefix)
+    app.state.signups = WindowLimiter(
         app.state.redis,
         prefix=prefix,
-        per_name=settings.login_max_failures_per_name,
-        per_address=settings.login_max_failures_per_address,
-        window_seconds=settings.login_failure_window_seconds,
+        name="register",
+        limit=settings.register_max_per_address,
+        window_seconds=settings.register_window_seconds,
     )
     try:
         async with _own_transaction(app):

@@ -7,11 +7,13 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote
 
+from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from duochat_auth.config import Settings
-from duochat_auth.migrate import VERSION_TABLE, migrate
-from duochat_common.db import sync_url
+from duochat_auth.migrate import SCRIPT_LOCATION, VERSION_TABLE, migrate
+from duochat_common.db import ensure_sqlite_dir, sync_url
+from duochat_common.migrations import alembic_config
 from duochat_common.testing import MYSQL_SERVER, mariadb_database
 
 TABLES = {"users", "refresh_tokens", "signing_keys", VERSION_TABLE}
@@ -51,3 +53,38 @@ def test_mariadb_through_a_password_with_url_escapes() -> None:
             with server.connect() as conn:
                 conn.execute(text(f"DROP USER IF EXISTS '{user}'@'%'"))
             server.dispose()
+
+
+def test_existing_names_get_their_canonical_form(tmp_path: Path) -> None:
+    # Issue 12, finding 5: rows stored before the canonical column existed. SQLite compared
+    # names byte for byte, so two of them may share a canonical form; the later one keeps its
+    # account under "<canonical>#<id>".
+    url = f"sqlite:///{tmp_path / 'old' / 'auth.db'}"
+    ensure_sqlite_dir(url)
+    config = alembic_config(
+        script_location=SCRIPT_LOCATION, database_url=url, version_table=VERSION_TABLE
+    )
+    command.upgrade(config, "0001")
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.begin() as conn:
+            for name in ("HappyDaddy", "happydaddy", "Zed.Two"):
+                conn.execute(
+                    text(
+                        "INSERT INTO users (username, password_hash, created_at) "
+                        "VALUES (:name, 'x', '2026-01-01 00:00:00')"
+                    ),
+                    {"name": name},
+                )
+        migrate(Settings(database_url=url))
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, username, canonical FROM users ORDER BY id")).all()
+            assert [(r.username, r.canonical) for r in rows] == [
+                ("HappyDaddy", "happydaddy"),
+                ("happydaddy", f"happydaddy#{rows[1].id}"),
+                ("Zed.Two", "zed.two"),
+            ]
+            uniques = inspect(conn).get_unique_constraints("users")
+            assert any(u["column_names"] == ["canonical"] for u in uniques)
+    finally:
+        engine.dispose()

@@ -102,11 +102,45 @@ def test_a_safe_production_configuration_starts() -> None:
         ({"database_url": "mysql://duochat:dev-only@db/auth"}, "default password"),
         ({"password_time_cost": 1}, "PASSWORD_TIME_COST"),
         ({"password_memory_kib": 1024}, "PASSWORD_MEMORY_KIB"),
+        # Issue 12, finding 15: plain-text connections only inside a private network.
+        ({"auth_jwks_url": "http://auth.example.com/auth/.well-known/jwks.json"}, "JWKS_URL"),
+        ({"auth_jwks_url": "http://93.184.216.34/auth/.well-known/jwks.json"}, "JWKS_URL"),
+        ({"redis_url": "redis://cache.example.com:6379/0"}, "REDIS_URL"),
+        ({"trusted_proxies": "10.0.0.0/33"}, "trusted_proxies"),
     ],
 )
 def test_production_refuses_unsafe_settings(override: dict[str, Any], mentions: str) -> None:
     with pytest.raises(ValidationError, match=mentions):
         Settings(**{**SAFE_PRODUCTION, **override})
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"auth_jwks_url": "http://auth:8001/auth/.well-known/jwks.json"},  # a compose name
+        {"auth_jwks_url": "http://10.0.3.7:8001/auth/.well-known/jwks.json"},
+        {"auth_jwks_url": "https://duochat.example.com/auth/.well-known/jwks.json"},
+        {"redis_url": "redis://redis:6379/0"},
+        {"redis_url": "rediss://:token@cache.example.com:6379/0"},
+    ],
+)
+def test_production_allows_plain_text_inside_a_private_network(override: dict[str, Any]) -> None:
+    assert Settings(**{**SAFE_PRODUCTION, **override}).production_problems() == []
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"access_token_ttl_seconds": 10**9},
+        {"refresh_token_ttl_seconds": 10**9},
+        {"login_failure_window_seconds": 10**9},
+        {"login_delay_max_seconds": 10**9},
+    ],
+)
+def test_lifetimes_and_windows_are_bounded_in_every_environment(override: dict[str, Any]) -> None:
+    # Issue 12, finding 15: TTLs of 10^9 s were accepted, even in production.
+    with pytest.raises(ValidationError):
+        Settings(**override)
 
 
 def test_production_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
 from .conftest import Api, Serve, SettingsFactory
 
 
@@ -106,3 +108,64 @@ async def test_concurrent_double_refresh_lets_exactly_one_through(
             # A race is indistinguishable from theft, so the whole sign-in ends; the web client
             # serialises its refreshes for this reason.
             assert (await api.refresh(winner.json()["refreshToken"])).status_code == 401
+
+
+# Issue 12, finding 11: a browser keeps its refresh token in an HttpOnly cookie.
+COOKIE_MODE = {"X-Duochat-Token-Transport": "cookie"}
+
+
+def _refresh_cookie(response: httpx.Response) -> tuple[str, str]:
+    """The refresh cookie's value and its attributes, as the Set-Cookie header has them."""
+    header = next(h for h in response.headers.get_list("set-cookie") if "duochat_refresh=" in h)
+    value = header.split("duochat_refresh=", 1)[1].split(";", 1)[0].strip('"')
+    return value, header.lower()
+
+
+async def test_a_browser_sign_in_puts_the_refresh_token_in_a_strict_cookie(api: Api) -> None:
+    account = await api.register()
+    response = await api.login(account, headers=COOKIE_MODE)
+    assert response.status_code == 200
+    assert "refreshToken" not in response.json()  # script never sees it
+    value, attributes = _refresh_cookie(response)
+    assert len(value) > 30
+    for attribute in ("httponly", "secure", "samesite=strict", "path=/auth"):
+        assert attribute in attributes
+    assert f"max-age={api.settings.refresh_token_ttl_seconds}" in attributes
+
+
+async def test_the_cookie_rotates_and_never_lands_in_a_body(api: Api) -> None:
+    account = await api.register()
+    first, _ = _refresh_cookie(await api.login(account, headers=COOKIE_MODE))
+    api.client.cookies.clear()
+    rotated = await api.client.post(
+        "/auth/refresh", json={}, headers={"Cookie": f"duochat_refresh={first}"}
+    )
+    assert rotated.status_code == 200, rotated.text
+    assert "refreshToken" not in rotated.json()
+    second, _ = _refresh_cookie(rotated)
+    assert second != first
+    assert (await api.me(rotated.json()["accessToken"])).status_code == 200
+    # the spent cookie is reuse, and revokes the sign-in
+    reused = await api.client.post("/auth/refresh", headers={"Cookie": f"duochat_refresh={first}"})
+    assert reused.status_code == 401
+    assert reused.json()["code"] == "refresh_token_reused"
+
+
+async def test_no_token_anywhere_is_401(api: Api) -> None:
+    api.client.cookies.clear()
+    for kwargs in ({}, {"json": {}}):
+        response = await api.client.post("/auth/refresh", **kwargs)  # type: ignore[arg-type]
+        assert response.status_code == 401
+        assert response.json()["code"] == "invalid_refresh_token"
+
+
+async def test_logout_revokes_the_cookie_and_clears_it(api: Api) -> None:
+    account = await api.register()
+    token, _ = _refresh_cookie(await api.login(account, headers=COOKIE_MODE))
+    api.client.cookies.clear()
+    out = await api.client.post("/auth/logout", headers={"Cookie": f"duochat_refresh={token}"})
+    assert out.status_code == 204
+    cleared = next(h for h in out.headers.get_list("set-cookie") if "duochat_refresh=" in h)
+    assert "max-age=0" in cleared.lower()
+    again = await api.client.post("/auth/refresh", headers={"Cookie": f"duochat_refresh={token}"})
+    assert again.status_code == 401

@@ -13,7 +13,9 @@ from duochat_common.deps import CurrentUser
 from duochat_common.tokens import bearer_token
 
 router = APIRouter(prefix="/chat", tags=["chat"])
-RoomId = Annotated[str, "room id"]
+# Room ids are boards' UUIDs (tests use short names): nothing else may reach a query or a URL
+# (issue 12, finding 9: "/chat/rooms/%00/messages" answered 500).
+RoomId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="a room id")]
 
 
 def _rt(request: Request) -> Runtime:
@@ -42,7 +44,7 @@ async def latest(request: Request, user: CurrentUser) -> dict[str, MessageOut]:
 async def messages(
     request: Request,
     user: CurrentUser,
-    room_id: str,
+    room_id: RoomId,
     before: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -63,7 +65,7 @@ async def messages(
 async def unsend(
     request: Request,
     user: CurrentUser,
-    room_id: str,
+    room_id: RoomId,
     message_id: Annotated[int, Path(ge=1, le=2**62)],
 ) -> Response:
     await service.unsend(
@@ -73,7 +75,7 @@ async def unsend(
 
 
 @router.post("/rooms/{room_id}/read", status_code=204)
-async def read(request: Request, user: CurrentUser, room_id: str, body: ReadMarkIn) -> Response:
+async def read(request: Request, user: CurrentUser, room_id: RoomId, body: ReadMarkIn) -> Response:
     await service.mark_read(
         rt=_rt(request),
         room_id=room_id,
@@ -85,6 +87,6 @@ async def read(request: Request, user: CurrentUser, room_id: str, body: ReadMark
 
 
 @router.get("/rooms/{room_id}/presence")
-async def presence(request: Request, user: CurrentUser, room_id: str) -> PresenceOut:
+async def presence(request: Request, user: CurrentUser, room_id: RoomId) -> PresenceOut:
     out = await service.presence(rt=_rt(request), room_id=room_id, user=user, token=_token(request))
     return PresenceOut.model_validate(out)

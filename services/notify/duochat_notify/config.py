@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from duochat_common.settings import ServiceSettings
 from duochat_common.tokens import JwksFetcher, http_jwks_fetcher
@@ -18,8 +18,10 @@ class Settings(ServiceSettings):
     # mint their own tokens hand the public keys over without running auth.
     auth_jwks_json: str = ""
 
-    # Tickets that open a stream: single use, bound to the user who asked for them.
-    ticket_ttl_seconds: int = 45
+    # Tickets that open a stream: single use, bound to the user who asked for them, and only so
+    # many a minute per user.
+    ticket_ttl_seconds: int = Field(default=45, le=300)
+    tickets_per_minute: int = Field(default=30, ge=1)
     # The SSE keep-alive comment interval. Proxies and the ALB close idle streams after 60 s.
     keepalive_seconds: float = 15.0
     # Open streams per user across all instances; the next one gets 429.

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse
 
 from duochat_common.deps import CurrentUser, SessionDep
+from duochat_common.errors import error_responses
 from duochat_notify import service
 from duochat_notify.schemas import AlarmPage, ReadNotice, ReadRequest, ReadResult, TicketOut
 
 router = APIRouter(prefix="/notify", tags=["notify"])
+EVENT_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 
-@router.post("/ticket", response_model=TicketOut, response_model_by_alias=True)
+@router.post(
+    "/ticket",
+    response_model=TicketOut,
+    response_model_by_alias=True,
+    responses=error_responses(401, 429, 503),
+)
 async def create_ticket(request: Request, user: CurrentUser) -> TicketOut:
     """A single-use ticket that opens the caller's stream."""
     ticket = await request.app.state.tickets.issue(user)
@@ -24,7 +32,10 @@ async def create_ticket(request: Request, user: CurrentUser) -> TicketOut:
 @router.get(
     "/stream",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        **error_responses(401, 422, 429, 503),
+    },
 )
 async def stream(
     request: Request,
@@ -32,13 +43,22 @@ async def stream(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)] = None,
 ) -> EventSourceResponse:
     """The ticket holder's notifications as Server-Sent Events."""
+    # Only an id of the shape this service sends is passed on; anything else (a client's bug)
+    # counts as "from now", like an id that is not in the stream.
+    if last_event_id is not None and not EVENT_ID.fullmatch(last_event_id):
+        last_event_id = None
     response: EventSourceResponse = await request.app.state.streams.open(
         ticket=ticket, last_event_id=last_event_id
     )
     return response
 
 
-@router.get("/alarms", response_model=AlarmPage, response_model_by_alias=True)
+@router.get(
+    "/alarms",
+    response_model=AlarmPage,
+    response_model_by_alias=True,
+    responses=error_responses(400, 401, 422, 503),
+)
 async def list_alarms(
     user: CurrentUser,
     session: SessionDep,
@@ -49,7 +69,12 @@ async def list_alarms(
     return await service.list_alarms(session=session, user_id=user.id, limit=limit, cursor=cursor)
 
 
-@router.post("/alarms/read", response_model=ReadResult, response_model_by_alias=True)
+@router.post(
+    "/alarms/read",
+    response_model=ReadResult,
+    response_model_by_alias=True,
+    responses=error_responses(400, 401, 422, 503),
+)
 async def read_alarms(
     request: Request, body: ReadRequest, user: CurrentUser, session: SessionDep
 ) -> ReadResult:

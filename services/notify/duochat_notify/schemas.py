@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 from pydantic.alias_generators import to_camel
@@ -11,6 +11,8 @@ from pydantic.alias_generators import to_camel
 from duochat_notify.models import Alarm
 
 AlarmKind = Literal["message", "applied", "matched", "rejected"]
+# A BIGINT id: anything larger could only fail in the database.
+AlarmId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 class Wire(BaseModel):
@@ -71,7 +73,7 @@ class ReadRequest(Wire):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     room_id: str | None = Field(default=None, min_length=1, max_length=64)
-    ids: list[int] | None = Field(default=None, min_length=1, max_length=500)
+    ids: list[AlarmId] | None = Field(default=None, min_length=1, max_length=500)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:

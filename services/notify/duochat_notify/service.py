@@ -105,10 +105,14 @@ async def count_unread(*, session: AsyncSession, user_id: int) -> int:
     return int(count or 0)
 
 
+MAX_ID = 2**63 - 1  # BIGINT: a larger number would fail in the database, not here
+
+
 def _parse_cursor(cursor: str | None) -> int | None:
     if cursor is None or cursor == "":
         return None
-    if not cursor.isdigit() or len(cursor) > 19:
+    # isdigit() alone takes "²" and other digits int() refuses.
+    if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > MAX_ID:
         raise BadRequest("cursor is not one this service gave out", code="invalid_cursor")
     return int(cursor)
 

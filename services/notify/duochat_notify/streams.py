@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
@@ -38,15 +40,20 @@ class _Stream(EventSourceResponse):
                 await self._on_close()
 
 
-async def _close_on(shutdown: anyio.Event, sub: Subscription) -> None:
-    await shutdown.wait()
+async def _close_on(shutdown: anyio.Event, sub: Subscription, expires_at: float | None) -> None:
+    with anyio.move_on_after(math.inf if expires_at is None else expires_at - time.time()):
+        await shutdown.wait()
     sub.close()
 
 
-async def _events(sub: Subscription, shutdown: anyio.Event) -> AsyncIterator[ServerSentEvent]:
+async def _events(
+    sub: Subscription, shutdown: anyio.Event, expires_at: float | None
+) -> AsyncIterator[ServerSentEvent]:
     # sse-starlette sets ``shutdown`` when the server begins to stop; closing the subscription
-    # ends this generator, so the body ends properly and the client reconnects elsewhere.
-    watcher = asyncio.create_task(_close_on(shutdown, sub))
+    # ends this generator, so the body ends properly and the client reconnects elsewhere. The
+    # stream also ends when the owner's access token expires (as a STOMP session does): signed
+    # out or not, whoever holds the page must show a fresh token to get a new ticket.
+    watcher = asyncio.create_task(_close_on(shutdown, sub, expires_at))
     try:
         # A first comment flushes the headers through proxies; it also tells a client that its
         # subscription is in place.
@@ -99,7 +106,7 @@ class Streams:
 
         shutdown = anyio.Event()
         return _Stream(
-            _events(sub, shutdown),
+            _events(sub, shutdown, user.expires_at),
             on_close=on_close,
             headers={"Cache-Control": "no-cache"},
             ping=self.keepalive,

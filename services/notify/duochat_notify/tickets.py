@@ -9,6 +9,7 @@ import secrets
 
 import redis.asyncio as aioredis
 
+from duochat_common.errors import TooManyRequests
 from duochat_common.tokens import AuthUser
 from duochat_notify.config import Settings
 
@@ -28,9 +29,21 @@ class Tickets:
         return self.settings.key(f"notify:ticket:{digest}")
 
     async def issue(self, user: AuthUser) -> str:
-        """A fresh ticket for ``user``, valid for ``ticket_ttl_seconds``."""
+        """A fresh ticket for ``user``, valid for ``ticket_ttl_seconds``; a user may mint only
+        ``tickets_per_minute`` (every stream needs one, and a reconnect is a new stream)."""
+        minted = self.settings.key(f"notify:tickets:{{{user.id}}}")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(minted)
+            pipe.expire(minted, 60, nx=True)
+            pipe.ttl(minted)
+            count, _, ttl = await pipe.execute()
+        if int(count) > self.settings.tickets_per_minute:
+            raise TooManyRequests(
+                "too many stream tickets; wait a moment", retry_after=max(int(ttl), 1)
+            )
         ticket = secrets.token_urlsafe(32)
-        owner = json.dumps({"id": user.id, "username": user.username})
+        # The stream ends when the access token that asked for it expires.
+        owner = json.dumps({"id": user.id, "username": user.username, "exp": user.expires_at})
         await self.redis.set(self._key(ticket), owner, ex=self.settings.ticket_ttl_seconds)
         return ticket
 
@@ -42,4 +55,9 @@ class Tickets:
         if owner is None:
             return None
         data = json.loads(owner)
-        return AuthUser(id=int(data["id"]), username=str(data["username"]))
+        expires = data.get("exp")
+        return AuthUser(
+            id=int(data["id"]),
+            username=str(data["username"]),
+            expires_at=None if expires is None else int(expires),
+        )

@@ -206,3 +206,55 @@ async def test_authorization_matrix(cluster, sse, alarms_of):
             "/notify/alarms/read", json={"ids": [alarm["id"]]}, headers=auth(owner_token)
         )
         assert reply.json() == {"updated": 1, "unreadCount": 1}
+
+
+async def test_the_stream_ends_when_the_access_token_expires(cluster, sse):
+    # Issue 12, finding 10: a stream outlived its owner's token (and so a sign-out) for as
+    # long as the connection lasted. It now ends at the token's expiry, as a STOMP session does.
+    user_id, _ = cluster.user()
+    token = cluster.signer.token(user_id, f"user{user_id}", ttl=2)
+    async with sse(cluster.a.url, token) as stream:
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(stream.ended.wait(), 8)
+        assert asyncio.get_running_loop().time() - started < 4
+        assert stream.error is None  # ended by the server, cleanly
+
+
+async def test_a_stream_with_a_long_lived_token_stays_open(cluster, sse):
+    async with sse(cluster.b.url, cluster.user()[1]) as stream:
+        await asyncio.sleep(2.5)
+        assert not stream.ended.is_set()
+
+
+async def test_ticket_minting_is_limited_per_user(database_url, signer):
+    # Issue 12, finding 15: tickets could be minted without limit.
+    settings = Settings(
+        database_url=database_url,
+        redis_url=REDIS_URL,
+        redis_prefix=unique_prefix(),
+        auth_jwks_json=json.dumps(signer.jwks()),
+        tickets_per_minute=3,
+        consume_events=False,
+    )
+    from duochat_notify.main import create_app
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://notify"
+        ) as http:
+            for _ in range(3):
+                assert (
+                    await http.post("/notify/ticket", headers=auth(signer.token(7, "s")))
+                ).is_success
+            refused = await http.post("/notify/ticket", headers=auth(signer.token(7, "s")))
+            assert refused.status_code == 429
+            assert 1 <= int(refused.headers["Retry-After"]) <= 60
+            # per user: another one still gets a ticket
+            other = await http.post("/notify/ticket", headers=auth(signer.token(8, "t")))
+            assert other.status_code == 200
+
+
+def test_a_ticket_lifetime_is_bounded():
+    with pytest.raises(ValueError, match="ticket_ttl_seconds"):
+        Settings(ticket_ttl_seconds=10**9)

@@ -124,6 +124,11 @@ async def test_mark_read_by_ids_and_by_room_tells_open_streams(cluster, http, al
         ("GET", "/notify/alarms", {"params": {"cursor": "abc"}}),
         ("GET", "/notify/alarms", {"params": {"cursor": "9" * 40}}),
         ("GET", "/notify/alarms", {"params": {"cursor": "-1"}}),
+        # Issue 12, finding 9: these three answered 500.
+        ("GET", "/notify/alarms", {"params": {"cursor": "9999999999999999999"}}),
+        ("GET", "/notify/alarms", {"params": {"cursor": "\u00b2"}}),
+        ("POST", "/notify/alarms/read", {"json": {"ids": [9223372036854775808]}}),
+        ("POST", "/notify/alarms/read", {"json": {"ids": [-9223372036854775809]}}),
     ],
 )
 async def test_bad_input_is_a_4xx(cluster, http, method, path, kwargs):

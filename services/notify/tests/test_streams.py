@@ -179,3 +179,10 @@ async def test_streams_per_user_are_capped_across_instances(cluster, sse):
     _, other = cluster.user()
     async with sse(cluster.a.url, other):
         pass
+
+
+async def test_a_last_event_id_that_is_not_ascii_starts_from_now(cluster, sse):
+    # Issue 12, finding 9: "\xb2-0" passed isdigit() and then failed int(): a 500.
+    _, token = cluster.user()
+    async with sse(cluster.a.url, token, headers={"Last-Event-ID": b"\xb2-0"}) as stream:
+        await stream.quiet(0.2)

@@ -33,11 +33,15 @@ export function setSessionLostHandler(fn) {
 
 let refreshing = null
 
-async function postRefresh(refreshToken) {
+// The refresh token travels in the HttpOnly cookie (see auth's cookies.py), never in script.
+export const COOKIE_TRANSPORT = { 'X-Duochat-Token-Transport': 'cookie' }
+
+async function postRefresh() {
   const res = await fetch('/auth/refresh', {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ refreshToken }),
+    headers: { 'Content-Type': 'application/json', ...COOKIE_TRANSPORT },
+    body: '{}',
+    credentials: 'same-origin',
   })
   if (!res.ok) throw new ApiError(res.status, 'refresh_failed', 'Your session has expired.')
   return saveTokens(await res.json())
@@ -54,9 +58,9 @@ function replaced(current, rejected) {
 async function doRefresh(rejected) {
   const run = async () => {
     const current = readTokens()
-    if (!current?.refreshToken) throw new ApiError(401, 'signed_out', 'You are signed out.')
+    if (!current) throw new ApiError(401, 'signed_out', 'You are signed out.')
     if (replaced(current, rejected)) return current
-    return postRefresh(current.refreshToken)
+    return postRefresh()
   }
   if (navigator.locks?.request) return navigator.locks.request('duochat.refresh', run)
   return run()
@@ -90,8 +94,8 @@ export async function accessToken(marginMs = 15000) {
   return (await refreshTokens(tokens.accessToken)).accessToken
 }
 
-async function send(method, path, body, token) {
-  const headers = {}
+async function send(method, path, body, token, extraHeaders) {
+  const headers = { ...extraHeaders }
   if (body !== undefined) headers['Content-Type'] = 'application/json'
   if (token) headers.Authorization = `Bearer ${token}`
   return fetch(path, {
@@ -103,7 +107,7 @@ async function send(method, path, body, token) {
 
 // One JSON call. Authenticated calls attach the access token and, on a 401, refresh once and
 // retry, so that an expired token never reaches the user.
-export async function request(method, path, { body, query, auth = true } = {}) {
+export async function request(method, path, { body, query, auth = true, headers } = {}) {
   if (query) {
     const params = new URLSearchParams()
     for (const [k, v] of Object.entries(query)) {
@@ -113,10 +117,10 @@ export async function request(method, path, { body, query, auth = true } = {}) {
     if (qs) path += `?${qs}`
   }
   let token = auth ? await accessToken() : null
-  let res = await send(method, path, body, token)
+  let res = await send(method, path, body, token, headers)
   if (res.status === 401 && auth && token) {
     token = (await refreshTokens(token)).accessToken
-    res = await send(method, path, body, token)
+    res = await send(method, path, body, token, headers)
   }
   if (res.status === 204) return null
   const text = await res.text()

@@ -1,16 +1,21 @@
 // Every backend call the app makes, named after what it does. Paths follow the public contract in
 // shared/DESIGN.md.
-import { api, request } from './client.js'
+import { api, COOKIE_TRANSPORT, request } from './client.js'
 
 const enc = encodeURIComponent
 
 export const auth = {
+  // The refresh token comes back as an HttpOnly cookie, not in the body.
   login: (username, password) =>
-    request('POST', '/auth/login', { body: { username, password }, auth: false }),
+    request('POST', '/auth/login', {
+      body: { username, password },
+      auth: false,
+      headers: COOKIE_TRANSPORT,
+    }),
   register: (username, password) =>
     request('POST', '/auth/register', { body: { username, password }, auth: false }),
-  logout: (refreshToken) =>
-    request('POST', '/auth/logout', { body: { refreshToken }, auth: false }),
+  // Revokes the sign-in the cookie belongs to, and clears the cookie.
+  logout: () => request('POST', '/auth/logout', { body: {}, auth: false }),
   me: () => api.get('/auth/me'),
 }
 

@@ -1,5 +1,6 @@
-// The token pair lives in localStorage so that a reload keeps the session. Every tab shares it,
-// which is why refreshing takes a cross-tab lock (see refreshTokens in client.js).
+// The access token lives in localStorage so that a reload keeps the session. Every tab shares it,
+// which is why refreshing takes a cross-tab lock (see refreshTokens in client.js). The refresh
+// token never reaches script: the server keeps it in an HttpOnly cookie scoped to /auth.
 const KEY = 'duochat.tokens'
 
 export function readTokens() {
@@ -11,10 +12,9 @@ export function readTokens() {
   }
 }
 
-export function saveTokens({ accessToken, refreshToken, expiresIn }) {
+export function saveTokens({ accessToken, expiresIn }) {
   const tokens = {
     accessToken,
-    refreshToken,
     // A little early, so that a token is never sent in its last seconds.
     expiresAt: Date.now() + Math.max(0, (Number(expiresIn) || 0) - 10) * 1000,
   }

@@ -52,9 +52,9 @@ async function signOut() {
   const tokens = readTokens()
   clearTokens()
   setUser(null)
-  if (tokens?.refreshToken) {
+  if (tokens) {
     try {
-      await auth.logout(tokens.refreshToken)
+      await auth.logout()
     } catch {
       // Already revoked or offline: nothing more to do locally.
     }
