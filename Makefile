@@ -37,6 +37,7 @@ bench: env web deps
 	$(PYTHON) -m bench.notify_latency
 	$(PYTHON) -m bench.notify_fanout
 	$(PYTHON) -m bench.room_entry
+	$(PYTHON) -m bench.auth_hashing
 
 ## synth: the CDK app's CloudFormation templates into infra/cdk/cdk.out (no AWS, no Docker)
 synth: env

@@ -238,7 +238,8 @@ class Session:
             )
         try:
             data = json.loads(event.body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # RecursionError: JSON nested thousands deep (the frame limit allows 16 KiB of it).
             raise Refused('the body must be JSON: {"type","roomId","message"}') from None
         if not isinstance(data, dict):
             raise Refused('the body must be a JSON object: {"type","roomId","message"}')
@@ -289,7 +290,7 @@ class Session:
         signals for a room come at most every TYPING_EVERY_S (the rest change nothing)."""
         try:
             data = json.loads(event.body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise Refused('the body must be JSON: {"roomId"}') from None
         room_id = data.get("roomId") if isinstance(data, dict) else None
         if not isinstance(room_id, str) or not is_room_id(room_id):

@@ -137,3 +137,15 @@ async def test_lone_surrogates_in_a_send_get_an_error(chat) -> None:
     async with asyncio.timeout(5):
         await a.closed.wait()
     assert a.errors and "Unicode" in (a.errors[0].get("message") or "")
+
+
+async def test_json_nested_thousands_deep_gets_an_error(chat) -> None:
+    _, ta = chat.user()
+    a = await chat.client(0, ta)
+    for destination in ("/pub/chat/message", "/pub/chat/typing"):
+        body = ("[" * 8000 + "]" * 8000).encode()
+        await a.send_frame("SEND", {"destination": destination}, body)
+        async with asyncio.timeout(5):
+            await a.closed.wait()
+        assert a.errors and "must be JSON" in (a.errors[-1].get("message") or "")
+        a = await chat.client(0, ta)
