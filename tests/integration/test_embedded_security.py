@@ -4,7 +4,6 @@ production mode is refused while listening beyond loopback is warned about (13).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -148,19 +147,21 @@ def test_a_prompt_request_on_a_kept_alive_connection_is_served(server: EmbeddedP
             time.sleep(TIMEOUT_S / 2)
 
 
-async def test_an_sse_stream_outlives_the_read_timeouts(server: EmbeddedProcess) -> None:
-    async with httpx.AsyncClient(base_url=server.url, timeout=httpx.Timeout(10, read=None)) as http:
-        token = (
-            await http.post("/auth/login", json={"username": "happydaddy", "password": "1234"})
+def test_an_sse_stream_outlives_the_read_timeouts(server: EmbeddedProcess) -> None:
+    # Sync on purpose: this module runs after the Playwright (sync API) suites, whose loop
+    # leaves pytest-asyncio unable to run a coroutine test in this thread.
+    with httpx.Client(base_url=server.url, timeout=httpx.Timeout(10, read=None)) as http:
+        token = http.post(
+            "/auth/login", json={"username": "happydaddy", "password": "1234"}
         ).json()["accessToken"]
-        ticket = (
-            await http.post("/notify/ticket", headers={"Authorization": f"Bearer {token}"})
-        ).json()["ticket"]
-        async with http.stream("GET", "/notify/stream", params={"ticket": ticket}) as stream:
+        ticket = http.post("/notify/ticket", headers={"Authorization": f"Bearer {token}"}).json()[
+            "ticket"
+        ]
+        with http.stream("GET", "/notify/stream", params={"ticket": ticket}) as stream:
             assert stream.status_code == 200
-            lines = stream.aiter_lines()
-            assert (await anext(lines)).startswith(":")
-            await asyncio.sleep(TIMEOUT_S + 1.5)
+            lines = stream.iter_lines()
+            assert next(lines).startswith(":")
+            time.sleep(TIMEOUT_S + 1.5)
             assert not stream.is_closed
 
 
