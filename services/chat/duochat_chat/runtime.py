@@ -66,6 +66,7 @@ class Runtime:
     history: History
     ring: Ring
     outbound: Outbound
+    events_out: Outbound
     router: Router
     writer: MessageWriter
     delivery: Delivery
@@ -96,6 +97,7 @@ class Runtime:
         while self.router.pending and loop.time() < deadline:  # noqa: ASYNC110 - shutdown only
             await asyncio.sleep(0.05)
         await self.outbound.flushed(max(0.1, deadline - loop.time()))
+        await self.events_out.flushed(max(0.1, deadline - loop.time()))
         for session in list(self.sessions):
             await session.out.flush()
 
@@ -145,7 +147,10 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
         interval_s=settings.ring_interval_s,
         ttl_s=settings.ring_ttl_s,
     )
+    # Two queues: what a conversation waits for (forwards, deliveries, acks) never queues
+    # behind the events that notify reads.
     outbound = Outbound(redis)
+    events_out = Outbound(redis)
     router = Router(
         instance=instance,
         ring=ring,
@@ -157,7 +162,7 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
     )
     relay = OutboxRelay(
         db,
-        outbound,
+        events_out,
         stream=key(CHAT_STREAM),
         stale_s=settings.outbox_stale_s,
         sweep_s=settings.outbox_sweep_s,
@@ -202,6 +207,7 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
         history=history,
         ring=ring,
         outbound=outbound,
+        events_out=events_out,
         router=router,
         writer=writer,
         delivery=delivery,
@@ -234,6 +240,7 @@ async def start(runtime: Runtime, *more: Coroutine[Any, Any, None]) -> None:
         runtime.ring.run(),
         runtime.writer.run(),
         runtime.outbound.run(),
+        runtime.events_out.run(),
         runtime.router.run_inbox(count=count),
         runtime.router.run_resends(),
         runtime.delivery.run_reader(count=count),
