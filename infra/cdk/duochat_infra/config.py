@@ -122,6 +122,9 @@ class EnvironmentConfig:
     # Statements slower than this go to the slow query log (exported to CloudWatch Logs).
     db_long_query_time_s: float = 0.5
     redis_node_type: str = "cache.t4g.micro"
+    # ElastiCache runs with cluster mode on: this many shards (a primary and a replica each);
+    # every service's keys are laid out for a cluster (DUOCHAT_REDIS_CLUSTER).
+    redis_shards: int = 1
     redis_snapshot_retention_days: int = 1
     log_retention_days: int = 30
     alb_idle_timeout_s: int = ALB_IDLE_TIMEOUT_S
@@ -206,6 +209,7 @@ def prod(**overrides: object) -> EnvironmentConfig:
         "db_allocated_storage_gib": 50,
         "db_backup_retention_days": 14,
         "redis_node_type": "cache.t4g.small",
+        "redis_shards": 2,
         "redis_snapshot_retention_days": 7,
         "log_retention_days": 90,
         "retain_data": True,

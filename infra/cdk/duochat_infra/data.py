@@ -183,6 +183,7 @@ class Cache(Construct):
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
         node_type: str,
+        shards: int,
         snapshot_retention_days: int,
         log_retention: logs.RetentionDays,
         retain: bool,
@@ -215,7 +216,10 @@ class Cache(Construct):
             engine="redis",
             engine_version="7.1",
             cache_node_type=node_type,
-            num_cache_clusters=2,
+            # Cluster mode on: ``shards`` primaries, each with a replica in another zone.
+            cache_parameter_group_name="default.redis7.cluster.on",
+            num_node_groups=shards,
+            replicas_per_node_group=1,
             automatic_failover_enabled=True,
             multi_az_enabled=True,
             at_rest_encryption_enabled=True,
@@ -259,11 +263,12 @@ class Cache(Construct):
 
     @property
     def host(self) -> str:
-        return self.replication_group.attr_primary_end_point_address
+        """The configuration endpoint: a cluster client learns every shard from it."""
+        return self.replication_group.attr_configuration_end_point_address
 
     @property
     def port(self) -> str:
-        return self.replication_group.attr_primary_end_point_port
+        return self.replication_group.attr_configuration_end_point_port
 
     def allow_from(self, peer: ec2.ISecurityGroup) -> None:
         self.security_group.add_ingress_rule(

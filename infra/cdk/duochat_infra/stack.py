@@ -129,6 +129,7 @@ class DuochatStack(Stack):
             vpc=network.vpc,
             subnets=network.data_subnets,
             node_type=config.redis_node_type,
+            shards=config.redis_shards,
             snapshot_retention_days=config.redis_snapshot_retention_days,
             log_retention=retention,
             retain=config.retain_data,
@@ -160,6 +161,7 @@ class DuochatStack(Stack):
             "DUOCHAT_TRUSTED_PROXIES": network.vpc.vpc_cidr_block,
             "REDIS_HOST": cache.host,
             "REDIS_PORT": cache.port,
+            "DUOCHAT_REDIS_CLUSTER": "true",
             "DB_TLS_CA_URL": rds_ca_url(self.region),
             # Where the services' own metrics go (monitoring.py): the alarms and the
             # connection-based scaling read this namespace with dimensions Environment

@@ -243,9 +243,32 @@ def test_redis_is_replicated_and_encrypted(synthesized: Synthesized, env: str) -
             "AuthToken": Match.any_value(),
             "AutomaticFailoverEnabled": True,
             "MultiAZEnabled": True,
-            "NumCacheClusters": 2,
+            "CacheParameterGroupName": "default.redis7.cluster.on",
+            "NumNodeGroups": 2 if env == "prod" else 1,
+            "ReplicasPerNodeGroup": 1,
         },
     )
+
+
+def test_services_use_the_redis_cluster_through_its_configuration_endpoint(
+    synthesized: Synthesized, env: str
+) -> None:
+    template = synthesized.json(env)
+    (group_id,) = [
+        logical
+        for logical, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::ElastiCache::ReplicationGroup"
+    ]
+    tasks = props(template, "AWS::ECS::TaskDefinition")
+    backends = [c for t in tasks for c in t["ContainerDefinitions"] if c["Name"] != "web"]
+    using = 0
+    for container in backends:
+        env_vars = {e["Name"]: e["Value"] for e in container.get("Environment", [])}
+        if "REDIS_HOST" not in env_vars:
+            continue
+        using += 1
+        assert env_vars["DUOCHAT_REDIS_CLUSTER"] == "true"
+        assert env_vars["REDIS_HOST"] == {"Fn::GetAtt": [group_id, "ConfigurationEndPoint.Address"]}
 
 
 def test_rolling_deploys_with_circuit_breaker(synthesized: Synthesized, env: str) -> None:
