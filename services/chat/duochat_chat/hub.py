@@ -250,7 +250,7 @@ class Hub:
             room.gap_task = None
 
     async def sweep(self) -> None:
-        """Catch up rooms whose head stayed behind the database across two sweeps."""
+        """Catch up rooms whose head is still below what the database had at the last sweep."""
         room_ids = [r for r, s in self.rooms.items() if s.head is not None]
         for start in range(0, len(room_ids), 500):
             chunk = room_ids[start : start + 500]
@@ -263,7 +263,10 @@ class Hub:
                 if last <= room.head:
                     room.stale_since = None
                     continue
-                if room.stale_since is not None and room.gap_task is None:
+                # Behind now is normal under traffic (commits on their way here); behind what
+                # the database had a sweep ago means an entry was lost: read it back.
+                lost = room.stale_since is not None and room.head < room.stale_since
+                if lost and room.gap_task is None:
                     room.gap_task = asyncio.get_running_loop().create_task(
                         self._fill_gap(room_id, room, wait=0)
                     )
