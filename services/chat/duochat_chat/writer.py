@@ -351,6 +351,7 @@ class MessageWriter:
         now_iso = iso(plan.now)
         heads: dict[str, int] = {}
         statuses: dict[str, str] = {}
+        planned: dict[tuple[str, int | None, str], int] = {}
         for d in drafts:
             room = self.rooms.get(d.room_id)
             try:
@@ -360,8 +361,12 @@ class MessageWriter:
                 refusal = room.refusal(d.type, d.sender_id, d.new_status, status=status)
                 if refusal is not None:
                     raise refusal
-                if d.key is not None and (d.sender_id, d.key) in room.keys:
-                    found = room.keys[(d.sender_id, d.key)]
+                # A key stored before, or earlier in this very batch (a resend that caught up
+                # with its first copy), settles with that message's id.
+                found = None if d.key is None else room.keys.get((d.sender_id, d.key))
+                if found is None and d.key is not None:
+                    found = planned.get((d.room_id, d.sender_id, d.key))
+                if found is not None:
                     plan.outcome.append(
                         None if d.key == ENTER_KEY else Stored(d.room_id, found, None)
                     )
@@ -388,6 +393,8 @@ class MessageWriter:
                 plan.outcome.append(Rejected("the message is not valid text"))
                 continue
             heads[d.room_id] = message_id
+            if d.key is not None:
+                planned[(d.room_id, d.sender_id, d.key)] = message_id
             if d.new_status is not None:
                 statuses[d.room_id] = d.new_status
             plan.rows.append(

@@ -159,6 +159,18 @@ async def test_a_key_stored_by_another_owner_settles_with_its_id(owners, databas
     assert [t for _, t in await stored(database_url, room)] == ["hello"]
 
 
+async def test_a_key_twice_in_one_batch_is_stored_once(owners, database_url) -> None:
+    room = await new_room(database_url)
+    w1 = owners[0]
+    first, again = await asyncio.gather(
+        w1.submit(talk(room, "twice", key="same-batch")),
+        w1.submit(talk(room, "twice", key="same-batch")),
+    )
+    assert isinstance(first, Stored) and isinstance(again, Stored)
+    assert again.id == first.id and again.body is None
+    assert [t for _, t in await stored(database_url, room)] == ["twice"]
+
+
 async def test_a_message_that_cannot_be_stored_fails_alone(owners, database_url) -> None:
     room = await new_room(database_url)
     other = await new_room(database_url)
