@@ -6,9 +6,24 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from duochat_chat.messages import encode_body
+from duochat_chat.messages import encode, wire
 from duochat_chat.models import Message
 from duochat_common.db import Database
+
+
+def row_wire(row: Any) -> dict[str, object]:
+    """A stored message's body fields (the MESSAGE frame's and history's)."""
+    return wire(
+        id=row.id,
+        type=row.type,
+        room_id=row.room_id,
+        sender=row.sender_name,
+        message=row.message,
+        created_at=row.created_at,
+        user_count=row.user_count,
+        client_message_id=row.client_message_id,
+        deleted=row.deleted_at is not None,
+    )
 
 
 class History:
@@ -17,17 +32,7 @@ class History:
 
     @staticmethod
     def body_of(row: Any) -> str:
-        return encode_body(
-            id=row.id,
-            type=row.type,
-            room_id=row.room_id,
-            sender=row.sender_name,
-            message=row.message,
-            created_at=row.created_at,
-            user_count=row.user_count,
-            client_message_id=row.client_message_id,
-            deleted=row.deleted_at is not None,
-        ).text
+        return encode(row_wire(row)).text
 
     async def after(self, room_id: str, after_id: int, limit: int) -> list[tuple[int, str]]:
         stmt = (

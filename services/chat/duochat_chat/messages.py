@@ -68,7 +68,11 @@ def wire(
 
 
 def encode_body(**fields: object) -> Body:
-    return Body.of(json.dumps(wire(**fields), ensure_ascii=False, separators=(",", ":")))  # type: ignore[arg-type]
+    return encode(wire(**fields))  # type: ignore[arg-type]
+
+
+def encode(doc: dict[str, object]) -> Body:
+    return Body.of(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
 
 def entered_text(username: str) -> str:

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import and_, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from duochat_chat.messages import DELETED, READ, SYSTEM, TALK, transient, utcnow_ms, wire
+from duochat_chat.history import row_wire
+from duochat_chat.messages import DELETED, READ, SYSTEM, TALK, transient, utcnow_ms
 from duochat_chat.models import Message, OutboxBatch, ReadMark, Room
 from duochat_chat.runtime import Runtime
 from duochat_common.errors import Conflict, Forbidden, NotFound
@@ -20,20 +21,6 @@ from duochat_common.tokens import AuthUser
 log = logging.getLogger(__name__)
 MAX_PAGE = 200
 UNSEND_WINDOW = timedelta(minutes=5)
-
-
-def _wire(row: Any) -> dict[str, Any]:
-    return wire(
-        id=row.id,
-        type=row.type,
-        room_id=row.room_id,
-        sender=row.sender_name,
-        message=row.message,
-        created_at=row.created_at,
-        user_count=row.user_count,
-        client_message_id=row.client_message_id,
-        deleted=row.deleted_at is not None,
-    )
 
 
 def _mine(user_id: int) -> Any:
@@ -76,7 +63,7 @@ async def history(
     if after is None:
         rows.reverse()
     return {
-        "items": [_wire(r) for r in rows],
+        "items": [row_wire(r) for r in rows],
         "hasMore": has_more,
         "otherLastReadId": other_read or 0,
     }
@@ -120,7 +107,7 @@ async def latest(*, rt: Runtime, user: AuthUser) -> dict[str, dict[str, Any]]:
         heads, and_(heads.c.room_id == Message.room_id, heads.c.head == Message.id)
     )
     async with rt.db.engine.connect() as conn:
-        return {row.room_id: _wire(row) for row in (await conn.execute(stmt)).all()}
+        return {row.room_id: row_wire(row) for row in (await conn.execute(stmt)).all()}
 
 
 async def mark_read(
