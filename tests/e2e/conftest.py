@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from playwright.sync_api import Browser, expect, sync_playwright
 from duochat_embedded.process import EmbeddedProcess
 
 from .helpers import User
+from .netcut import NetCut
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "web" / "dist" / "index.html"
@@ -84,8 +86,16 @@ def open_user(browser: Browser, base_url: str, request: pytest.FixtureRequest):
     """
     users: list[User] = []
 
-    def _open(username: str, password: str, *, phone: bool = False, sign_in: bool = True) -> User:
-        user = User.open(browser, base_url, username, password, phone=phone)
+    def _open(
+        username: str,
+        password: str,
+        *,
+        phone: bool = False,
+        sign_in: bool = True,
+        via: str | None = None,
+    ) -> User:
+        """``via``: another address of the server (a NetCut proxy's) for this browser."""
+        user = User.open(browser, via or base_url, username, password, phone=phone)
         users.append(user)
         if sign_in:
             user.sign_in()
@@ -97,6 +107,23 @@ def open_user(browser: Browser, base_url: str, request: pytest.FixtureRequest):
         problems += [f"{user.username}: {p}" for p in user.console_problems()]
         user.close()
     assert not problems, "console errors in the browser:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def netcut(base_url: str) -> Iterator[Callable[[], NetCut]]:
+    """netcut() -> a NetCut proxy to the server, closed after the test."""
+    proxies: list[NetCut] = []
+
+    def _make() -> NetCut:
+        port = urlsplit(base_url).port
+        assert port, base_url
+        proxy = NetCut(port, urlsplit(base_url).hostname or "127.0.0.1")
+        proxies.append(proxy)
+        return proxy
+
+    yield _make
+    for proxy in proxies:
+        proxy.close()
 
 
 @pytest.fixture
