@@ -43,7 +43,22 @@ expect.set_options(timeout=10_000)
 
 
 @pytest.fixture(scope="session")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded server's data folder (its SQLite files)."""
+    return tmp_path_factory.mktemp("duochat-data")
+
+
+@pytest.fixture
+def chat_db(server_data: Path) -> Path:
+    """The chat service's SQLite file, for a test that must age messages (day dividers): only
+    the server this session starts has one."""
+    if os.environ.get("DUOCHAT_E2E_BASE_URL"):
+        pytest.fail("this test changes stored messages: run it without DUOCHAT_E2E_BASE_URL")
+    return server_data / "chat.db"
+
+
+@pytest.fixture(scope="session")
+def base_url(server_data: Path) -> Iterator[str]:
     external = os.environ.get("DUOCHAT_E2E_BASE_URL")
     if external:
         yield external.rstrip("/")
@@ -54,9 +69,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "`npm ci --prefix web && npm run build --prefix web`"
         )
     ARTIFACTS.mkdir(exist_ok=True)
-    server = EmbeddedProcess(
-        data_dir=tmp_path_factory.mktemp("duochat-data"), log=ARTIFACTS / "e2e-server.log"
-    )
+    server = EmbeddedProcess(data_dir=server_data, log=ARTIFACTS / "e2e-server.log")
     try:
         server.start()
     except RuntimeError as exc:

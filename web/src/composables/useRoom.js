@@ -59,6 +59,8 @@ export function useRoom(roomId) {
   let presenceTimer = null
   let typingTimer = null
   let lastTypingSent = 0
+  let typingDraft = false // the composer holds text
+  let typingTrailer = null
   let unshow = null
 
   // Mine still on the way (or refused), in the order they were typed, below what is stored.
@@ -106,7 +108,8 @@ export function useRoom(roomId) {
       item = outbox.find(roomId, msg.clientMessageId)
       if (item) outbox.settle(item, msg.id)
     }
-    if (!item) item = { key: `m${msg.id}` }
+    // Reactive, so that a later change through byId (unsent, say) shows.
+    if (!item) item = reactive({ key: `m${msg.id}` })
     Object.assign(item, {
       id: msg.id,
       type: msg.type,
@@ -264,16 +267,25 @@ export function useRoom(roomId) {
     const message = text.trim()
     if (!message || messageLength(message) > MAX_MESSAGE_CHARS) return false
     outbox.enqueue(roomId, message)
-    lastTypingSent = 0
     return true
   }
 
-  // The composer changed: tell the other member, now and then, that I am typing.
+  // The composer changed: tell the other member, now and then, that I am typing. A change
+  // too soon after the last signal is told a little later (if there is still a draft), so a
+  // short burst of typing is not lost to the rate.
   function noteTyping(draft) {
-    const now = Date.now()
-    if (!draft.trim() || now - lastTypingSent < TYPING_EVERY_MS) return
-    lastTypingSent = now
-    stomp.sendTyping(roomId)
+    typingDraft = draft.trim() !== ''
+    if (!typingDraft || typingTrailer) return
+    const wait = lastTypingSent + TYPING_EVERY_MS - Date.now()
+    if (wait <= 0) {
+      lastTypingSent = Date.now()
+      stomp.sendTyping(roomId)
+      return
+    }
+    typingTrailer = setTimeout(() => {
+      typingTrailer = null
+      if (typingDraft && !closed) noteTyping('-')
+    }, wait)
   }
 
   function canUnsend(item) {
@@ -318,6 +330,7 @@ export function useRoom(roomId) {
     clearTimeout(readTimer)
     clearTimeout(presenceTimer)
     clearTimeout(typingTimer)
+    clearTimeout(typingTrailer)
     document.removeEventListener('visibilitychange', onVisibility)
     handle?.leave()
     unshow?.()
