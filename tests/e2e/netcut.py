@@ -32,8 +32,10 @@ class NetCut:
         self.accepted = 0  # connections let through, over the proxy's life
         self._lock = threading.Lock()
         self._down = False
+        self._ws_down = False
         self._closed = False
         self._conns: set[socket.socket] = set()
+        self._links: set[_Link] = set()
         self._hold: str | None = None
         self.held = threading.Event()  # set once a hold has started
         threading.Thread(target=self._accept_loop, name="netcut-accept", daemon=True).start()
@@ -48,9 +50,19 @@ class NetCut:
         for s in conns:
             _abort(s)
 
+    def cut_websockets(self) -> None:
+        """Only the STOMP WebSocket goes (the chat service is down, the page still loads): open
+        ones end, new ones are refused until restore()."""
+        with self._lock:
+            self._ws_down = True
+            links = [link for link in self._links if link.websocket]
+        for link in links:
+            link._end()
+
     def restore(self) -> None:
         with self._lock:
             self._down = False
+            self._ws_down = False
 
     def hold_replies_after(self, text: str) -> None:
         self.held.clear()
@@ -87,10 +99,11 @@ class NetCut:
             except OSError:
                 _abort(client)
                 continue
+            link = _Link(self, client, upstream)
             with self._lock:
                 self._conns |= {client, upstream}
+                self._links.add(link)
                 self.accepted += 1
-            link = _Link(self, client, upstream)
             threading.Thread(target=link.up, daemon=True).start()
             threading.Thread(target=link.down, daemon=True).start()
 
@@ -110,6 +123,8 @@ class _Link:
         try:
             while data := self.client.recv(65536):
                 self._watch(data)
+                if self.websocket and self.proxy._ws_down:
+                    break  # refused: the chat service is "down"
                 self.upstream.sendall(data)
         except OSError:
             pass
@@ -130,6 +145,7 @@ class _Link:
     def _end(self) -> None:
         with self.proxy._lock:
             self.proxy._conns -= {self.client, self.upstream}
+            self.proxy._links.discard(self)
         for s in (self.client, self.upstream):
             _abort(s)
 

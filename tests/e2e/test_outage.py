@@ -101,6 +101,29 @@ def test_messages_typed_in_an_outage_go_out_by_themselves_in_order(open_user, ne
     ]
 
 
+def test_waiting_messages_survive_a_reload(open_user, netcut):
+    """The chat service is down but the page loads: what waits is still there after a reload,
+    and goes out once chat is back."""
+    proxy = netcut()
+    happy = open_user("happydaddy", "1234", phone=True)
+    angry = open_user("angrydaddy", "1234", via=proxy.url)
+    angry.allow_console(NETWORK_ERRORS)
+    pair_in_room(happy, angry)
+
+    proxy.cut_websockets()
+    expect(angry.tid("reconnecting-bar")).to_be_visible()
+    type_and_enter(angry, "kept across a reload")
+    key = angry.my_line("kept across a reload").get_attribute("data-client-id")
+    angry.page.reload()
+    line = angry.my_line("kept across a reload")
+    expect(line).to_have_attribute("data-status", "queued")
+    assert line.get_attribute("data-client-id") == key
+    proxy.restore()
+    expect(line).to_have_attribute("data-status", "delivered", timeout=20_000)
+    expect(happy.page.get_by_test_id("line-text")).to_have_text(["kept across a reload"])
+    assert [client_key(f) for f in proxy.stomp_sends("kept across a reload")] == [key]
+
+
 def test_the_browser_coming_online_reconnects_at_once(open_user, netcut):
     """Backoff with jitter while the network is away; the `online` event cuts the wait short."""
     proxy = netcut()
