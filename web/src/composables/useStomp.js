@@ -189,7 +189,8 @@ function start() {
     onWebSocketClose: () => {
       subscribing.clear()
       failReceipts('The connection dropped before the server confirmed the message.')
-      if (!client) return
+      // Signed out, or connectNow() is replacing this attempt with a new one right away.
+      if (!client || opening) return
       status.value = everConnected ? 'reconnecting' : 'connecting'
       scheduleReconnect()
     },
