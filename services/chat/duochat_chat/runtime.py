@@ -185,6 +185,7 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
         reroute=router.route,
         batch=settings.write_batch,
         queue_max=settings.write_queue_max,
+        relayed=relay,
     )
     router.writer = writer
     membership = Membership(db, http=http, boards_url=settings.boards_url, router=router)

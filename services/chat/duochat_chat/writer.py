@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 import pymysql
 from sqlalchemy import func, insert, select, update
@@ -102,6 +102,14 @@ class _Plan:
 Deliver = Callable[[Sequence[Draft], Sequence[Outcome], dict[str, Here], list[str], str], None]
 
 
+class Relayed(Protocol):
+    """Outbox rows whose events are in Redis: a batch deletes them in its transaction."""
+
+    def take_done(self, limit: int = 500) -> list[str]: ...
+
+    def give_back(self, ids: list[str]) -> None: ...
+
+
 class MessageWriter:
     def __init__(
         self,
@@ -114,8 +122,10 @@ class MessageWriter:
         reroute: Callable[[Draft], None],
         batch: int = 500,
         queue_max: int = 20_000,
+        relayed: Relayed | None = None,
     ) -> None:
         self.db = db
+        self.relayed = relayed
         self.reads = reads
         self.presence = presence
         self.ring = ring
@@ -446,11 +456,22 @@ class MessageWriter:
             "created_at": plan.now,
         }
         if conn.dialect.name != "sqlite":
-            async with mysql_batch.cursor(conn) as cursor:
-                query = mysql_batch.write_and_commit(
-                    cursor, plan.rows, outbox if plan.events else None, plan.statuses, plan.now
-                )
-                await mysql_batch.run_batch(cursor, query)
+            relayed = self.relayed.take_done() if self.relayed is not None else []
+            try:
+                async with mysql_batch.cursor(conn) as cursor:
+                    query = mysql_batch.write_and_commit(
+                        cursor,
+                        plan.rows,
+                        outbox if plan.events else None,
+                        plan.statuses,
+                        plan.now,
+                        relayed,
+                    )
+                    await mysql_batch.run_batch(cursor, query)
+            except BaseException:
+                if self.relayed is not None:
+                    self.relayed.give_back(relayed)
+                raise
             return
         async with conn.begin():
             if plan.rows:
