@@ -28,7 +28,8 @@ from sqlalchemy import create_engine, text
 
 from duochat_common.gateway import render_nginx_conf
 from duochat_common.logs import uvicorn_log_config
-from duochat_common.routing import GATEWAY_PORT, ROUTES
+from duochat_common.prometheus import local_config
+from duochat_common.routing import GATEWAY_PORT, METRICS_PATH, ROUTES
 from duochat_common.serving import uvicorn_cli
 from duochat_embedded.runner import available_services
 
@@ -58,6 +59,14 @@ class LocalStack:
 
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def metrics_url(self, name: str) -> str:
+        return f"{self.service_url(name)}{METRICS_PATH}"
+
+    @property
+    def prometheus_config(self) -> Path:
+        """A Prometheus scrape config for this stack's ports, rendered from the route table."""
+        return self.run_dir / "prometheus.yml"
 
     def stop(self) -> None:
         for proc in self.processes.values():
@@ -180,6 +189,7 @@ def start(
     run_dir.mkdir(parents=True, exist_ok=True)
     log_dir = log_dir or run_dir
     stack = LocalStack(ports=chosen, gateway_port=gateway_port, run_dir=run_dir)
+    stack.prometheus_config.write_text(local_config(chosen))
     names = available_services()
     create_databases(mysql_server, [f"{db_prefix}{name}" for name in names])
     envs = {
@@ -263,6 +273,15 @@ def main() -> None:
     print(f"duochat services: gateway {stack.gateway_url}", flush=True)
     for name, port in stack.ports.items():
         print(f"  {name:7} http://127.0.0.1:{port}  (log: {run_dir / (name + '.log')})", flush=True)
+    print("metrics (Prometheus text, on each service's own port):", flush=True)
+    for name in stack.ports:
+        print(f"  {name:7} {stack.metrics_url(name)}", flush=True)
+    print(
+        f"scrape config: {stack.prometheus_config}\n"
+        f"  prometheus --config.file={stack.prometheus_config} "
+        f"--storage.tsdb.path={run_dir / 'prometheus'} --web.listen-address=127.0.0.1:9090",
+        flush=True,
+    )
     print("Ctrl-C stops everything.", flush=True)
     try:
         while all(p.poll() is None for p in stack.processes.values()):
