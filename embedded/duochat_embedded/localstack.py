@@ -52,6 +52,7 @@ class LocalStack:
     gateway_port: int
     run_dir: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    databases: dict[str, str] = field(default_factory=dict)  # service -> database URL
 
     @property
     def gateway_url(self) -> str:
@@ -191,6 +192,7 @@ def start(
     stack = LocalStack(ports=chosen, gateway_port=gateway_port, run_dir=run_dir)
     stack.prometheus_config.write_text(local_config(chosen))
     names = available_services()
+    stack.databases = {name: f"{mysql_server}/{db_prefix}{name}" for name in names}
     create_databases(mysql_server, [f"{db_prefix}{name}" for name in names])
     envs = {
         name: service_env(
