@@ -106,7 +106,8 @@ class Delivery:
             [(user_id, "read", notice.model_dump_json(by_alias=True), None)], [("read", None)]
         )
 
-    async def _push(self, pushes: Sequence[Push], counted: Sequence[Counted]) -> int:
+    async def _push(self, pushes: Sequence[Push], counted: Sequence[Counted] = ()) -> int:
+        """``counted``: each push's kind and time for the metrics (none: not counted)."""
         if not pushes:
             return 0
         now = time.time()
@@ -121,12 +122,8 @@ class Delivery:
             replies: list[Any] = await pipe.execute()
         fresh = 0
         copies: list[tuple[str, dict[Any, Any]]] = []
-        for (user_id, event, data, _), reply, (kind, occurred) in zip(
-            pushes, replies, counted, strict=True
-        ):
+        for (user_id, event, data, _), reply in zip(pushes, replies, strict=True):
             fresh += int(reply[0])
-            if self.metrics is not None and int(reply[0]):
-                self.metrics.pushed(kind, occurred)
             entry_id = str(reply[1])
             holders = {str(m).rpartition(HOLDER_SEPARATOR)[0] for m in reply[3:]}
             fields: dict[Any, Any] = {
@@ -142,4 +139,9 @@ class Delivery:
                 for inbox, fields in copies:
                     pipe.xadd(inbox, fields, maxlen=self.settings.inbox_maxlen, approximate=True)
                 await pipe.execute()
+        # Counted once the copies are in the holders' inboxes: live on every open tab.
+        if self.metrics is not None:
+            for (kind, occurred), reply in zip(counted, replies, strict=False):
+                if int(reply[0]):
+                    self.metrics.pushed(kind, occurred)
         return fresh
