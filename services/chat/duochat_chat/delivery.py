@@ -6,7 +6,8 @@ So an instance reads only the traffic of rooms its own sockets are in, and the w
 instance grows with its own traffic, not the cluster's. Each stream entry carries a batch:
 fields ``r<k>`` (room), ``i<k>`` (message id, ``0`` for a transient ENTER/QUIT), ``b<k>`` (the
 MESSAGE body as clients get it), ``a`` (acks: ``[request, roomId, id, error]``), and ``t``
-(when the batch's first message was sent: the receiving instance's send-to-deliver sample).
+(when the batch's first message was sent, in ms: the receiving instance's send-to-deliver
+sample).
 
 The streams are the fast path. A message whose entry never arrives (an instance killed between
 commit and append, a Redis restart) is found by the hub's gap fill and sweep, which read the
@@ -87,11 +88,11 @@ class Delivery:
             for node in here.nodes if here is not None else ():
                 if node != me:
                     _add(out.setdefault(node, {}), room_id, entries)
-        sent_at = drafts[0].sent_at if by_room else 0.0  # one sample per batch (see metrics)
-        if sent_at:
-            self.metrics.delivered_by_owner.observe(max(0.0, time.time() - sent_at))
+        sent_ms = drafts[0].sent_ms if by_room else 0  # one sample per batch (see metrics)
+        if sent_ms:
+            self.metrics.delivered_by_owner.observe(max(0.0, time.time() - sent_ms / 1000))
             for fields in out.values():
-                fields["t"] = sent_at
+                fields["t"] = sent_ms
         for node, node_acks in acks.items():
             out.setdefault(node, {})["a"] = json.dumps(node_acks)
         for node, fields in out.items():
@@ -141,11 +142,12 @@ class Delivery:
     def _take(self, entry_id: str, fields: dict[str, Any]) -> None:
         try:
             hub = self.hub
-            sent_at = fields.get("t")
-            for k in range((len(fields) - ("a" in fields) - (sent_at is not None)) // 3):
+            sent_ms = fields.get("t")
+            for k in range((len(fields) - ("a" in fields) - (sent_ms is not None)) // 3):
                 hub.on_entries(fields[f"r{k}"], [(int(fields[f"i{k}"]), Body.of(fields[f"b{k}"]))])
-            if sent_at is not None:
-                self.metrics.delivered_from_stream.observe(max(0.0, time.time() - float(sent_at)))
+            if sent_ms is not None:
+                sent = int(sent_ms) / 1000
+                self.metrics.delivered_from_stream.observe(max(0.0, time.time() - sent))
             acks = fields.get("a")
             if acks is not None:
                 for request, room_id, message_id, error in json.loads(acks):

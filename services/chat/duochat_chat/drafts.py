@@ -31,9 +31,9 @@ class Draft:
     origin: str | None = None
     request: int = 0
     hops: int = 0
-    # When the SEND reached chat (wall clock, for send-to-deliver; 0: not a client's frame),
-    # and the W3C traceparent of its span when tracing is on.
-    sent_at: float = 0.0
+    # When the SEND reached chat (wall clock, in milliseconds: an int costs a fraction of a
+    # float to encode; 0: not a client's frame), and its span's traceparent when tracing is on.
+    sent_ms: int = 0
     trace: str | None = None
 
 

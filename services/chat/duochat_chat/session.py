@@ -233,7 +233,7 @@ class Session:
                 user.username,
                 entered_text(user.username),
                 key=ENTER_KEY,
-                sent_at=time.time(),
+                sent_ms=time.time_ns() // 1_000_000,
             )
             try:
                 stored = await rt.router.submit(draft)
@@ -276,7 +276,7 @@ class Session:
     async def on_send(self, event: Send) -> asyncio.Future[Stored | None] | None:
         """Check a SEND and hand its message to the room's owner; returns its future (None:
         nothing to store)."""
-        received = time.time()
+        received = time.time_ns() // 1_000_000
         user = self._user()
         if event.destination == TYPING_DESTINATION:
             await self.on_typing(event, user)
@@ -332,7 +332,7 @@ class Session:
             raise Refused(f"this room is read-only (the board is {info.status})", reason="denied")
         if rt.writer.busy():
             raise Refused("the server is busy; try again in a moment", reason="busy")
-        draft = Draft(room_id, TALK, user.id, user.username, text, key=key, sent_at=received)
+        draft = Draft(room_id, TALK, user.id, user.username, text, key=key, sent_ms=received)
         if rt.tracer is not None:
             draft.trace = current_traceparent()
         future = rt.router.submit(draft)
