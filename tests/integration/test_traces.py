@@ -6,6 +6,7 @@ over HTTP. Spans land in an in-memory exporter, one tracer provider per service.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -91,6 +92,20 @@ async def story(stack: InProcessStack, exporter: InMemorySpanExporter) -> None:
         assert service(send) == "chat" and send.kind is SpanKind.SERVER
         await asyncio.to_thread(
             wait_for, exporter, send.context.trace_id, {("notify", "chat.message.sent process")}
+        )
+
+        # A client that sends its own traceparent has chat continue that trace.
+        client_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+        await a.send_frame(
+            "SEND",
+            {
+                "destination": "/pub/chat/message",
+                "traceparent": f"00-{client_trace}-00f067aa0ba902b7-01",
+            },
+            json.dumps({"type": "TALK", "roomId": room_id, "message": "traced"}).encode(),
+        )
+        await asyncio.to_thread(
+            wait_for, exporter, int(client_trace, 16), {("chat", "SEND /pub/chat/message")}
         )
 
         matched = await boards.post(

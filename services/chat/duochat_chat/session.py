@@ -54,7 +54,7 @@ from duochat_chat.stomp import (
 )
 from duochat_common.errors import DomainError
 from duochat_common.tokens import AuthUser
-from duochat_common.tracing import current_traceparent
+from duochat_common.tracing import context_of, current_traceparent
 
 if TYPE_CHECKING:
     from duochat_chat.transport import Outlet
@@ -155,14 +155,17 @@ class Session:
             self.fail("internal error while handling the frame", receipt, reason="internal")
 
     async def _traced_send(self, event: Send, tracer: Tracer) -> None:
-        """``on_send`` in a span of its own (the client sends no trace context), which ends
-        when the message is stored or refused."""
+        """``on_send`` in a span that ends when the message is stored or refused; a client
+        that sends a ``traceparent`` header has it continue the client's trace."""
+        known = event.destination in (SEND_DESTINATION, TYPING_DESTINATION)
+        destination = event.destination if known else "unknown"  # span names stay few
         span = tracer.start_span(
-            f"SEND {event.destination[:100]}",
+            f"SEND {destination}",
+            context=context_of(event.headers.get("traceparent")),
             kind=SpanKind.SERVER,
             attributes={
                 "messaging.system": "stomp",
-                "messaging.destination.name": event.destination[:100],
+                "messaging.destination.name": destination,
                 "enduser.id": str(self.user.id) if self.user else "",
             },
         )
