@@ -255,6 +255,24 @@ def running(**kwargs: object) -> Iterator[LocalStack]:
         stack.stop()
 
 
+def describe(stack: LocalStack) -> str:
+    """What ``make services`` prints: where each service, its log and its metrics are, and how
+    to run Prometheus on the scrape config rendered for these ports."""
+    lines = [f"duochat services: gateway {stack.gateway_url}"]
+    for name in stack.ports:
+        log = stack.run_dir / f"{name}.log"
+        lines.append(f"  {name:7} {stack.service_url(name)}  (log: {log})")
+    lines.append("metrics (Prometheus text, on each service's own port, not via the gateway):")
+    lines += [f"  {name:7} {stack.metrics_url(name)}" for name in stack.ports]
+    lines.append(f"scrape config: {stack.prometheus_config}")
+    lines.append(
+        f"  prometheus --config.file={stack.prometheus_config} "
+        f"--storage.tsdb.path={stack.run_dir / 'prometheus'} "
+        "--web.listen-address=127.0.0.1:9090"
+    )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="duochat local-services mode")
     parser.add_argument(
@@ -272,18 +290,7 @@ def main() -> None:
         gateway_port=args.gateway_port,
         run_dir=run_dir,
     )
-    print(f"duochat services: gateway {stack.gateway_url}", flush=True)
-    for name, port in stack.ports.items():
-        print(f"  {name:7} http://127.0.0.1:{port}  (log: {run_dir / (name + '.log')})", flush=True)
-    print("metrics (Prometheus text, on each service's own port):", flush=True)
-    for name in stack.ports:
-        print(f"  {name:7} {stack.metrics_url(name)}", flush=True)
-    print(
-        f"scrape config: {stack.prometheus_config}\n"
-        f"  prometheus --config.file={stack.prometheus_config} "
-        f"--storage.tsdb.path={run_dir / 'prometheus'} --web.listen-address=127.0.0.1:9090",
-        flush=True,
-    )
+    print(describe(stack), flush=True)
     print("Ctrl-C stops everything.", flush=True)
     try:
         while all(p.poll() is None for p in stack.processes.values()):

@@ -3,6 +3,7 @@ moving under a short conversation of the local-services stack (MariaDB, Redis, n
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 
@@ -12,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from duochat_common.routing import INTERNAL_PATHS, ROUTES
-from duochat_embedded.localstack import LocalStack
+from duochat_embedded.localstack import LocalStack, describe
 from tests.integration.conversation import talk
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -60,6 +61,21 @@ def test_metrics_are_served_on_each_port_and_never_through_the_gateway(stack: Lo
             "duochat_event_loop_lag_seconds_count",
         } <= names, (route.service, sorted(names))
         assert samples[("process_resident_memory_bytes", frozenset())] > 10e6
+
+
+def test_make_services_says_where_the_metrics_are(stack: LocalStack) -> None:
+    text = describe(stack)
+    for route in ROUTES:
+        url = stack.metrics_url(route.service)
+        assert url in text and httpx.get(url).status_code == 200
+    # ...and writes a scrape config for exactly these ports.
+    assert str(stack.prometheus_config) in text
+    config = json.loads(stack.prometheus_config.read_text())
+    targets = {
+        job["static_configs"][0]["labels"]["service"]: job["static_configs"][0]["targets"]
+        for job in config["scrape_configs"]
+    }
+    assert targets == {name: [f"127.0.0.1:{port}"] for name, port in stack.ports.items()}
 
 
 @pytest.mark.timeout(600)
