@@ -18,7 +18,8 @@ from duochat_common.events.schemas import (
     UserUnblocked,
 )
 
-from .test_triggers import auth, chat, drain, ref
+from .conftest import wait_for_alarms
+from .test_triggers import auth, chat, ref
 
 
 @pytest.fixture
@@ -35,6 +36,28 @@ def room(room_id: str, writer: int, applicant: int) -> RoomDetail:
         writer=ref(writer),
         applicant=ref(applicant),
     )
+
+
+async def drain(cluster) -> None:
+    """Wait until what was published so far on both streams is handled: one consumer reads
+    each stream in order, so a sentinel event's alarm on each comes after everything before it.
+    (The group's pending count is no measure here: an earlier test leaves a poison entry that
+    is retried for a while before it is dead-lettered.)"""
+    user, token = cluster.user()
+    writer, writer_token = cluster.user()
+    await cluster.publish(chat(f"sentinel-{user}", writer, {user: False}, "sentinel"))
+    await cluster.publish(
+        BoardApplied(
+            board_id=1,
+            board_title="sentinel",
+            room_id=f"sentinel-{user}",
+            writer=ref(writer),
+            applicant=ref(user),
+        )
+    )
+    async with httpx.AsyncClient(base_url=cluster.a.url) as http:
+        for who in (token, writer_token):
+            assert len((await wait_for_alarms(http, who, 1))["items"]) == 1
 
 
 async def alarms(http, token) -> list[dict]:
