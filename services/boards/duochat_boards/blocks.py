@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from functools import partial
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from duochat_boards.models import WRITABLE, Block, Board, Room, RoomStatus, utcnow
 from duochat_boards.outbox import Outbox
+from duochat_boards.retry import again_on_race
 from duochat_common.errors import NotFound, Unprocessable
 from duochat_common.events.schemas import (
     BOARDS_STREAM,
@@ -85,24 +86,12 @@ async def _block_row(session: AsyncSession, blocker: AuthUser, blocked_id: int) 
 
 
 async def _shared_rooms(session: AsyncSession, a: int, b: int) -> Sequence[Room]:
-    """The writable rooms between ``a`` and ``b``, their boards locked first (the order apply,
-    match and close take their locks in)."""
+    """The writable rooms between ``a`` and ``b``, locked with their boards. A locking read
+    sees the latest rows, whatever this transaction read before: an apply that committed while
+    this block waited for the pair's row is seen here."""
     pair = or_(
         and_(Board.writer_id == a, Room.applicant_id == b),
         and_(Board.writer_id == b, Room.applicant_id == a),
-    )
-    board_ids = (
-        await session.scalars(
-            select(Room.board_id)
-            .join(Room.board)
-            .where(pair, Room.status.in_(WRITABLE))
-            .order_by(Room.board_id)
-        )
-    ).all()
-    if not board_ids:
-        return []
-    await session.execute(
-        select(Board.id).where(Board.id.in_(board_ids)).order_by(Board.id).with_for_update()
     )
     return (
         await session.scalars(
@@ -126,9 +115,9 @@ async def stage_block(
     username = await known_username(session, blocked_id)
     if username is None:
         raise NotFound("no such user", code="user_not_found")
-    now = utcnow()
     row = await _block_row(session, blocker, blocked_id)
     if row is None:
+        now = utcnow()
         row = Block(
             blocker_id=blocker.id,
             blocked_id=blocked_id,
@@ -139,16 +128,9 @@ async def stage_block(
             changed_at=now,
         )
         session.add(row)
-        try:
-            async with session.begin_nested():
-                await session.flush()
-        except IntegrityError:  # a concurrent block of the same pair made the row first
-            found = await _block_row(session, blocker, blocked_id)
-            if found is None:
-                raise
-            row = found
-            if not _reactivate(row, username):
-                return row, None
+        # A concurrent block of the same pair may insert first: the caller stages again
+        # (``again_on_race``; no savepoint: SQLite's would commit).
+        await session.flush()
     elif not _reactivate(row, username):
         return row, None
     rooms = await _shared_rooms(session, blocker.id, blocked_id)
@@ -202,7 +184,9 @@ async def block(
     *, session: AsyncSession, outbox: Outbox, blocker: AuthUser, blocked_id: int
 ) -> tuple[Block, bool]:
     """Block a user; returns the block and whether it is new (blocking twice changes nothing)."""
-    row, event = await stage_block(session=session, blocker=blocker, blocked_id=blocked_id)
+    row, event = await again_on_race(
+        session, partial(stage_block, session=session, blocker=blocker, blocked_id=blocked_id)
+    )
     if event is None:
         await session.commit()
         return row, False

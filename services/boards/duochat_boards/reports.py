@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from duochat_boards.blocks import stage_block
 from duochat_boards.models import Board, Report, ReportReason, Room, utcnow
 from duochat_boards.outbox import Outbox
+from duochat_boards.retry import again_on_race
 from duochat_boards.service import decode_cursor, encode_cursor
 from duochat_common.errors import Forbidden, NotFound, Unprocessable
 from duochat_common.events.schemas import BOARDS_STREAM, EventData
@@ -58,12 +60,41 @@ async def report(
 ) -> Report:
     """File a report and block the reported user (rate-limited per reporter)."""
     reported_id, reported_name = await _reported(session, user, room_id=room_id, board_id=board_id)
+    stage = partial(
+        _stage,
+        session,
+        user,
+        reported_id,
+        reported_name,
+        reason=reason,
+        note=note,
+        room_id=room_id,
+        board_id=board_id,
+        message_ids=message_ids,
+    )
     # Counted once the report is known to be valid: a mistyped one costs nothing.
     await limiter.hit(
         str(user.id),
         message="too many reports in a short time; try again later",
         code="too_many_reports",
     )
+    row, events = await again_on_race(session, stage)  # a concurrent block of the same pair
+    await outbox.commit(session, BOARDS_STREAM, *events)
+    return row
+
+
+async def _stage(
+    session: AsyncSession,
+    user: AuthUser,
+    reported_id: int,
+    reported_name: str,
+    *,
+    reason: ReportReason,
+    note: str,
+    room_id: str | None,
+    board_id: int | None,
+    message_ids: Sequence[int],
+) -> tuple[Report, list[EventData]]:
     row = Report(
         reporter_id=user.id,
         reporter_username=user.username,
@@ -78,9 +109,7 @@ async def report(
     )
     session.add(row)
     _, blocked = await stage_block(session=session, blocker=user, blocked_id=reported_id)
-    events: list[EventData] = [blocked] if blocked is not None else []
-    await outbox.commit(session, BOARDS_STREAM, *events)
-    return row
+    return row, [blocked] if blocked is not None else []
 
 
 async def list_reports(

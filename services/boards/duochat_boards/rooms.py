@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Literal
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
 from duochat_boards.blocks import room_detail
 from duochat_boards.models import WRITABLE, Board, Room, RoomMute, RoomStatus, utcnow
 from duochat_boards.outbox import Outbox
+from duochat_boards.retry import again_on_race
 from duochat_common.errors import Conflict, Forbidden, NotFound
 from duochat_common.events.schemas import BOARDS_STREAM, RoomLeft, RoomMuted, UserRef
 from duochat_common.tokens import AuthUser
@@ -143,31 +144,35 @@ async def set_muted(
     """Mute or unmute a room for the caller (a member); setting what is set changes nothing."""
     room = await _room(session, room_id)
     _require_member(room, user)
+    event = await again_on_race(
+        session, partial(_stage_mute, session, room_id=room_id, user=user, muted=muted)
+    )
+    if event is None:
+        await session.commit()
+    else:
+        await outbox.commit(session, BOARDS_STREAM, event)
+    return await _room(session, room_id)  # read again: a rollback above expired it
+
+
+async def _stage_mute(
+    session: AsyncSession, *, room_id: str, user: AuthUser, muted: bool
+) -> RoomMuted | None:
     row = await _mute_row(session, room_id, user.id)
     if row is None:
         if not muted:
-            await session.commit()
-            return room
+            return None
         row = RoomMute(room_id=room_id, user_id=user.id, muted=True, version=1, changed_at=utcnow())
         session.add(row)
-        try:
-            async with session.begin_nested():
-                await session.flush()
-        except IntegrityError:  # a concurrent mute made the row first: that one stands
-            await session.commit()
-            return room
+        await session.flush()  # a concurrent mute may win the key: staged again
     elif row.muted == muted:
-        await session.commit()
-        return room
+        return None
     else:
         row.muted = muted
         row.version += 1
         row.changed_at = utcnow()
-    event = RoomMuted(
+    return RoomMuted(
         room_id=room_id,
         user=UserRef(id=user.id, username=user.username),
         muted=muted,
         version=row.version,
     )
-    await outbox.commit(session, BOARDS_STREAM, event)
-    return room

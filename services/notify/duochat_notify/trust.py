@@ -44,11 +44,11 @@ async def _upsert(
             await session.commit()
             return False
         try:
-            async with session.begin_nested():
-                await session.execute(insert(model).values(**key, **values))
+            await session.execute(insert(model).values(**key, **values))
             await session.commit()
             return True
         except IntegrityError:  # another consumer stored the pair meanwhile: compare again
+            await session.rollback()
             continue
     return False
 
