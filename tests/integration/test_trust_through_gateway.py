@@ -108,6 +108,9 @@ async def trust_story(stack: LocalStack) -> None:
                 await w.close()
                 reader.cancel()
         listed = (await client.get("/notify/alarms", headers=writer)).json()["items"]
+        # Muted, not unread-less: chat still counts both of the pest's messages for the writer.
+        unread = (await client.get("/chat/rooms/unread", headers=writer)).json()
+        assert unread[pest_room] == 2
         pests = [a for a in listed if a["kind"] == "message" and a["roomId"] == pest_room]
         assert [(a["preview"], a["read"]) for a in pests] == [("first", True)]
         rooms = (await client.get("/boards/rooms", headers=writer)).json()["items"]
