@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from playwright.sync_api import Browser, expect, sync_playwright
 from duochat_embedded.process import EmbeddedProcess
 
 from .helpers import User
+from .netcut import NetCut
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "web" / "dist" / "index.html"
@@ -41,7 +43,22 @@ expect.set_options(timeout=10_000)
 
 
 @pytest.fixture(scope="session")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded server's data folder (its SQLite files)."""
+    return tmp_path_factory.mktemp("duochat-data")
+
+
+@pytest.fixture
+def chat_db(server_data: Path) -> Path:
+    """The chat service's SQLite file, for a test that must age messages (day dividers): only
+    the server this session starts has one."""
+    if os.environ.get("DUOCHAT_E2E_BASE_URL"):
+        pytest.fail("this test changes stored messages: run it without DUOCHAT_E2E_BASE_URL")
+    return server_data / "chat.db"
+
+
+@pytest.fixture(scope="session")
+def base_url(server_data: Path) -> Iterator[str]:
     external = os.environ.get("DUOCHAT_E2E_BASE_URL")
     if external:
         yield external.rstrip("/")
@@ -52,9 +69,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "`npm ci --prefix web && npm run build --prefix web`"
         )
     ARTIFACTS.mkdir(exist_ok=True)
-    server = EmbeddedProcess(
-        data_dir=tmp_path_factory.mktemp("duochat-data"), log=ARTIFACTS / "e2e-server.log"
-    )
+    server = EmbeddedProcess(data_dir=server_data, log=ARTIFACTS / "e2e-server.log")
     try:
         server.start()
     except RuntimeError as exc:
@@ -84,8 +99,16 @@ def open_user(browser: Browser, base_url: str, request: pytest.FixtureRequest):
     """
     users: list[User] = []
 
-    def _open(username: str, password: str, *, phone: bool = False, sign_in: bool = True) -> User:
-        user = User.open(browser, base_url, username, password, phone=phone)
+    def _open(
+        username: str,
+        password: str,
+        *,
+        phone: bool = False,
+        sign_in: bool = True,
+        via: str | None = None,
+    ) -> User:
+        """``via``: another address of the server (a NetCut proxy's) for this browser."""
+        user = User.open(browser, via or base_url, username, password, phone=phone)
         users.append(user)
         if sign_in:
             user.sign_in()
@@ -97,6 +120,23 @@ def open_user(browser: Browser, base_url: str, request: pytest.FixtureRequest):
         problems += [f"{user.username}: {p}" for p in user.console_problems()]
         user.close()
     assert not problems, "console errors in the browser:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def netcut(base_url: str) -> Iterator[Callable[[], NetCut]]:
+    """netcut() -> a NetCut proxy to the server, closed after the test."""
+    proxies: list[NetCut] = []
+
+    def _make() -> NetCut:
+        port = urlsplit(base_url).port
+        assert port, base_url
+        proxy = NetCut(port, urlsplit(base_url).hostname or "127.0.0.1")
+        proxies.append(proxy)
+        return proxy
+
+    yield _make
+    for proxy in proxies:
+        proxy.close()
 
 
 @pytest.fixture

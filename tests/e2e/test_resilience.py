@@ -43,40 +43,55 @@ def test_reconnect_replays_what_was_missed_once(open_user):
     expect(happy.page.get_by_test_id("line-text")).to_have_text([*expected, "back again"])
 
 
-def test_unconfirmed_message_fails_and_retries(open_user):
+def test_a_refused_message_can_be_retried_edited_or_deleted(open_user):
+    """A message the server refuses stops as "Not sent" with the reason; the ones after it go
+    on. The sender retries it as it was (the same clientMessageId), edits it into a new one, or
+    deletes it. The gate makes the server refuse, by spoiling those frames on their way."""
     happy = open_user("happydaddy", "1234")
-    angry = open_user("angrydaddy", "1234", sign_in=False)
+    angry = open_user("angrydaddy", "1234", phone=True, sign_in=False)
     gate = StompGate(angry.page)
     angry.sign_in()
     pair_in_room(happy, angry)
 
-    gate.drop_sends = True
+    gate.spoil = {"first draft", "drop me", "try again"}
     box = angry.tid("message-input")
-    box.fill("lost in the tunnel")
-    box.press("Enter")
-    line = angry.my_line("lost in the tunnel")
-    expect(line).to_have_attribute("data-status", "pending")
-    expect(line.get_by_test_id("line-pending")).to_be_visible()
+    for text in ("first draft", "drop me", "try again", "third"):
+        box.fill(text)
+        box.press("Enter")
+    failed = angry.page.locator('[data-testid="line-talk"][data-status="failed"]')
+    expect(failed).to_have_count(3)
+    expect(angry.my_line("third")).to_have_attribute("data-status", "delivered")
+    expect(failed.first.get_by_test_id("line-failed")).to_contain_text("message too long")
+    expect(happy.page.get_by_test_id("line-text")).to_have_text(["third"])
+    angry.shot("21-failed-messages-phone")
 
-    gate.cut()
-    expect(line).to_have_attribute("data-status", "failed")
-    expect(line.get_by_test_id("line-retry")).to_be_visible()
-    angry.shot("21-failed-message")
-
-    gate.drop_sends = False
-    expect(angry.tid("stomp-connected")).to_be_visible(timeout=15_000)
-    line.get_by_test_id("line-retry").click()
-    expect(line).to_have_attribute("data-status", "delivered")
-    expect(happy.page.get_by_test_id("line-text")).to_have_text(["lost in the tunnel"])
-    assert angry.talk_texts() == ["lost in the tunnel"]
-    # The retry is the same message to the server: the same clientMessageId, so had the first
-    # SEND been stored after all, the server would have stored it once.
+    # Retry: the same message again, after what went before it.
+    angry.my_line("try again").get_by_test_id("line-retry").click()
+    expect(angry.my_line("try again")).to_have_attribute("data-status", "delivered")
     keys = [
         json.loads(frame.split("\n\n", 1)[1].rstrip("\x00"))["clientMessageId"]
         for frame in gate.sends
-        if "lost in the tunnel" in frame
+        if "try again" in frame
     ]
     assert len(keys) == 2 and keys[0] == keys[1] and len(keys[0]) >= 16
+
+    # Edit: back into the input, changed, sent as a new message.
+    angry.my_line("first draft").get_by_test_id("line-edit").click()
+    expect(angry.my_line("first draft")).to_have_count(0)
+    expect(box).to_have_value("first draft")
+    box.fill("first draft, fixed")
+    box.press("Enter")
+    expect(angry.my_line("first draft, fixed")).to_have_attribute("data-status", "delivered")
+
+    # Delete: gone from this screen, never sent.
+    angry.my_line("drop me").get_by_test_id("line-discard").click()
+    expect(failed).to_have_count(0)
+    expected = ["third", "try again", "first draft, fixed"]
+    for person in (happy, angry):
+        expect(person.page.get_by_test_id("line-text")).to_have_text(expected)
+    angry.page.reload()
+    angry.wait_room()
+    expect(angry.page.get_by_test_id("line-text")).to_have_text(expected)
 
 
 def _room_through_api(api, title: str) -> tuple[str, str, str]:

@@ -89,6 +89,10 @@ def test_board_apply_chat_notify_match(open_user):
     card.get_by_test_id("board-toggle-applicants").click()
     expect(card.get_by_test_id(f"applicant-{third.username}")).to_be_visible()
     card.get_by_test_id("applicant-angrydaddy").get_by_test_id("applicant-match").click()
+    expect(card.get_by_test_id("match-confirm-others")).to_contain_text(
+        "The other applicant will be told."
+    )
+    card.get_by_test_id("match-confirm-yes").click()
     expect(card.get_by_test_id("status-matched").first).to_be_visible()
     happy.shot("11-matched")
 

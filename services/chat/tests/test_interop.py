@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import stomp
 
@@ -64,6 +65,57 @@ async def test_stompjs(chat, node_modules: Path) -> None:
     assert "not a member" in result["error"]["message"]
     (seen,) = await collect(peer, 1)
     assert seen["message"] == "from stompjs" and seen["id"] == talks[0]["id"]
+
+
+async def test_stompjs_sees_the_conversation_signals(chat, node_modules: Path) -> None:
+    """The STOMP additions of issue 15 with @stomp/stompjs: clientMessageId echoed and a resend
+    stored once, TYPING, READ and DELETED, each a signal without an id; both members on
+    different instances."""
+    alice, ta = chat.user("sig_alice")
+    bob, tb = chat.user("sig_bob")
+    room = await chat.room(alice, bob)
+    proc = await asyncio.create_subprocess_exec(
+        shutil.which("node") or "node",
+        str(NODE_DIR / "signals.mjs"),
+        chat.procs[0].ws,
+        chat.procs[1].http,
+        ta,
+        tb,
+        room,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, (out, err)
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    assert result["receipts"] == ["send-1", "send-2"]
+    assert (result["readStatus"], result["unsendStatus"]) == (204, 204)
+
+    def of(who: str, kind: str) -> list[dict[str, Any]]:
+        return [m for m in result[who] if m["type"] == kind]
+
+    # Stored once, echoed with the client's key, to both members.
+    (mine,) = of("alice", "TALK")
+    (theirs,) = of("bob", "TALK")
+    assert mine == theirs
+    assert mine["clientMessageId"] == "stompjs-key-1" and isinstance(mine["id"], int)
+    # The signals carry no id: they are not messages.
+    assert of("bob", "TYPING") == [{"type": "TYPING", "roomId": room, "sender": "sig_alice"}]
+    assert of("alice", "READ") == [
+        {"type": "READ", "roomId": room, "sender": "sig_bob", "lastReadId": mine["id"]}
+    ]
+    assert of("bob", "DELETED") == [{"type": "DELETED", "roomId": room, "id": mine["id"]}]
+    # Every subscriber gets a signal, its cause too: a client tells by `sender` whose it is.
+    assert of("alice", "TYPING") == of("bob", "TYPING")
+    async with httpx.AsyncClient(base_url=chat.procs[0].http) as http:
+        page = (
+            await http.get(
+                f"/chat/rooms/{room}/messages", headers={"Authorization": f"Bearer {ta}"}
+            )
+        ).json()
+    (stored,) = [m for m in page["items"] if m["type"] == "TALK"]
+    assert stored["deleted"] is True and stored["message"] == ""
+    assert page["otherLastReadId"] == mine["id"]
 
 
 class Listener(stomp.ConnectionListener):

@@ -11,7 +11,14 @@ from sse_starlette import EventSourceResponse
 from duochat_common.deps import CurrentUser, SessionDep
 from duochat_common.errors import error_responses
 from duochat_notify import service
-from duochat_notify.schemas import AlarmPage, ReadNotice, ReadRequest, ReadResult, TicketOut
+from duochat_notify.schemas import (
+    AlarmPage,
+    ReadNotice,
+    ReadRequest,
+    ReadResult,
+    RoomAlarmPage,
+    TicketOut,
+)
 
 router = APIRouter(prefix="/notify", tags=["notify"])
 EVENT_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
@@ -67,6 +74,25 @@ async def list_alarms(
 ) -> AlarmPage:
     """The caller's alarms, newest first, with the unread count."""
     return await service.list_alarms(session=session, user_id=user.id, limit=limit, cursor=cursor)
+
+
+@router.get(
+    "/alarms/by-room",
+    response_model=RoomAlarmPage,
+    response_model_by_alias=True,
+    responses=error_responses(400, 401, 422, 503),
+)
+async def list_alarms_by_room(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=32)] = None,
+) -> RoomAlarmPage:
+    """The caller's alarms as the bell shows them: one entry per room for its messages, with
+    their unread count, newest first."""
+    return await service.list_alarms_by_room(
+        session=session, user_id=user.id, limit=limit, cursor=cursor
+    )
 
 
 @router.post(

@@ -41,7 +41,7 @@ class AlarmOut(Wire):
         return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     @classmethod
-    def of(cls, alarm: Alarm) -> AlarmOut:
+    def of(cls, alarm: Alarm, **extra: int) -> Self:
         sender = None
         if alarm.from_user_id is not None:
             sender = UserOut(id=alarm.from_user_id, username=alarm.from_username or "")
@@ -55,6 +55,7 @@ class AlarmOut(Wire):
             preview=alarm.preview,
             created_at=alarm.created_at,
             read=alarm.read_at is not None,
+            **extra,
         )
 
     def to_json(self) -> str:
@@ -64,6 +65,18 @@ class AlarmOut(Wire):
 class AlarmPage(Wire):
     items: list[AlarmOut]
     unread_count: int
+    next_cursor: str | None
+
+
+class RoomAlarmOut(AlarmOut):
+    """An entry of the bell: a room's newest ``message`` alarm stands for all of that room's."""
+
+    count: int  # the unread alarms it stands for (a room's unread messages; 0 once read)
+
+
+class RoomAlarmPage(Wire):
+    items: list[RoomAlarmOut]
+    unread_count: int  # unread entries: a room with unread messages counts once
     next_cursor: str | None
 
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, or_, select, update
+from sqlalchemy import Table, delete, distinct, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from duochat_common.errors import BadRequest
 from duochat_notify.models import Alarm, utcnow
-from duochat_notify.schemas import AlarmOut, AlarmPage
+from duochat_notify.schemas import AlarmOut, AlarmPage, RoomAlarmOut, RoomAlarmPage
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,6 +130,56 @@ async def list_alarms(
     return AlarmPage(
         items=[AlarmOut.of(row) for row in page],
         unread_count=await count_unread(session=session, user_id=user_id),
+        next_cursor=str(page[-1].id) if more else None,
+    )
+
+
+async def list_alarms_by_room(
+    *, session: AsyncSession, user_id: int, limit: int, cursor: str | None
+) -> RoomAlarmPage:
+    """One page of the user's alarms, newest first, where each room's ``message`` alarms are
+    one entry (the newest, with how many of them are unread); the unread count counts
+    entries."""
+    before = _parse_cursor(cursor)
+    mine = Alarm.user_id == user_id
+    newest = (
+        select(func.max(Alarm.id))
+        .where(mine, Alarm.kind == "message")
+        .group_by(Alarm.room_id)
+        .scalar_subquery()
+    )
+    query = select(Alarm).where(mine, or_(Alarm.kind != "message", Alarm.id.in_(newest)))
+    if before is not None:
+        query = query.where(Alarm.id < before)
+    rows = list(await session.scalars(query.order_by(Alarm.id.desc()).limit(limit + 1)))
+    page, more = rows[:limit], len(rows) > limit
+    unread_messages = (mine, Alarm.kind == "message", Alarm.read_at.is_(None))
+    rooms = {row.room_id for row in page if row.kind == "message"}
+    counts: dict[str | None, int] = {}
+    if rooms:
+        counts = dict(
+            (
+                await session.execute(
+                    select(Alarm.room_id, func.count())
+                    .where(*unread_messages, Alarm.room_id.in_(rooms))
+                    .group_by(Alarm.room_id)
+                )
+            ).all()
+        )
+    others = await session.scalar(
+        select(func.count()).where(mine, Alarm.kind != "message", Alarm.read_at.is_(None))
+    )
+    unread_rooms = await session.scalar(
+        select(func.count(distinct(Alarm.room_id))).where(*unread_messages)
+    )
+
+    def entry(row: Alarm) -> RoomAlarmOut:
+        unread = counts.get(row.room_id, 0) if row.kind == "message" else int(not row.read_at)
+        return RoomAlarmOut.of(row, count=unread)
+
+    return RoomAlarmPage(
+        items=[entry(row) for row in page],
+        unread_count=int(others or 0) + int(unread_rooms or 0),
         next_cursor=str(page[-1].id) if more else None,
     )
 

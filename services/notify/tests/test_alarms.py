@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from duochat_common.db import Database
-from duochat_common.events.schemas import ChatMessageSent, Recipient, UserRef
+from duochat_common.events.schemas import BoardApplied, ChatMessageSent, Recipient, UserRef
 from duochat_common.redis_store import create_redis
 from duochat_common.testing import REDIS_URL, unique_prefix
 from duochat_notify import service
@@ -270,3 +270,78 @@ async def test_the_periodic_prune_runs(database_url, signer, app_client, cluster
             await asyncio.sleep(0.1)
         assert (await http.get("/notify/alarms", headers=auth(token))).json()["items"] == []
     await db.dispose()
+
+
+async def test_the_bell_lists_one_entry_per_room_with_its_unread_count(cluster, http, alarms_of):
+    user, token = cluster.user()
+    writer = UserRef(id=user, username=f"user{user}")
+    texts = [
+        ("room-a", "a0"),
+        ("room-a", "a1"),
+        ("room-b", "b0"),
+        ("room-a", "a2"),
+        ("room-b", "b1"),
+    ]
+    for n, (room, text) in enumerate(texts):
+        await cluster.publish(chat(room, user, text, message_id=n + 1))
+    applicant = UserRef(id=1, username="sender")
+    await cluster.publish(
+        BoardApplied(
+            board_id=9, board_title="t", room_id="room-c", writer=writer, applicant=applicant
+        )
+    )
+    await alarms_of(http, token, 6)
+
+    async def bell(**params: object) -> dict:
+        reply = await http.get("/notify/alarms/by-room", params=params, headers=auth(token))
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    page = await bell()
+    # Newest first: room-b's newest message, room-a's, then the application.
+    assert [(a["kind"], a["roomId"], a["preview"], a["count"]) for a in page["items"]] == [
+        ("message", "room-b", "b1", 2),
+        ("message", "room-a", "a2", 3),
+        ("applied", "room-c", "sender applied to t", 1),
+    ]
+    assert page["unreadCount"] == 3 and page["nextCursor"] is None
+    # The raw list still has every alarm, and counts each.
+    raw = (await http.get("/notify/alarms", headers=auth(token))).json()
+    assert len(raw["items"]) == 6 and raw["unreadCount"] == 6
+
+    # Pages hold whole entries: a room never shows twice.
+    first = await bell(limit=2)
+    second = await bell(limit=2, cursor=first["nextCursor"])
+    assert [a["preview"] for a in first["items"] + second["items"]] == [
+        "b1",
+        "a2",
+        "sender applied to t",
+    ]
+    assert second["nextCursor"] is None
+
+    # Reading room-a leaves its entry read with nothing counted; a new message counts again.
+    await http.post("/notify/alarms/read", json={"roomId": "room-a"}, headers=auth(token))
+    page = await bell()
+    assert [(a["preview"], a["count"], a["read"]) for a in page["items"]] == [
+        ("b1", 2, False),
+        ("a2", 0, True),
+        ("sender applied to t", 1, False),
+    ]
+    assert page["unreadCount"] == 2
+    await cluster.publish(chat("room-a", user, "a3", message_id=9))
+    await alarms_of(http, token, 7)
+    page = await bell()
+    assert [(a["preview"], a["count"]) for a in page["items"]] == [
+        ("a3", 1),
+        ("b1", 2),
+        ("sender applied to t", 1),
+    ]
+    assert page["unreadCount"] == 3
+
+    # Another user's bell is empty; without a token there is none.
+    _, other = cluster.user()
+    theirs = await http.get("/notify/alarms/by-room", headers=auth(other))
+    assert theirs.json() == {"items": [], "unreadCount": 0, "nextCursor": None}
+    assert (await http.get("/notify/alarms/by-room")).status_code == 401
+    bad = await http.get("/notify/alarms/by-room", params={"cursor": "x"}, headers=auth(token))
+    assert bad.status_code == 400

@@ -36,11 +36,14 @@ export const chat = {
   latest: () => api.get('/chat/rooms/latest'),
   markRead: (roomId, lastReadId) => api.post(`/chat/rooms/${enc(roomId)}/read`, { lastReadId }),
   presence: (roomId) => api.get(`/chat/rooms/${enc(roomId)}/presence`),
+  unsend: (roomId, messageId) => api.del(`/chat/rooms/${enc(roomId)}/messages/${enc(messageId)}`),
 }
 
 export const notify = {
   ticket: () => api.post('/notify/ticket'),
   alarms: ({ limit = 20, cursor } = {}) => api.get('/notify/alarms', { limit, cursor }),
+  // The bell's list: one entry per room for its messages, with their unread `count`.
+  bell: ({ limit = 20, cursor } = {}) => api.get('/notify/alarms/by-room', { limit, cursor }),
   markRoomRead: (roomId) => api.post('/notify/alarms/read', { roomId }),
   markRead: (ids) => api.post('/notify/alarms/read', { ids }),
 }

@@ -1,5 +1,8 @@
 // Live notifications over Server-Sent Events, plus the list behind the bell.
 //
+// The bell shows one entry per room for its messages (the newest, with how many are unread), so
+// four messages make one entry "4", not four entries; its badge counts entries.
+//
 // EventSource cannot send headers, so each stream opens with a single-use ticket. The browser's own
 // reconnect would reuse the spent ticket, so on any error we close the stream, take a new ticket
 // and reopen. The server replays missed events (Last-Event-ID) only within one EventSource, so
@@ -23,10 +26,20 @@ let retryTimer = null
 let backoff = 1000
 const listeners = new Set()
 
+let refetchTimer = null
+
+// Entries by id, and a room's messages as one entry (the newest wins).
 function merge(alarms) {
-  const known = new Map(state.items.map((a) => [a.id, a]))
-  for (const a of alarms) known.set(a.id, a)
+  const known = new Map(state.items.map((a) => [entryKey(a), a]))
+  for (const a of alarms) {
+    const prev = known.get(entryKey(a))
+    if (!prev || cmpDesc(a, prev) <= 0) known.set(entryKey(a), a)
+  }
   state.items = [...known.values()].sort((x, y) => cmpDesc(x, y))
+}
+
+function entryKey(alarm) {
+  return alarm.kind === 'message' && alarm.roomId ? `room:${alarm.roomId}` : `id:${alarm.id}`
 }
 
 function cmpDesc(x, y) {
@@ -35,7 +48,7 @@ function cmpDesc(x, y) {
 }
 
 async function fetchList() {
-  const page = await notify.alarms({ limit: 30 })
+  const page = await notify.bell({ limit: 30 })
   // Replace rather than merge: read flags may have changed on the server meanwhile.
   state.items = page.items
   state.unreadCount = page.unreadCount
@@ -44,7 +57,7 @@ async function fetchList() {
 
 async function loadOlder() {
   if (!state.nextCursor) return
-  const page = await notify.alarms({ limit: 30, cursor: state.nextCursor })
+  const page = await notify.bell({ limit: 30, cursor: state.nextCursor })
   merge(page.items)
   state.nextCursor = page.nextCursor
   state.unreadCount = page.unreadCount
@@ -58,8 +71,11 @@ function onEvent(event) {
     return
   }
   if (state.items.some((a) => a.id === alarm.id)) return
-  merge([alarm])
-  if (!alarm.read) state.unreadCount += 1
+  const prev = state.items.find((a) => entryKey(a) === entryKey(alarm))
+  const prevUnread = Boolean(prev && !prev.read)
+  const count = (prevUnread ? prev.count || 1 : 0) + (alarm.read ? 0 : 1)
+  merge([{ ...alarm, count, read: alarm.read && !prevUnread }])
+  if (!alarm.read && !prevUnread) state.unreadCount += 1
   if (alarm.kind === 'message' && alarm.roomId && alarm.roomId === state.activeRoomId) {
     markRoomRead(alarm.roomId)
   }
@@ -90,6 +106,8 @@ async function open(isReopen) {
     if (isReopen) fetchList().catch(() => {})
   }
   for (const kind of KINDS) es.addEventListener(kind, onEvent)
+  // Another tab (or the room's read mark) read some: the server's list is the truth.
+  es.addEventListener('read', refetchSoon)
   es.onerror = () => {
     es.close()
     if (source !== es) return
@@ -111,9 +129,15 @@ async function start() {
   open(false)
 }
 
+function refetchSoon() {
+  clearTimeout(refetchTimer)
+  refetchTimer = setTimeout(() => fetchList().catch(() => {}), 300)
+}
+
 function stop() {
   running = false
   clearTimeout(retryTimer)
+  clearTimeout(refetchTimer)
   source?.close()
   source = null
   state.items = []
@@ -123,23 +147,36 @@ function stop() {
   state.activeRoomId = null
 }
 
+// Marks entries read here at once; the badge counts entries, so it drops by those.
+function markLocally(match) {
+  let newlyRead = 0
+  for (const a of state.items) {
+    if (!match(a)) continue
+    if (!a.read) newlyRead += 1
+    a.read = true
+    a.count = 0
+  }
+  state.unreadCount = Math.max(0, state.unreadCount - newlyRead)
+  return newlyRead
+}
+
 async function markRoomRead(roomId) {
-  const hasUnread = state.items.some((a) => a.roomId === roomId && !a.read)
-  for (const a of state.items) if (a.roomId === roomId) a.read = true
+  const hasUnread = markLocally((a) => a.roomId === roomId) > 0
   if (!hasUnread && state.unreadCount === 0) return
   try {
+    // Its answer counts alarms, not entries: the list says how many entries are left.
     const res = await notify.markRoomRead(roomId)
-    state.unreadCount = res.unreadCount
+    if (res.updated) refetchSoon()
   } catch {
     // The server also marks them when the room's read mark lands.
   }
 }
 
 async function markRead(ids) {
-  for (const a of state.items) if (ids.includes(a.id)) a.read = true
+  markLocally((a) => ids.includes(a.id))
   try {
-    const res = await notify.markRead(ids)
-    state.unreadCount = res.unreadCount
+    await notify.markRead(ids)
+    refetchSoon()
   } catch {
     // Left unread; the next list fetch shows the truth.
   }

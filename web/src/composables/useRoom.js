@@ -1,5 +1,5 @@
-// One open room: its messages (history + live, merged by id), who is here, sending with receipts,
-// and read marks.
+// One open room: its messages (history + live, merged by id), who is here and typing, how far
+// the other member has read, sending (through the outbox), unsending, and read marks.
 //
 // Entering is fast because nothing waits on anything else: the shared STOMP connection is already
 // up, the SUBSCRIBE goes out at once with `since:<newest id the chats list knows>` (so the server
@@ -8,11 +8,16 @@
 import { computed, reactive, ref } from 'vue'
 import { chat } from '../api/endpoints.js'
 import { useStomp } from './useStomp.js'
+import { useOutbox } from './useOutbox.js'
 import { useChats } from './useChats.js'
 import { useNotifications } from './useNotifications.js'
 import { useSession } from './useSession.js'
 
 const PAGE = 50
+export const MAX_MESSAGE_CHARS = 1000 // the server's limit, in Unicode code points
+export const UNSEND_WINDOW_MS = 5 * 60 * 1000
+const TYPING_SHOWN_MS = 4000 // "typing..." goes away this long after the last signal
+const TYPING_EVERY_MS = 2000 // while I type, a signal at most this often
 
 let localSeq = 0
 
@@ -20,33 +25,46 @@ function isId(x) {
   return Number.isInteger(x)
 }
 
+// Characters as the server counts them (code points, not UTF-16 units).
+export function messageLength(text) {
+  return Array.from(text.trim()).length
+}
+
 export function useRoom(roomId) {
   const stomp = useStomp()
+  const outbox = useOutbox()
   const chats = useChats()
   const notifications = useNotifications()
   const session = useSession()
   const me = () => session.state.user?.username
 
-  const confirmed = ref([]) // messages from the server, ascending by sortKey
-  const locals = ref([]) // my messages not yet echoed back by the server, in send order
+  const confirmed = ref([]) // messages from the server, ascending by id
   const byId = new Map()
-  const announced = new Set()
   const members = reactive(new Set())
+  const otherReadId = ref(0) // the other member has read up to here
+  const typing = ref(false) // the other member is typing
   const state = reactive({
     historyLoaded: false,
     historyError: '',
+    actionError: '',
     hasOlder: false,
     loadingOlder: false,
     refused: '', // the server's reason for refusing this room's live stream
   })
 
   let handle = null
-  let baseline = 0 // the newest id known when the room opened
   let closed = false
   let lastPostedRead = 0
   let readTimer = null
   let presenceTimer = null
+  let typingTimer = null
+  let lastTypingSent = 0
+  let typingDraft = false // the composer holds text
+  let typingTrailer = null
+  let unshow = null
 
+  // Mine still on the way (or refused), in the order they were typed, below what is stored.
+  const locals = computed(() => outbox.state.items.filter((i) => i.roomId === roomId))
   const items = computed(() => [...confirmed.value, ...locals.value])
   const room = computed(() => chats.findRoom(roomId))
   const counterpart = computed(() => {
@@ -76,37 +94,22 @@ export function useRoom(roomId) {
     let hi = list.length
     while (lo < hi) {
       const mid = (lo + hi) >> 1
-      if (list[mid].sortKey <= item.sortKey) lo = mid + 1
+      if (list[mid].id <= item.id) lo = mid + 1
       else hi = mid
     }
     list.splice(lo, 0, item)
   }
 
-  // Adds one server message, once. My own TALK echoed back takes the place of its pending copy.
+  // Adds one stored message, once. My own TALK echoed back takes the place of its outbox copy.
   function insert(msg) {
-    if (isId(msg.id)) {
-      if (byId.has(msg.id)) return false
-    } else {
-      // Announcements carry no id: one seen again (say, replayed after a reconnect) shows once.
-      const sig = `${msg.type}|${msg.sender}|${msg.createdAt}`
-      if (announced.has(sig)) return false
-      announced.add(sig)
-    }
+    if (!isId(msg.id) || byId.has(msg.id)) return false
     let item = null
-    if (msg.type === 'TALK' && msg.sender === me() && isId(msg.id)) {
-      // The time check keeps an old identical line from history claiming a new send.
-      const at = Date.parse(msg.createdAt) || Date.now()
-      let i = msg.clientMessageId
-        ? locals.value.findIndex((l) => l.clientMessageId === msg.clientMessageId)
-        : -1
-      if (i < 0) i = locals.value.findIndex((l) => l.message === msg.message && at >= l.sentAt - 60000)
-      if (i >= 0) {
-        item = locals.value[i]
-        locals.value.splice(i, 1)
-        if (item.status === 'failed') item.status = 'delivered' // it was stored after all
-      }
+    if (msg.type === 'TALK' && msg.sender === me() && msg.clientMessageId) {
+      item = outbox.find(roomId, msg.clientMessageId)
+      if (item) outbox.settle(item, msg.id)
     }
-    if (!item) item = { key: isId(msg.id) ? `m${msg.id}` : `e${++localSeq}`, status: null }
+    // Reactive, so that a later change through byId (unsent, say) shows.
+    if (!item) item = reactive({ key: `m${msg.id}` })
     Object.assign(item, {
       id: msg.id,
       type: msg.type,
@@ -114,29 +117,52 @@ export function useRoom(roomId) {
       message: msg.message,
       deleted: Boolean(msg.deleted),
       createdAt: msg.createdAt,
-      // Frames without an id (ENTER/QUIT that the server announces but does not store) happened
-      // after everything known so far, even if the history page is still on its way.
-      sortKey: isId(msg.id) ? msg.id : Math.max(maxId(), baseline) + 0.5,
+      status: 'delivered',
     })
-    if (isId(msg.id)) byId.set(msg.id, item)
+    byId.set(msg.id, item)
     place(item)
     return true
   }
 
-  function onLive(msg) {
-    // Signals on the room's subscription: not lines of the conversation.
-    if (msg.type === 'READ' || msg.type === 'TYPING') return
-    if (msg.type === 'DELETED') {
+  function onSignal(msg) {
+    const fromOther = msg.sender && msg.sender !== me()
+    if (msg.type === 'READ') {
+      if (fromOther && isId(msg.lastReadId) && msg.lastReadId > otherReadId.value) {
+        otherReadId.value = msg.lastReadId
+      }
+    } else if (msg.type === 'TYPING') {
+      if (fromOther) showTyping()
+    } else if (msg.type === 'DELETED') {
       const item = byId.get(msg.id)
       if (item) Object.assign(item, { deleted: true, message: '' })
+    }
+  }
+
+  function showTyping() {
+    typing.value = true
+    clearTimeout(typingTimer)
+    typingTimer = setTimeout(() => {
+      typing.value = false
+    }, TYPING_SHOWN_MS)
+  }
+
+  function onLive(msg) {
+    // Signals on the room's subscription: not lines of the conversation.
+    if (msg.type === 'READ' || msg.type === 'TYPING' || msg.type === 'DELETED') {
+      onSignal(msg)
       return
     }
-    if (!insert(msg)) return
-    chats.noteMessage(roomId, msg)
+    // ENTER and QUIT say who is here (the header shows it), not what was said.
     if (msg.type === 'ENTER' && msg.sender) members.add(msg.sender)
     if (msg.type === 'QUIT' && msg.sender) members.delete(msg.sender)
     // Replayed ENTER/QUIT frames may be old; the snapshot shortly after settles who is here.
     if (msg.type === 'ENTER' || msg.type === 'QUIT') loadPresenceSoon()
+    if (msg.type === 'TALK' && msg.sender !== me()) {
+      typing.value = false
+      clearTimeout(typingTimer)
+    }
+    if (!insert(msg)) return
+    chats.noteMessage(roomId, msg)
     if (msg.type === 'SYSTEM') chats.loadRooms().catch(() => {})
     scheduleRead()
   }
@@ -157,17 +183,39 @@ export function useRoom(roomId) {
     presenceTimer = setTimeout(loadPresence, 300)
   }
 
+  function noteOtherRead(page) {
+    if (isId(page.otherLastReadId) && page.otherLastReadId > otherReadId.value) {
+      otherReadId.value = page.otherLastReadId
+    }
+  }
+
   async function loadHistory() {
     try {
       const page = await chat.history(roomId, { limit: PAGE })
       if (closed) return
       for (const msg of page.items) insert(msg)
       if (page.items.length) chats.noteMessage(roomId, page.items[page.items.length - 1])
+      noteOtherRead(page)
       state.hasOlder = Boolean(page.hasMore)
       state.historyLoaded = true
       flushRead()
     } catch (err) {
       state.historyError = err.message
+    }
+  }
+
+  // Back from a dropped connection: the replay brought the messages missed, but not the
+  // signals (a read mark, an unsent message); the newest page of history has both.
+  async function catchUp() {
+    try {
+      const page = await chat.history(roomId, { limit: PAGE })
+      if (closed) return
+      for (const msg of page.items) {
+        if (!insert(msg) && msg.deleted) onSignal({ type: 'DELETED', id: msg.id })
+      }
+      noteOtherRead(page)
+    } catch {
+      // The next reconnect or live signal corrects it.
     }
   }
 
@@ -179,6 +227,7 @@ export function useRoom(roomId) {
       const page = await chat.history(roomId, { before, limit: PAGE })
       if (closed) return false
       for (const msg of page.items) insert(msg)
+      noteOtherRead(page)
       state.hasOlder = Boolean(page.hasMore)
       return true
     } catch (err) {
@@ -214,66 +263,63 @@ export function useRoom(roomId) {
     if (document.visibilityState === 'visible') flushRead()
   }
 
-  function deliver(item) {
-    item.status = 'pending'
-    item.error = ''
-    stomp
-      .sendTalk(roomId, item.message, item.clientMessageId)
-      .then(() => {
-        item.status = 'delivered'
-      })
-      .catch((err) => {
-        // Echoed back meanwhile: stored, whatever the receipt said.
-        if (isId(item.id)) {
-          item.status = 'delivered'
-          return
-        }
-        item.status = 'failed'
-        item.error = err.message
-      })
-  }
-
   function send(text) {
     const message = text.trim()
-    if (!message) return false
-    const item = reactive({
-      key: `l${++localSeq}`,
-      id: null,
-      type: 'TALK',
-      sender: me(),
-      message,
-      createdAt: new Date().toISOString(),
-      sentAt: Date.now(),
-      // Kept for every resend of this message, so the server stores it once.
-      clientMessageId: newClientMessageId(),
-      status: 'pending',
-      error: '',
-    })
-    locals.value.push(item)
-    deliver(item)
+    if (!message || messageLength(message) > MAX_MESSAGE_CHARS) return false
+    outbox.enqueue(roomId, message)
     return true
   }
 
-  function retry(item) {
-    if (item.status === 'failed') deliver(item)
+  // The composer changed: tell the other member, now and then, that I am typing. A change
+  // too soon after the last signal is told a little later (if there is still a draft), so a
+  // short burst of typing is not lost to the rate.
+  function noteTyping(draft) {
+    typingDraft = draft.trim() !== ''
+    if (!typingDraft || typingTrailer) return
+    const wait = lastTypingSent + TYPING_EVERY_MS - Date.now()
+    if (wait <= 0) {
+      lastTypingSent = Date.now()
+      stomp.sendTyping(roomId)
+      return
+    }
+    typingTrailer = setTimeout(() => {
+      typingTrailer = null
+      if (typingDraft && !closed) noteTyping('-')
+    }, wait)
+  }
+
+  function canUnsend(item) {
+    if (!isId(item.id) || item.deleted || item.type !== 'TALK' || item.sender !== me()) return false
+    return Date.now() - Date.parse(item.createdAt) < UNSEND_WINDOW_MS
+  }
+
+  async function unsend(item) {
+    state.actionError = ''
+    try {
+      await chat.unsend(roomId, item.id)
+      Object.assign(item, { deleted: true, message: '' })
+    } catch (err) {
+      state.actionError = err.message
+    }
   }
 
   async function open() {
     notifications.setActiveRoom(roomId)
     notifications.markRoomRead(roomId)
     document.addEventListener('visibilitychange', onVisibility)
+    unshow = outbox.show(roomId)
     loadHistory()
     loadPresence()
     chats.ensureLoaded().catch(() => {})
     const since = await chats.knownLatestId(roomId)
     if (closed) return
-    baseline = since || 0
     handle = stomp.joinRoom(roomId, {
       since,
       onMessage: onLive,
       onRefused: (message) => {
         state.refused = message
       },
+      onReconnect: catchUp,
     })
   }
 
@@ -283,8 +329,11 @@ export function useRoom(roomId) {
     closed = true
     clearTimeout(readTimer)
     clearTimeout(presenceTimer)
+    clearTimeout(typingTimer)
+    clearTimeout(typingTrailer)
     document.removeEventListener('visibilitychange', onVisibility)
     handle?.leave()
+    unshow?.()
     if (notifications.state.activeRoomId === roomId) notifications.setActiveRoom(null)
   }
 
@@ -295,19 +344,16 @@ export function useRoom(roomId) {
     counterpart,
     counterpartHere,
     members,
+    otherReadId,
+    typing,
     open,
     close,
     loadOlder,
     send,
-    retry,
+    noteTyping,
+    canUnsend,
+    unsend,
+    retry: outbox.retry,
+    discard: outbox.discard,
   }
-}
-
-// A random id for a message this tab sends (crypto.randomUUID needs a secure context, which
-// http://127.0.0.1 is but a LAN address is not).
-function newClientMessageId() {
-  if (globalThis.crypto?.randomUUID) return globalThis.crypto.randomUUID()
-  const bytes = new Uint8Array(16)
-  globalThis.crypto.getRandomValues(bytes)
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
 }
