@@ -17,7 +17,6 @@ from duochat_common.tracing import current_traceparent
 
 BOARDS_STREAM = "events.boards"
 CHAT_STREAM = "events.chat"
-NOTIFY_STREAM = "events.notify"
 
 
 class EventData(BaseModel):
