@@ -14,7 +14,7 @@ from duochat_common.tokens import bearer_token
 
 router = APIRouter(prefix="/chat", tags=["chat"])
 # Room ids are boards' UUIDs (tests use short names): nothing else may reach a query or a URL
-# (issue 12, finding 9: "/chat/rooms/%00/messages" answered 500).
+# (a NUL in a path is a 422, not a database error).
 RoomId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="a room id")]
 
 
