@@ -144,9 +144,7 @@ async def refresh(
     *, session: AsyncSession, keys: KeyRing, settings: Settings, token: str
 ) -> TokenPair:
     """Rotate: the old refresh token is spent; presenting a spent one revokes its family."""
-    row = await session.scalar(
-        select(RefreshToken).where(RefreshToken.token_hash == _digest(token))
-    )
+    row = await _find_refresh(session, token)
     if row is None:
         raise Unauthorized("unknown refresh token", code="invalid_refresh_token")
     if row.revoked_at is not None:
@@ -175,8 +173,6 @@ async def refresh(
 
 async def logout(*, session: AsyncSession, token: str) -> None:
     """Revoke the sign-in a refresh token belongs to; unknown tokens are ignored."""
-    row = await session.scalar(
-        select(RefreshToken).where(RefreshToken.token_hash == _digest(token))
-    )
+    row = await _find_refresh(session, token)
     if row is not None:
         await _revoke_family(session, row.family_id)
