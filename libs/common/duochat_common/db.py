@@ -21,7 +21,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, event, text
+from sqlalchemy import BigInteger, DateTime, Integer, event, text
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -38,6 +39,8 @@ class Base(DeclarativeBase):
 
 # A 64-bit id on MySQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# A moment to the microsecond (naive UTC): MySQL's DATETIME drops the fraction unless asked.
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 def _normalise(url: str) -> URL:
