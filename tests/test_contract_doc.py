@@ -232,15 +232,35 @@ def python_files() -> Iterator[tuple[Path, ast.Module]]:
                 yield path, ast.parse(path.read_text(encoding="utf-8"))
 
 
+def code_positions(tree: ast.Module) -> dict[str, int]:
+    """Classes of a module that have a ``code`` field (a dataclass of problems): class name ->
+    the field's position, for codes given positionally."""
+    out = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            fields = [
+                item.target.id
+                for item in node.body
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
+            ]
+            if "code" in fields:
+                out[node.name] = fields.index("code")
+    return out
+
+
 def error_codes() -> dict[str, Path]:
-    """Every error code the services raise: ``code="..."`` arguments, ``default_code``
-    attributes, ``error_body("...")`` calls and the framework errors' table."""
+    """Every error code the services raise: ``code="..."`` arguments (or the positional ``code``
+    of a class that has that field), ``default_code`` attributes, ``error_body("...")`` calls
+    and the framework errors' table."""
     codes: dict[str, Path] = {}
     for path, tree in python_files():
+        positions = code_positions(tree)
         for node in ast.walk(tree):
             found: list[ast.expr] = []
             if isinstance(node, ast.Call):
                 found += [k.value for k in node.keywords if k.arg == "code"]
+                if isinstance(node.func, ast.Name) and node.func.id in positions:
+                    found += node.args[positions[node.func.id] : positions[node.func.id] + 1]
                 if isinstance(node.func, ast.Name) and node.func.id == "error_body":
                     found += node.args[:1]
                 if isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Dict):
@@ -405,6 +425,14 @@ def test_every_error_code_is_documented() -> None:
     words = code_words(chapter("Errors").text)
     missing = sorted(f"{c} ({p.relative_to(ROOT)})" for c, p in codes.items() if c not in words)
     assert not missing, f"error codes missing from docs/contract.md's Errors: {missing}"
+
+
+def test_every_error_code_the_table_names_is_raised_somewhere() -> None:
+    table = next(s for s in document() if s.title == "Error codes")
+    named = re.findall(r"^\| `([a-z_]+)` \|", table.text, flags=re.MULTILINE)
+    assert len(named) > 20
+    stale = sorted(set(named) - set(error_codes()))
+    assert not stale, f"docs/contract.md lists error codes nothing raises: {stale}"
 
 
 def test_the_document_parser_sees_sections_and_code() -> None:
