@@ -3,7 +3,7 @@ on the request body.
 
 uvicorn times out only an idle keep-alive connection. A client that opens a connection and sends
 nothing, or one header line every few seconds, or a body a byte at a time, holds its socket (and
-a file descriptor) for as long as it likes (issue 12, finding 12). Here a request's headers must
+a file descriptor) for as long as it likes. Here a request's headers must
 arrive within ``header_timeout`` of its first byte (or of the connection, for the first request),
 and its body within ``body_timeout`` of the headers; otherwise the connection is closed. A
 WebSocket upgrade leaves this protocol once its headers are read, and a streamed response (SSE)

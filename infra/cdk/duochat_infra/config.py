@@ -9,7 +9,7 @@ from duochat_common.serving import ALB_IDLE_TIMEOUT_S, KEEP_ALIVE_S
 
 # Any 12 digits satisfy synth; a real account comes from the CLI (CDK_DEFAULT_ACCOUNT).
 PLACEHOLDER_ACCOUNT = "123456789012"
-DEFAULT_REGION = "ap-northeast-2"  # Seoul, where the old project ran (business hours KST)
+DEFAULT_REGION = "ap-northeast-2"  # Seoul: the users' business hours are KST
 
 # The max_connections the parameter group sets per instance class: RDS MySQL's own default,
 # {DBInstanceClassMemory/12582880}, rounded down (DBInstanceClassMemory is the class's memory
@@ -129,7 +129,7 @@ class EnvironmentConfig:
     log_retention_days: int = 30
     alb_idle_timeout_s: int = ALB_IDLE_TIMEOUT_S
     deregistration_delay_s: int = 60
-    # Run only 09:00-18:00 on weekdays (Asia/Seoul), as the old project did; the
+    # Run only 09:00-18:00 on weekdays (Asia/Seoul), when the product is used; the
     # BusinessHoursScheduler stops the services and the database outside those hours.
     business_hours_only: bool = True
     # prod keeps its database, logs and buckets when the stack is destroyed.

@@ -18,10 +18,12 @@ from __future__ import annotations
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, event, text
+from sqlalchemy import BigInteger, DateTime, Integer, event, text
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -29,15 +31,16 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
-
-
-class Base(DeclarativeBase):
-    """Declarative base; each service subclasses it for its own metadata."""
-
 
 # A 64-bit id on MySQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# A moment to the microsecond (naive UTC): MySQL's DATETIME drops the fraction unless asked.
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+def utcnow() -> datetime:
+    """Now, as stored: naive UTC (neither MySQL's DATETIME nor SQLite keeps a zone)."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _normalise(url: str) -> URL:

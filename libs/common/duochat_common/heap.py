@@ -2,15 +2,14 @@
 
 CPython's collector walks every tracked object on a full (generation 2) pass. A service holds
 hundreds of thousands of them after startup (modules, FastAPI and pydantic models, SQLAlchemy
-metadata and caches), none of which ever become garbage, so each full pass took 80-120 ms in
-the chat benchmark and stalled every socket of the process while it ran. ``gc.freeze()`` after
-startup moves them to a permanent generation that the collector skips: full passes then walk
-only what the service created since (about 10 ms with 400 busy connections).
+metadata and caches), none of which ever become garbage, yet each full pass walks them all and
+stalls every socket of the process while it runs. ``gc.freeze()`` after startup moves them to a
+permanent generation that the collector skips: full passes then walk only what the service
+created since.
 
-The thresholds stay CPython's. Running full passes ten times less often did not lower the
-benchmark's latency further, and it left garbage cycles that uvicorn makes on every WebSocket
-upgrade (its HTTP protocol object and parser) in memory for longer: 1.5-2.5 KiB more per
-connection.
+The thresholds stay CPython's: rarer full passes would keep the garbage cycles that uvicorn
+makes on every WebSocket upgrade (its HTTP protocol object and parser) in memory for longer.
+The measured pauses and memory are in bench/RESULTS.md ("Notes moved from the code").
 """
 
 from __future__ import annotations

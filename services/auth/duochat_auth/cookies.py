@@ -1,4 +1,4 @@
-"""The refresh token as an HttpOnly cookie, for browsers (issue 12, finding 11).
+"""The refresh token as an HttpOnly cookie, for browsers: page script never holds it.
 
 A browser client asks for it with ``X-Duochat-Token-Transport: cookie`` at sign-in. Its refresh
 token then lives only in a cookie that script cannot read (``HttpOnly``), that travels only over

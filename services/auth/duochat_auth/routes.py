@@ -19,11 +19,11 @@ from duochat_auth.schemas import (
     NewCredentials,
     RefreshRequest,
     TokenPair,
-    UserOut,
 )
 from duochat_common.clientaddr import client_address
 from duochat_common.deps import CurrentUser, SessionDep
 from duochat_common.errors import Unauthorized, error_responses
+from duochat_common.wire import UserOut
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, Field
+
+from duochat_common.wire import CamelModel, UserOut
 
 
-class Wire(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class Credentials(Wire):
+class Credentials(CamelModel):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
 
 
-class NewCredentials(Wire):
+class NewCredentials(CamelModel):
     """What ``register`` accepts. The rules are checked by ``policy``, which answers each broken
     one with a code of its own (the bounds here only cap what is read)."""
 
@@ -30,22 +27,17 @@ class NewCredentials(Wire):
     )
 
 
-class RefreshRequest(Wire):
+class RefreshRequest(CamelModel):
     """The refresh token, unless a browser's cookie carries it (then the body may be ``{}``)."""
 
     refresh_token: str | None = Field(default=None, min_length=1, max_length=512)
-
-
-class UserOut(Wire):
-    id: int
-    username: str
 
 
 class MeOut(UserOut):
     role: str | None = Field(default=None, description='"operator", or absent')
 
 
-class TokenPair(Wire):
+class TokenPair(CamelModel):
     access_token: str
     # Left out when the refresh token went into the HttpOnly cookie (see cookies.py).
     refresh_token: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,13 +19,9 @@ from duochat_auth.policy import check_new_credentials
 from duochat_auth.ratelimit import LoginLimiter, WindowLimiter
 from duochat_auth.schemas import TokenPair
 from duochat_auth.usernames import canonical
+from duochat_common.db import utcnow
 from duochat_common.errors import Conflict, Unauthorized
 from duochat_common.tokens import OPERATOR
-
-
-def _now() -> datetime:
-    # Naive UTC: MySQL DATETIME has no zone, and SQLite would drop it.
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _digest(token: str) -> str:
@@ -55,7 +51,7 @@ async def create_user(
     """Store a user without the password policy (demo seeding uses this directly)."""
     hashed = await passwords.hash(password)
     user = User(
-        username=username, canonical=canonical(username), password_hash=hashed, created_at=_now()
+        username=username, canonical=canonical(username), password_hash=hashed, created_at=utcnow()
     )
     session.add(user)
     try:
@@ -75,8 +71,8 @@ async def _issue(
             token_hash=_digest(refresh),
             family_id=family_id,
             user_id=user.id,
-            expires_at=_now() + timedelta(seconds=settings.refresh_token_ttl_seconds),
-            created_at=_now(),
+            expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl_seconds),
+            created_at=utcnow(),
         )
     )
     await session.commit()
@@ -129,7 +125,7 @@ async def _revoke_family(session: AsyncSession, family_id: str) -> None:
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=_now())
+        .values(revoked_at=utcnow())
     )
     await session.commit()
 
@@ -144,20 +140,18 @@ async def refresh(
     *, session: AsyncSession, keys: KeyRing, settings: Settings, token: str
 ) -> TokenPair:
     """Rotate: the old refresh token is spent; presenting a spent one revokes its family."""
-    row = await session.scalar(
-        select(RefreshToken).where(RefreshToken.token_hash == _digest(token))
-    )
+    row = await _find_refresh(session, token)
     if row is None:
         raise Unauthorized("unknown refresh token", code="invalid_refresh_token")
     if row.revoked_at is not None:
         raise Unauthorized("refresh token revoked", code="invalid_refresh_token")
-    if row.expires_at <= _now():
+    if row.expires_at <= utcnow():
         raise Unauthorized("refresh token expired", code="invalid_refresh_token")
     # Spend it atomically: of two racing refreshes exactly one sees rowcount 1.
     spent = await session.execute(
         update(RefreshToken)
         .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None))
-        .values(used_at=_now())
+        .values(used_at=utcnow())
     )
     if spent.rowcount != 1:  # type: ignore[attr-defined]
         await _revoke_family(session, row.family_id)
@@ -175,8 +169,6 @@ async def refresh(
 
 async def logout(*, session: AsyncSession, token: str) -> None:
     """Revoke the sign-in a refresh token belongs to; unknown tokens are ignored."""
-    row = await session.scalar(
-        select(RefreshToken).where(RefreshToken.token_hash == _digest(token))
-    )
+    row = await _find_refresh(session, token)
     if row is not None:
         await _revoke_family(session, row.family_id)

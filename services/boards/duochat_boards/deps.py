@@ -8,7 +8,7 @@ from fastapi import Depends, Path, Request
 
 from duochat_boards.config import Settings
 from duochat_boards.outbox import Outbox
-from duochat_boards.schemas import ErrorOut
+from duochat_common.errors import ErrorBody
 from duochat_common.ratelimit import WindowLimiter
 
 
@@ -48,7 +48,7 @@ _DESCRIBED = {
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorOut, "description": _DESCRIBED[s]} for s in (401, 422, *statuses)}
+    return {s: {"model": ErrorBody, "description": _DESCRIBED[s]} for s in (401, 422, *statuses)}
 
 
 def with_body(*statuses: int) -> dict[int | str, dict[str, Any]]:

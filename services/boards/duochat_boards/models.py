@@ -7,12 +7,11 @@ Times are naive UTC.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -20,18 +19,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from duochat_common.db import BigId
+from duochat_common.db import BigId, Timestamp, utcnow
 
-# Microsecond precision on MySQL/MariaDB, whose DATETIME otherwise drops fractions.
-Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 USERNAME_MAX = 64
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class BoardStatus(StrEnum):

@@ -19,8 +19,8 @@ from datetime import timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from duochat_boards.models import OutboxEvent, utcnow
-from duochat_common.db import Database
+from duochat_boards.models import OutboxEvent
+from duochat_common.db import Database, utcnow
 from duochat_common.events import Envelope, EventBus
 from duochat_common.events.schemas import EventData
 

@@ -13,10 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from duochat_boards.blocks import stage_block
-from duochat_boards.models import Board, Report, ReportReason, Room, utcnow
+from duochat_boards.models import Board, Report, ReportReason, Room
 from duochat_boards.outbox import Outbox
 from duochat_boards.retry import again_on_race
 from duochat_boards.service import decode_cursor, encode_cursor
+from duochat_common.db import utcnow
 from duochat_common.errors import Forbidden, NotFound, Unprocessable
 from duochat_common.events.schemas import BOARDS_STREAM, EventData
 from duochat_common.ratelimit import WindowLimiter

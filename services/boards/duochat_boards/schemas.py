@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
 from duochat_boards.models import (
     Block,
@@ -25,6 +23,7 @@ from duochat_boards.models import (
     Room,
     RoomStatus,
 )
+from duochat_common.wire import CamelModel, UserOut
 
 Role = Literal["writer", "applicant"]
 
@@ -46,25 +45,16 @@ Title = Annotated[
 Content = Annotated[str, StringConstraints(max_length=5000), AfterValidator(_encodable)]
 
 
-class Wire(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-class UserOut(Wire):
-    id: int
-    username: str
-
-
-class BoardCreate(Wire):
+class BoardCreate(CamelModel):
     title: Title
     content: Content | None = None
 
 
-class BoardOut(Wire):
+class BoardOut(CamelModel):
     id: int
     title: str
     content: str
@@ -86,18 +76,18 @@ class BoardOut(Wire):
         )
 
 
-class BoardPage(Wire):
+class BoardPage(CamelModel):
     items: list[BoardOut]
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null on the last page."
     )
 
 
-class MatchRequest(Wire):
+class MatchRequest(CamelModel):
     room_id: str = Field(min_length=1, max_length=64)
 
 
-class RoomOut(Wire):
+class RoomOut(CamelModel):
     room_id: str
     board_id: int
     board_title: str
@@ -137,15 +127,15 @@ class RoomOut(Wire):
         )
 
 
-class RoomList(Wire):
+class RoomList(CamelModel):
     items: list[RoomOut]
 
 
-class BlockIn(Wire):
+class BlockIn(CamelModel):
     user_id: int = Field(ge=1, le=2**63 - 1)
 
 
-class BlockOut(Wire):
+class BlockOut(CamelModel):
     user: UserOut
     created_at: datetime
 
@@ -157,7 +147,7 @@ class BlockOut(Wire):
         )
 
 
-class BlockList(Wire):
+class BlockList(CamelModel):
     items: list[BlockOut]
 
 
@@ -165,7 +155,7 @@ MAX_REPORTED_MESSAGES = 50
 Note = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_encodable)]
 
 
-class ReportIn(Wire):
+class ReportIn(CamelModel):
     """A report from a room (``roomId``: about the other member, optionally naming messages)
     or from a board (``boardId``: about its writer); exactly one of the two."""
 
@@ -189,7 +179,7 @@ class ReportIn(Wire):
         return self
 
 
-class ReportOut(Wire):
+class ReportOut(CamelModel):
     id: int
     reporter: UserOut
     reported: UserOut
@@ -215,16 +205,6 @@ class ReportOut(Wire):
         )
 
 
-class ReportPage(Wire):
+class ReportPage(CamelModel):
     items: list[ReportOut]
     next_cursor: str | None
-
-
-class ErrorOut(BaseModel):
-    """Every error: a stable machine-readable code and a human message."""
-
-    model_config = ConfigDict(extra="allow")
-
-    code: str
-    message: str
-    details: list[dict[str, Any]] | None = None

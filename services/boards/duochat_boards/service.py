@@ -20,8 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from duochat_boards.blocks import hides_writer, is_blocked
-from duochat_boards.models import Board, BoardStatus, Room, RoomStatus, utcnow
+from duochat_boards.models import Board, BoardStatus, Room, RoomStatus
 from duochat_boards.outbox import Outbox
+from duochat_common.db import utcnow
 from duochat_common.errors import Conflict, Forbidden, NotFound, Unprocessable
 from duochat_common.events.schemas import (
     BOARDS_STREAM,

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from duochat_boards.models import Room, utcnow
+from duochat_boards.models import Room
+from duochat_common.db import utcnow
 from duochat_common.events.schemas import RoomLeft, RoomMuted
 
 

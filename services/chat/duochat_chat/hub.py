@@ -28,8 +28,8 @@ RECENT = 128
 # How long an entry above a hole waits for the missing one before it is read from the database.
 # Holes are normal when both members write from different instances: each instance delivers its
 # own commit at once, while the other instance's earlier message is still on its way through
-# Redis. Reading the hole back is one indexed query, so waiting long only costs latency (the
-# benchmark's open-loop p99 went from about 220 ms at 250 ms to about 50 ms at 20 ms).
+# Redis. Reading the hole back is one indexed query, so waiting long only costs latency
+# (bench/RESULTS.md, "Notes moved from the code").
 GAP_WAIT_S = 0.02
 REPLAY_PAGE = 500
 _ENTER = '"type":"ENTER"'

@@ -12,7 +12,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry.trace import TracerProvider
-from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from duochat_chat.config import Settings
@@ -70,7 +69,6 @@ def create_app(
         # The STOMP socket skips the middleware stack (see ChatApp); everything else keeps it.
         app_class=ChatApp,
     )
-    app.router.routes.append(WebSocketRoute(STOMP_PATH, _STOMP))
     app.state.settings = settings
     return app
 

@@ -1,4 +1,4 @@
-"""The MESSAGE body as the old app's clients read it, and the texts of server-posted messages."""
+"""The MESSAGE body clients read (docs/contract.md), and the texts of server-posted messages."""
 
 from __future__ import annotations
 

@@ -1,16 +1,13 @@
-"""The REST shapes (camelCase on the wire)."""
+"""chat's REST shapes (camelCase on the wire)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
+
+from duochat_common.wire import CamelModel
 
 
-class Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class MessageOut(Camel):
+class MessageOut(CamelModel):
     id: int | None
     type: str
     room_id: str
@@ -22,16 +19,16 @@ class MessageOut(Camel):
     deleted: bool | None = None
 
 
-class HistoryPage(Camel):
+class HistoryPage(CamelModel):
     items: list[MessageOut]
     has_more: bool
     other_last_read_id: int = 0  # how far the other member has read (the "1" goes below it)
 
 
-class ReadMarkIn(Camel):
+class ReadMarkIn(CamelModel):
     last_read_id: int = Field(ge=0, le=2**62)
 
 
-class PresenceOut(Camel):
+class PresenceOut(CamelModel):
     room_id: str
     members: list[str]

@@ -228,7 +228,8 @@ class Session:
         # delivers here from its next batch on (the sweep covers any message in between).
         rt.router.watch(room_id)
         if (room_id, user.id) not in rt.membership.entered:
-            # The member's first visit ever is posted and kept, as the old app announced it.
+            # The member's first visit ever is posted and kept: the room's history shows it
+            # (docs/architecture.md, "Compatibility with the former app").
             draft = Draft(
                 room_id,
                 ENTER,
@@ -318,7 +319,7 @@ class Session:
         rt = self.rt
         info = await rt.membership.room_for(room_id, user, self.token)
         if kind != TALK:
-            # The old client announced itself with SEND ENTER/QUIT; the server now does that
+            # Clients may still announce themselves with SEND ENTER/QUIT; the server does that
             # on SUBSCRIBE and on leaving, so these only get their receipt.
             if event.receipt:
                 self.push(self.conn.receipt(event.receipt))

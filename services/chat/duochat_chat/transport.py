@@ -140,7 +140,7 @@ class Outlet:
 def _forget_handshake(send: Send_) -> None:
     """Drop the handshake request and response (with their headers) that uvicorn's
     websockets-sansio protocol keeps for the life of the connection, after the accept, when it
-    no longer reads them: about 1.5 KiB of each idle socket's 25 KiB budget. ``send`` is that
+    no longer reads them, a share of each idle socket's memory worth keeping. ``send`` is that
     protocol's bound method when chat is served by it (see ``duochat_common.serving``)."""
     protocol = getattr(send, "__self__", None)
     if isinstance(protocol, WebSocketsSansIOProtocol) and protocol.handshake_complete:

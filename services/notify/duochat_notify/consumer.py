@@ -1,11 +1,11 @@
 """A consumer that hands a whole read batch to one handler call.
 
 The shared ``Consumer`` runs its handler once per event, and notify's handler costs a database
-transaction and two Redis round trips, which capped a two-core machine at a few dozen messages a
-second. Here a batch of events becomes one transaction and one push. If the batch handler fails,
-the batch goes through the shared per-event path, with its retries and dead-lettering, so one
-poison event still cannot block the group. Handlers are idempotent, so re-running the events of
-a failed batch one by one stores and pushes nothing twice.
+transaction and two Redis round trips, so one at a time they bound how many messages a second
+notify keeps up with. Here a batch of events becomes one transaction and one push. If the
+batch handler fails, the batch goes through the shared per-event path, with its retries and
+dead-lettering, so one poison event still cannot block the group. Handlers are idempotent, so
+re-running the events of a failed batch one by one stores and pushes nothing twice.
 """
 
 from __future__ import annotations

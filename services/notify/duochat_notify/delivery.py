@@ -2,7 +2,7 @@
 
 Each user has a delivery stream, ``notify:user:{id}``: its entry ids are the SSE ids, so
 ``Last-Event-ID`` replay is an exact XRANGE. One Lua script per push, on keys of the user's hash
-slot, does in one atomic step what used to be three commands that a crash could split:
+slot, does in one atomic step three things that a crash must not split:
 
 1. the push marker of the alarm (SET NX; it holds the entry id), so a redelivered event appends
    nothing;

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from opentelemetry.trace import TracerProvider
 
 from duochat_common.app import build_app
-from duochat_common.db import Database
+from duochat_common.db import Database, utcnow
 from duochat_common.events.metrics import BusMetrics
 from duochat_common.events.schemas import BOARDS_STREAM, CHAT_STREAM
 from duochat_common.health import Check
@@ -30,7 +30,6 @@ from duochat_notify.events import Triggers
 from duochat_notify.held import HeldPushes
 from duochat_notify.hub import Hub
 from duochat_notify.metrics import CLOUDWATCH, NotifyMetrics
-from duochat_notify.models import utcnow
 from duochat_notify.routes import router
 from duochat_notify.slots import StreamSlots
 from duochat_notify.streams import Streams

@@ -3,29 +3,16 @@ projections of boards' blocks and room mutes (which alarms are not raised)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, UniqueConstraint
-from sqlalchemy.dialects import mysql
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from duochat_common.db import Base
-
-# SQLite only autoincrements an INTEGER PRIMARY KEY; MySQL DATETIME drops microseconds unless
-# asked to keep them.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-
-KINDS = ("message", "applied", "matched", "rejected", "left")
+from duochat_common.db import BigId, Timestamp, utcnow
 
 
-def utcnow() -> datetime:
-    """Naive UTC, as stored (neither MySQL DATETIME nor SQLite keeps a zone)."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-class NotifyBase(Base):
-    __abstract__ = True
+class NotifyBase(DeclarativeBase):
+    """notify's own metadata."""
 
 
 class Alarm(NotifyBase):

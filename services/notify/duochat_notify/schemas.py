@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, field_serializer, model_validator
 
+from duochat_common.wire import CamelModel, UserOut
 from duochat_notify.models import Alarm
 
 AlarmKind = Literal["message", "applied", "matched", "rejected", "left"]
@@ -15,16 +15,7 @@ AlarmKind = Literal["message", "applied", "matched", "rejected", "left"]
 AlarmId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
-class Wire(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class UserOut(Wire):
-    id: int
-    username: str
-
-
-class AlarmOut(Wire):
+class AlarmOut(CamelModel):
     id: int
     kind: AlarmKind
     room_id: str | None
@@ -62,7 +53,7 @@ class AlarmOut(Wire):
         return self.model_dump_json(by_alias=True)
 
 
-class AlarmPage(Wire):
+class AlarmPage(CamelModel):
     items: list[AlarmOut]
     unread_count: int
     next_cursor: str | None
@@ -74,16 +65,16 @@ class RoomAlarmOut(AlarmOut):
     count: int  # the unread alarms it stands for (a room's unread messages; 0 once read)
 
 
-class RoomAlarmPage(Wire):
+class RoomAlarmPage(CamelModel):
     items: list[RoomAlarmOut]
     unread_count: int  # unread entries: a room with unread messages counts once
     next_cursor: str | None
 
 
-class ReadRequest(Wire):
+class ReadRequest(CamelModel):
     """Mark read either every alarm of one room or the listed alarms."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     room_id: str | None = Field(default=None, min_length=1, max_length=64)
     ids: list[AlarmId] | None = Field(default=None, min_length=1, max_length=500)
@@ -95,12 +86,12 @@ class ReadRequest(Wire):
         return self
 
 
-class ReadResult(Wire):
+class ReadResult(CamelModel):
     updated: int
     unread_count: int
 
 
-class ReadNotice(Wire):
+class ReadNotice(CamelModel):
     """The ``read`` SSE event: the user's other tabs learn the new unread count."""
 
     room_id: str | None
@@ -108,6 +99,6 @@ class ReadNotice(Wire):
     unread_count: int
 
 
-class TicketOut(Wire):
+class TicketOut(CamelModel):
     ticket: str
     expires_in: int

@@ -10,8 +10,9 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, distinct, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from duochat_common.db import utcnow
 from duochat_common.errors import BadRequest
-from duochat_notify.models import Alarm, utcnow
+from duochat_notify.models import Alarm
 from duochat_notify.schemas import AlarmOut, AlarmPage, RoomAlarmOut, RoomAlarmPage
 
 

@@ -19,7 +19,8 @@ from sqlalchemy import and_, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from duochat_notify.models import Alarm, BlockView, MuteView, utcnow
+from duochat_common.db import utcnow
+from duochat_notify.models import Alarm, BlockView, MuteView
 from duochat_notify.service import NewAlarm
 
 MUTED_KINDS = ("message", "left")

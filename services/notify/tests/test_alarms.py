@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from duochat_common.db import Database
+from duochat_common.db import Database, utcnow
 from duochat_common.events.schemas import BoardApplied, ChatMessageSent, Recipient, UserRef
 from duochat_common.redis_store import create_redis
 from duochat_common.testing import REDIS_URL, unique_prefix
@@ -18,7 +18,7 @@ from duochat_notify import service
 from duochat_notify.config import Settings
 from duochat_notify.delivery import Delivery
 from duochat_notify.events import Triggers
-from duochat_notify.models import Alarm, utcnow
+from duochat_notify.models import Alarm
 from duochat_notify.service import NewAlarm
 
 

@@ -1,5 +1,5 @@
 // Every backend call the app makes, named after what it does. Paths follow the public contract in
-// shared/DESIGN.md.
+// docs/contract.md.
 import { api, COOKIE_TRANSPORT, request } from './client.js'
 
 const enc = encodeURIComponent

@@ -9,20 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
-
 from duochat_common.events.envelope import Envelope
 from duochat_common.tracing import current_traceparent
+from duochat_common.wire import CamelModel
 
 BOARDS_STREAM = "events.boards"
 CHAT_STREAM = "events.chat"
-NOTIFY_STREAM = "events.notify"
 
 
-class EventData(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
+class EventData(CamelModel):
     TYPE: ClassVar[str]
     VERSION: ClassVar[int] = 1
 
@@ -40,16 +35,12 @@ class EventData(BaseModel):
         return cls.model_validate(envelope.data)
 
 
-class UserRef(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
+class UserRef(CamelModel):
     id: int
     username: str
 
 
-class RoomRef(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
+class RoomRef(CamelModel):
     room_id: str
     applicant: UserRef
 
@@ -87,10 +78,8 @@ class BoardClosed(EventData):
     rooms: list[RoomRef]
 
 
-class RoomDetail(BaseModel):
+class RoomDetail(CamelModel):
     """A room with everything a consumer needs to know it, even one it has not seen before."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
     room_id: str
     board_id: int
@@ -139,9 +128,7 @@ class RoomMuted(EventData):
     version: int
 
 
-class Recipient(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
+class Recipient(CamelModel):
     id: int
     username: str
     in_room: bool

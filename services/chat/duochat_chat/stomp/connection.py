@@ -364,10 +364,6 @@ class StompConnection:
         self.state = State.CLOSED
         return self._error_frame(message, receipt=receipt, detail=detail)
 
-    def sent(self, now: float) -> None:
-        """Note that something went out (it counts as a heart-beat)."""
-        self.last_sent = now
-
     # -- time --------------------------------------------------------------------------------
 
     def tick(self, now: float) -> str | None:
