@@ -106,9 +106,14 @@ def open_user(browser: Browser, base_url: str, request: pytest.FixtureRequest):
         phone: bool = False,
         sign_in: bool = True,
         via: str | None = None,
+        locale: str = "en-US",
+        dark: bool = False,
     ) -> User:
-        """``via``: another address of the server (a NetCut proxy's) for this browser."""
-        user = User.open(browser, via or base_url, username, password, phone=phone)
+        """``via``: another address of the server (a NetCut proxy's) for this browser;
+        ``locale``: the browser's language; ``dark``: it prefers a dark colour scheme."""
+        user = User.open(
+            browser, via or base_url, username, password, phone=phone, locale=locale, dark=dark
+        )
         users.append(user)
         if sign_in:
             user.sign_in()

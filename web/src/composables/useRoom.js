@@ -45,8 +45,8 @@ export function useRoom(roomId) {
   const typing = ref(false) // the other member is typing
   const state = reactive({
     historyLoaded: false,
-    historyError: '',
-    actionError: '',
+    historyError: null, // an Error: shown through errorText
+    actionError: null,
     hasOlder: false,
     loadingOlder: false,
     refused: '', // the server's reason for refusing this room's live stream
@@ -200,7 +200,7 @@ export function useRoom(roomId) {
       state.historyLoaded = true
       flushRead()
     } catch (err) {
-      state.historyError = err.message
+      state.historyError = err
     }
   }
 
@@ -231,7 +231,7 @@ export function useRoom(roomId) {
       state.hasOlder = Boolean(page.hasMore)
       return true
     } catch (err) {
-      state.historyError = err.message
+      state.historyError = err
       return false
     } finally {
       state.loadingOlder = false
@@ -294,12 +294,12 @@ export function useRoom(roomId) {
   }
 
   async function unsend(item) {
-    state.actionError = ''
+    state.actionError = null
     try {
       await chat.unsend(roomId, item.id)
       Object.assign(item, { deleted: true, message: '' })
     } catch (err) {
-      state.actionError = err.message
+      state.actionError = err
     }
   }
 
