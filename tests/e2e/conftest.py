@@ -80,6 +80,24 @@ def base_url(server_data: Path) -> Iterator[str]:
         server.close()
 
 
+@pytest.fixture
+def fresh_base_url(tmp_path: Path) -> Iterator[str]:
+    """A server of its own, just installed (no boards yet), for a first visit. Not available
+    against DUOCHAT_E2E_BASE_URL."""
+    if os.environ.get("DUOCHAT_E2E_BASE_URL"):
+        pytest.fail("this test needs a fresh install: run it without DUOCHAT_E2E_BASE_URL")
+    ARTIFACTS.mkdir(exist_ok=True)
+    server = EmbeddedProcess(data_dir=tmp_path, log=ARTIFACTS / "e2e-fresh-server.log")
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):

@@ -55,6 +55,8 @@ class User:
             base_url=base_url,
             locale=locale,
             color_scheme="dark" if dark else "light",
+            # No transitions: axe must not measure a colour halfway through one.
+            reduced_motion="reduce",
             **(PHONE if phone else DESKTOP),
         )
         context.set_default_timeout(10_000)

@@ -9,6 +9,7 @@ import { reactive } from 'vue'
 
 const ASK_KEY = 'duochat.notify.ask'
 const BURST_GAP_MS = 2 * 60 * 1000 // a room's messages closer than this are one burst
+const ANSWER_SHOWN_MS = 8000 // "notifications are on" shows this long
 
 const supported = typeof window !== 'undefined' && 'Notification' in window
 
@@ -47,6 +48,8 @@ async function enable() {
   }
   state.permission = result
   state.answered = result === 'default' ? '' : result
+  // The confirmation stays a moment, then makes room again.
+  setTimeout(() => (state.answered = ''), ANSWER_SHOWN_MS)
   if (result !== 'default') dismiss()
   return result
 }

@@ -247,7 +247,7 @@ export default {
     fresh: 'new',
   },
   notify: {
-    askTitle: 'Know when someone writes back',
+    askTitle: 'Get notified when someone writes back?',
     askText: 'Get a browser notification when a message arrives while duochat is in the background.',
     askYes: 'Turn on',
     askNo: 'Not now',
