@@ -180,6 +180,14 @@ class User:
         expect(self.tid("message-input")).to_be_enabled()
         return room.get_attribute("data-room-id")
 
+    def wait_room_readonly(self) -> str:
+        """A room that takes no more messages (left, blocked, closed): returns its id."""
+        room = self.tid("room-view")
+        expect(room).to_be_visible()
+        expect(self.tid("room-readonly")).to_be_visible()
+        expect(self.tid("message-input")).to_be_disabled()
+        return room.get_attribute("data-room-id")
+
     def open_room_from_chats(self, room_id: str) -> None:
         self.tid("nav-chats").click()
         self.tid(f"room-item-{room_id}").click()
