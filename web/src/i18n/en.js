@@ -155,7 +155,6 @@ export default {
     start: 'Start of the conversation',
     messages: 'Messages with {name}',
     rejected: 'The writer matched with someone else. This chat is closed.',
-    closed: 'This board was closed. This chat is closed.',
     leftByMe: 'You left this chat. It is read-only now.',
     leftByOther: '{name} left this chat. It is read-only now.',
     blocked: 'You blocked {name}. This chat is read-only.',

@@ -153,7 +153,6 @@ export default {
     start: '대화의 시작',
     messages: '{name}님과의 메시지',
     rejected: '글쓴이가 다른 사람과 매칭했어요. 이 채팅은 끝났어요.',
-    closed: '모집이 마감되었어요. 이 채팅은 끝났어요.',
     leftByMe: '채팅방을 나갔어요. 이제 읽기만 할 수 있어요.',
     leftByOther: '{name}님이 채팅방을 나갔어요. 이제 읽기만 할 수 있어요.',
     blocked: '{name}님을 차단했어요. 이 채팅은 읽기만 할 수 있어요.',
