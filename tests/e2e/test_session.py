@@ -31,6 +31,7 @@ def test_register_errors_then_sign_out_revokes_the_refresh_token(open_user, api)
 
     user.page.goto("/login")
     user.shot("30-login-phone")
+    user.axe("login-en-light-phone")
     user.tid("tab-register").click()
     user.tid("login-username").fill("happydaddy")
     user.tid("login-password").fill(STRONG_PASSWORD)
