@@ -13,15 +13,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from duochat_common.routing import route_for
 
+OWN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
 
 class RouteTableDispatcher:
     def __init__(self, services: Mapping[str, ASGIApp], default: ASGIApp, own: ASGIApp) -> None:
         self.services = dict(services)
         self.default = default
-        self.own = own  # this process's own /healthz and /readyz
+        self.own = own  # this process's own /healthz, /readyz and /metrics
 
     def pick(self, path: str) -> ASGIApp:
-        if path in ("/healthz", "/readyz"):
+        if path in OWN_PATHS:
             return self.own
         route = route_for(path)
         if route is not None and route.service in self.services:

@@ -28,7 +28,8 @@ from sqlalchemy import create_engine, text
 
 from duochat_common.gateway import render_nginx_conf
 from duochat_common.logs import uvicorn_log_config
-from duochat_common.routing import GATEWAY_PORT, ROUTES
+from duochat_common.prometheus import local_config
+from duochat_common.routing import GATEWAY_PORT, METRICS_PATH, ROUTES
 from duochat_common.serving import uvicorn_cli
 from duochat_embedded.runner import available_services
 
@@ -51,6 +52,7 @@ class LocalStack:
     gateway_port: int
     run_dir: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    databases: dict[str, str] = field(default_factory=dict)  # service -> database URL
 
     @property
     def gateway_url(self) -> str:
@@ -58,6 +60,14 @@ class LocalStack:
 
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def metrics_url(self, name: str) -> str:
+        return f"{self.service_url(name)}{METRICS_PATH}"
+
+    @property
+    def prometheus_config(self) -> Path:
+        """A Prometheus scrape config for this stack's ports, rendered from the route table."""
+        return self.run_dir / "prometheus.yml"
 
     def stop(self) -> None:
         for proc in self.processes.values():
@@ -180,7 +190,9 @@ def start(
     run_dir.mkdir(parents=True, exist_ok=True)
     log_dir = log_dir or run_dir
     stack = LocalStack(ports=chosen, gateway_port=gateway_port, run_dir=run_dir)
+    stack.prometheus_config.write_text(local_config(chosen))
     names = available_services()
+    stack.databases = {name: f"{mysql_server}/{db_prefix}{name}" for name in names}
     create_databases(mysql_server, [f"{db_prefix}{name}" for name in names])
     envs = {
         name: service_env(
@@ -243,6 +255,24 @@ def running(**kwargs: object) -> Iterator[LocalStack]:
         stack.stop()
 
 
+def describe(stack: LocalStack) -> str:
+    """What ``make services`` prints: where each service, its log and its metrics are, and how
+    to run Prometheus on the scrape config rendered for these ports."""
+    lines = [f"duochat services: gateway {stack.gateway_url}"]
+    for name in stack.ports:
+        log = stack.run_dir / f"{name}.log"
+        lines.append(f"  {name:7} {stack.service_url(name)}  (log: {log})")
+    lines.append("metrics (Prometheus text, on each service's own port, not via the gateway):")
+    lines += [f"  {name:7} {stack.metrics_url(name)}" for name in stack.ports]
+    lines.append(f"scrape config: {stack.prometheus_config}")
+    lines.append(
+        f"  prometheus --config.file={stack.prometheus_config} "
+        f"--storage.tsdb.path={stack.run_dir / 'prometheus'} "
+        "--web.listen-address=127.0.0.1:9090"
+    )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="duochat local-services mode")
     parser.add_argument(
@@ -260,9 +290,7 @@ def main() -> None:
         gateway_port=args.gateway_port,
         run_dir=run_dir,
     )
-    print(f"duochat services: gateway {stack.gateway_url}", flush=True)
-    for name, port in stack.ports.items():
-        print(f"  {name:7} http://127.0.0.1:{port}  (log: {run_dir / (name + '.log')})", flush=True)
+    print(describe(stack), flush=True)
     print("Ctrl-C stops everything.", flush=True)
     try:
         while all(p.poll() is None for p in stack.processes.values()):

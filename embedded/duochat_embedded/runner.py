@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 
 from duochat_common.errors import install_error_handlers
 from duochat_common.health import Check, health_router
+from duochat_common.metrics import labelled_metrics_router
 from duochat_common.routing import ROUTES
 from duochat_embedded.dispatch import RouteTableDispatcher
 from duochat_embedded.web import SecurityHeaders, web_app
@@ -87,4 +88,8 @@ def build(*, data_dir: Path, web_dist: Path, base_url: str) -> ASGIApp:
     own = FastAPI(openapi_url=None)
     install_error_handlers(own)
     own.include_router(health_router(checks))
+    # One port serves every service here, so it serves their metrics too, by service label.
+    own.include_router(
+        labelled_metrics_router({name: app.state.telemetry.metrics for name, app in apps.items()})
+    )
     return SecurityHeaders(RouteTableDispatcher(apps, default=web_app(web_dist), own=own))

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from duochat_common import gateway
-from duochat_common.routing import ROUTES, WEB_SERVICE, route_for
+from duochat_common.routing import INTERNAL_PATHS, ROUTES, WEB_SERVICE, route_for
 from duochat_common.secheaders import SECURITY_HEADERS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -183,6 +183,16 @@ def test_routes_like_the_alb_rules(running_gateway: Gateway, path: str) -> None:
         served = json.loads(body)
         assert served["service"] == route.service, path
         assert served["path"] == path
+
+
+@pytest.mark.parametrize("path", INTERNAL_PATHS)
+def test_internal_paths_answer_404(running_gateway: Gateway, path: str) -> None:
+    """/metrics is each service's own (Prometheus scrapes it there), not the SPA's fallback."""
+    for asked in (path, f"{path}?x=1"):
+        status, headers, body = running_gateway.get(asked)
+        assert status == 404, (asked, body[:200])
+        assert b"duochat spa" not in body
+        assert headers["X-Frame-Options"] == "DENY"
 
 
 def test_spa_fallback_and_assets(running_gateway: Gateway) -> None:

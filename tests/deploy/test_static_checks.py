@@ -152,4 +152,4 @@ def test_images_are_pinned() -> None:
             assert re.match(r"\d+\.\d+\.\d+", tag), (dockerfile, image)
     for name, service in compose()["services"].items():
         if "image" in service and "build" not in service:
-            assert re.search(r":\d+\.\d+\.\d+", service["image"]), (name, service["image"])
+            assert re.search(r":v?\d+\.\d+\.\d+", service["image"]), (name, service["image"])

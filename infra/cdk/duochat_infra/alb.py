@@ -9,7 +9,7 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from duochat_common.routing import Route
+from duochat_common.routing import INTERNAL_PATHS, INTERNAL_PRIORITY, Route
 
 MAX_PATTERNS_PER_RULE = 5  # an ALB quota: condition values per rule
 
@@ -130,6 +130,20 @@ class LoadBalancer(Construct):
             priority=route.priority,
             conditions=[elbv2.ListenerCondition.path_patterns(list(route.paths))],
             target_groups=[target_group],
+        )
+
+    def refuse_internal_paths(self) -> None:
+        """404 for the paths each service serves on its own port only (``/metrics``), before
+        any route's rule: the default rule would otherwise hand them to the web app."""
+        self.listener.add_action(
+            "Internal",
+            priority=INTERNAL_PRIORITY,
+            conditions=[elbv2.ListenerCondition.path_patterns(list(INTERNAL_PATHS))],
+            action=elbv2.ListenerAction.fixed_response(
+                404,
+                content_type="application/json",
+                message_body='{"code":"not_found","message":"not found"}',
+            ),
         )
 
     def set_default(self, target_group: elbv2.ApplicationTargetGroup) -> None:

@@ -134,6 +134,9 @@ class EnvironmentConfig:
     business_hours_only: bool = True
     # prod keeps its database, logs and buckets when the stack is destroyed.
     retain_data: bool = False
+    # The share of traces sent to X-Ray (by trace, so a trace is whole or absent): X-Ray bills
+    # per trace recorded.
+    trace_sampling_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         if self.certificate_arn and not self.domain_name:
@@ -146,6 +149,8 @@ class EnvironmentConfig:
                 f"servers' keep-alive ({KEEP_ALIVE_S} s, duochat_common.serving), or the ALB "
                 "reuses connections the servers are closing (502s)"
             )
+        if not 0 < self.trace_sampling_ratio <= 1:
+            raise ValueError("trace_sampling_ratio must be in (0, 1]")
         if self.db_instance_type not in MAX_CONNECTIONS:
             raise ValueError(f"no connection budget for {self.db_instance_type}")
         for name, pool in self.pool_sizes().items():
@@ -213,6 +218,7 @@ def prod(**overrides: object) -> EnvironmentConfig:
         "redis_snapshot_retention_days": 7,
         "log_retention_days": 90,
         "retain_data": True,
+        "trace_sampling_ratio": 0.05,
     }
     values.update(overrides)
     return EnvironmentConfig(**values)  # type: ignore[arg-type]

@@ -4,10 +4,11 @@ Outside business hours the services and the database are stopped on purpose, and
 metrics simply stop: every alarm treats missing data as not breaching. A failed morning start
 has its own alarm, read from the scheduler's JSON log.
 
-The services' own figures come from the observability work (Prometheus metrics shipped to
-CloudWatch in ``METRICS_NAMESPACE``, dimensions ``Environment`` and ``Service``):
-``duochat_connections`` (open WebSockets or SSE streams of one task) and
-``duochat_events_lag`` (entries a consumer group has not read yet).
+The services' own figures are their Prometheus metrics, which each task writes once a minute
+as EMF log lines (``duochat_common.emf``) into ``METRICS_NAMESPACE`` with the dimensions
+``Environment`` and ``Service``, under the same names as on ``/metrics``: a gauge is the task's
+value (the most lagging group for ``duochat_events_lag``), a counter its increase over the
+minute, a histogram the minute's observations, so ``p99`` works on it.
 """
 
 from __future__ import annotations
@@ -28,8 +29,21 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 METRICS_NAMESPACE = "Duochat"
-CONNECTIONS_METRIC = "duochat_connections"
+# Open WebSockets (chat) and SSE streams (notify) of one task: what those two scale on.
+CONNECTION_METRICS = {"chat": "duochat_chat_connections", "notify": "duochat_notify_streams"}
 LAG_METRIC = "duochat_events_lag"
+DEAD_LETTER_METRIC = "duochat_events_dead_lettered"
+STORED_METRIC = "duochat_chat_messages_stored"
+SEND_TO_DELIVER_METRIC = "duochat_chat_send_to_deliver_seconds"
+COMMIT_METRIC = "duochat_chat_commit_seconds"
+NOTIFY_DELIVERY_METRIC = "duochat_notify_delivery_seconds"
+LOOP_LAG_METRIC = "duochat_event_loop_lag_seconds"
+# Thresholds: a message should reach the other member well within a second; a notification
+# within the presence hold (10 s) plus a few seconds; a loop that runs a quarter second late
+# delays everything the task does.
+SEND_TO_DELIVER_P99_S = 1.0
+NOTIFY_DELIVERY_P99_S = 15.0
+LOOP_LAG_P99_S = 0.25
 _FIVE_MINUTES = Duration.minutes(5)
 
 
@@ -66,6 +80,7 @@ class Monitoring(Construct):
         scheduler_function: lambda_.IFunction,
         scheduler_log_group: logs.ILogGroup,
         lag_services: tuple[str, ...] = ("chat", "notify"),
+        backend_services: tuple[str, ...] = ("auth", "boards", "chat", "notify"),
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(
@@ -183,16 +198,57 @@ class Monitoring(Construct):
                 )
 
         # --- the event consumers ------------------------------------------------------------
+        def mine(service: str, name: str, statistic: str) -> cloudwatch.Metric:
+            return service_metric(
+                environment=environment, service=service, name=name, statistic=statistic
+            )
+
         for name in lag_services:
             alarm(
                 f"ConsumerLag{name.capitalize()}",
-                service_metric(
-                    environment=environment, service=name, name=LAG_METRIC, statistic="Maximum"
-                ),
+                mine(name, LAG_METRIC, "Maximum"),
                 threshold=1000,
                 periods=5,
                 datapoints=5,
                 description=f"{name}'s event consumers are over 1,000 entries behind",
+            )
+            alarm(
+                f"DeadLetters{name.capitalize()}",
+                mine(name, DEAD_LETTER_METRIC, "Sum"),
+                threshold=1,
+                periods=1,
+                datapoints=1,
+                description=f"{name} moved events to a dead-letter stream (<stream>.dead)",
+            )
+
+        # --- the users' view of chat and notify ---------------------------------------------
+        alarm(
+            "SendToDeliverP99",
+            mine("chat", SEND_TO_DELIVER_METRIC, "p99"),
+            threshold=SEND_TO_DELIVER_P99_S,
+            periods=5,
+            datapoints=3,
+            description=f"messages take over {SEND_TO_DELIVER_P99_S:g} s from SEND to the "
+            "other member (p99)",
+        )
+        alarm(
+            "NotifyDeliveryP99",
+            mine("notify", NOTIFY_DELIVERY_METRIC, "p99"),
+            threshold=NOTIFY_DELIVERY_P99_S,
+            periods=5,
+            datapoints=3,
+            description=f"notifications take over {NOTIFY_DELIVERY_P99_S:g} s to reach their "
+            "user's stream (p99)",
+        )
+        for name in backend_services:
+            alarm(
+                f"EventLoopLag{name.capitalize()}",
+                mine(name, LOOP_LAG_METRIC, "p99"),
+                threshold=LOOP_LAG_P99_S,
+                periods=5,
+                datapoints=5,
+                description=f"{name}'s event loop runs over {LOOP_LAG_P99_S:g} s late (p99): "
+                "every request and message of its tasks waits that long",
             )
 
         # --- the business-hours scheduler ---------------------------------------------------
@@ -233,6 +289,7 @@ class Monitoring(Construct):
             cache=cache,
             five_xx=five_xx,
             lag_services=lag_services,
+            backend_services=backend_services,
         )
         NagSuppressions.add_resource_suppressions(
             self.topic,
@@ -255,9 +312,16 @@ class Monitoring(Construct):
         cache: elasticache.CfnReplicationGroup,
         five_xx: cloudwatch.IMetric,
         lag_services: tuple[str, ...],
+        backend_services: tuple[str, ...],
     ) -> cloudwatch.Dashboard:
         dashboard = cloudwatch.Dashboard(self, "Dashboard")
         width = 8
+
+        def mine(service: str, name: str, statistic: str, label: str) -> cloudwatch.Metric:
+            return service_metric(
+                environment=environment, service=service, name=name, statistic=statistic
+            ).with_(label=label)
+
         dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(
                 title="Alarms", alarms=list(self.alarms.values()), width=24, height=4
@@ -276,16 +340,43 @@ class Monitoring(Construct):
                 width=width,
             ),
             cloudwatch.GraphWidget(
-                title="Open connections per task",
+                title="Open sockets (all tasks) and per task",
                 left=[
-                    service_metric(
-                        environment=environment,
-                        service=name,
-                        name=CONNECTIONS_METRIC,
-                        statistic="Average",
-                    )
-                    for name in lag_services
+                    mine(name, metric, "Sum", f"{name} sockets")
+                    for name, metric in CONNECTION_METRICS.items()
                 ],
+                right=[
+                    mine(name, metric, "Average", f"{name} per task")
+                    for name, metric in CONNECTION_METRICS.items()
+                ],
+                width=width,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Messages stored per second",
+                left=[
+                    cloudwatch.MathExpression(
+                        expression="stored / 60",
+                        using_metrics={"stored": mine("chat", STORED_METRIC, "Sum", "stored")},
+                        label="msgs/s",
+                        period=Duration.minutes(1),
+                    )
+                ],
+                width=width,
+            ),
+            cloudwatch.GraphWidget(
+                title="SEND to delivered (s)",
+                left=[mine("chat", SEND_TO_DELIVER_METRIC, stat, stat) for stat in ("p50", "p99")],
+                right=[mine("chat", COMMIT_METRIC, "p99", "commit p99")],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=SEND_TO_DELIVER_P99_S, label="p99 alarm")
+                ],
+                width=width,
+            ),
+            cloudwatch.GraphWidget(
+                title="Notification delivery p99 (s)",
+                left=[mine("notify", NOTIFY_DELIVERY_METRIC, "p99", "notify p99")],
                 width=width,
             ),
         )
@@ -302,12 +393,19 @@ class Monitoring(Construct):
             ),
             cloudwatch.GraphWidget(
                 title="Consumer lag (entries)",
-                left=[
-                    service_metric(
-                        environment=environment, service=name, name=LAG_METRIC, statistic="Maximum"
-                    )
-                    for name in lag_services
-                ],
+                left=[mine(name, LAG_METRIC, "Maximum", name) for name in lag_services],
+                width=width,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Event-loop lag p99 (s)",
+                left=[mine(name, LOOP_LAG_METRIC, "p99", name) for name in backend_services],
+                width=width,
+            ),
+            cloudwatch.GraphWidget(
+                title="Dead-lettered events",
+                left=[mine(name, DEAD_LETTER_METRIC, "Sum", name) for name in lag_services],
                 width=width,
             ),
         )

@@ -21,6 +21,7 @@ from aws_cdk import aws_logs as logs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from duochat_infra.collector import TraceCollector
 from duochat_infra.config import Sizing
 
 SCHEDULE_TAG_KEY = "duochat:scheduled"
@@ -56,7 +57,9 @@ class AppService(Construct):
         removal_policy: RemovalPolicy,
         service_connect: bool = False,
         connections_metric: cloudwatch.IMetric | None = None,
+        trace_sampling_ratio: float | None = None,
     ) -> None:
+        """``trace_sampling_ratio`` adds the trace collector beside the service (None: none)."""
         super().__init__(scope, construct_id)
         self.security_group = ec2.SecurityGroup(
             self,
@@ -83,12 +86,23 @@ class AppService(Construct):
         # The image's files are read-only; /tmp (uvicorn's log config, nginx's temp files) is
         # a task volume of its own.
         task_definition.add_volume(name="tmp")
+        tracing: dict[str, str] = {}
+        if trace_sampling_ratio is not None:
+            self.collector = TraceCollector(
+                self,
+                "Traces",
+                task_definition=task_definition,
+                log_group=log_group,
+                stream_prefix=f"{name}-adot",
+                sampling_ratio=trace_sampling_ratio,
+            )
+            tracing = self.collector.environment
         container = task_definition.add_container(
             name,
             image=image,
             port_mappings=[ecs.PortMapping(container_port=port, name=name)],
             logging=ecs.LogDrivers.aws_logs(stream_prefix=name, log_group=log_group),
-            environment=dict(environment),
+            environment={**environment, **tracing},
             secrets=dict(secrets),
             health_check=ecs.HealthCheck(
                 command=["CMD", *health_command],

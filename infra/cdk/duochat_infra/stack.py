@@ -18,7 +18,7 @@ from duochat_infra.config import EnvironmentConfig
 from duochat_infra.data import MYSQL_PORT, Cache, Database
 from duochat_infra.db_users import ServiceUsers, rds_ca_url
 from duochat_infra.monitoring import (
-    CONNECTIONS_METRIC,
+    CONNECTION_METRICS,
     METRICS_NAMESPACE,
     Monitoring,
     service_metric,
@@ -220,12 +220,18 @@ class DuochatStack(Stack):
                 log_retention=retention,
                 removal_policy=removal,
                 service_connect=True,
-                connections_metric=service_metric(
-                    environment=config.name,
-                    service=route.service,
-                    name=CONNECTIONS_METRIC,
-                    statistic="Average",
+                connections_metric=(
+                    service_metric(
+                        environment=config.name,
+                        service=route.service,
+                        name=CONNECTION_METRICS[route.service],
+                        statistic="Average",
+                    )
+                    if route.service in CONNECTION_METRICS
+                    else None
                 ),
+                # Spans go to the ADOT collector beside the task, and on to X-Ray.
+                trace_sampling_ratio=config.trace_sampling_ratio,
             )
             self.database.allow_from(service.security_group)
             cache.allow_from(service.security_group)
@@ -250,6 +256,8 @@ class DuochatStack(Stack):
         for route in ROUTES:
             self.services[route.service].service.node.add_dependency(self.service_users.resource)
 
+        # /metrics is for Prometheus inside the network, on each task's own port.
+        gateway.refuse_internal_paths()
         web_target_group = gateway.target_group(
             port=WEB_PORT, health_path="/healthz", deregistration_delay=Duration.seconds(15)
         )

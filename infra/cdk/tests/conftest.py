@@ -47,6 +47,12 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return Synthesized(outdir=outdir, stacks=stacks, templates=templates)
 
 
+def app_container(task: dict[str, Any]) -> dict[str, Any]:
+    """A task definition's service container (the one with a port), beside its sidecars."""
+    (container,) = [c for c in task["ContainerDefinitions"] if c.get("PortMappings")]
+    return dict(container)
+
+
 @pytest.fixture(params=["dev", "prod"])
 def env(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -13,10 +13,10 @@ from duochat_common.serving import uvicorn_options
 from duochat_infra import config
 from duochat_infra.db_users import rds_ca_url
 from duochat_infra.main import DEPLOY_ACCESS_STACK
-from duochat_infra.monitoring import CONNECTIONS_METRIC, LAG_METRIC, METRICS_NAMESPACE
+from duochat_infra.monitoring import CONNECTION_METRICS, LAG_METRIC, METRICS_NAMESPACE
 from duochat_infra.stack import INTERNAL_CALLS
 
-from .conftest import Synthesized
+from .conftest import Synthesized, app_container
 from .test_stack import props, ref_id, resources
 
 pytestmark = pytest.mark.timeout(600)
@@ -28,7 +28,7 @@ def containers(template: dict[str, Any]) -> dict[int, dict[str, Any]]:
     """Container port -> the container definition (one container per task)."""
     out = {}
     for task in props(template, "AWS::ECS::TaskDefinition"):
-        (container,) = task["ContainerDefinitions"]
+        container = app_container(task)
         out[container["PortMappings"][0]["ContainerPort"]] = container
     return out
 
@@ -201,7 +201,7 @@ def test_task_memory_follows_the_measured_figures(synthesized: Synthesized, env:
     template = synthesized.json(env)
     memory = {}
     for task in props(template, "AWS::ECS::TaskDefinition"):
-        (container,) = task["ContainerDefinitions"]
+        container = app_container(task)
         memory[container["Name"]] = int(task["Memory"])
     # auth: argon2id's 64 MiB per hash in flight, a ~512 MiB process, the proxy beside it.
     assert memory["auth"] >= 1024
@@ -278,7 +278,12 @@ def test_one_dashboard_per_environment(synthesized: Synthesized, env: str) -> No
     template = synthesized.json(env)
     (dashboard,) = props(template, "AWS::CloudWatch::Dashboard")
     body = json.dumps(dashboard["DashboardBody"])
-    for needle in (CONNECTIONS_METRIC, LAG_METRIC, "EngineCPUUtilization", "DatabaseConnections"):
+    for needle in (
+        *CONNECTION_METRICS.values(),
+        LAG_METRIC,
+        "EngineCPUUtilization",
+        "DatabaseConnections",
+    ):
         assert needle in body, needle
 
 
@@ -292,7 +297,7 @@ def test_tasks_run_on_graviton_with_read_only_root_filesystems(
     assert len(tasks) == len(ROUTES) + 1
     for task in tasks:
         assert task["RuntimePlatform"]["CpuArchitecture"] == "ARM64"
-        (container,) = task["ContainerDefinitions"]
+        container = app_container(task)
         assert container["ReadonlyRootFilesystem"] is True
         (mount,) = container["MountPoints"]
         assert mount["ContainerPath"] == "/tmp" and mount["ReadOnly"] is False

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from duochat_common import gateway
-from duochat_common.routing import ROUTES, WEB_PORT, WEB_SERVICE
+from duochat_common.routing import INTERNAL_PATHS, INTERNAL_PRIORITY, ROUTES, WEB_PORT, WEB_SERVICE
 
 from .conftest import Synthesized
 from .test_stack import props, ref_id
@@ -63,6 +63,8 @@ def alb_rules(template: dict[str, Any]) -> tuple[list[tuple[int, str, list[str]]
     }
     rules = []
     for rule in props(template, "AWS::ElasticLoadBalancingV2::ListenerRule"):
+        if rule["Actions"][0]["Type"] != "forward":
+            continue  # the internal paths' 404 (test_internal_paths_are_refused_everywhere)
         (condition,) = rule["Conditions"]
         group = ref_id(rule["Actions"][0]["TargetGroupArn"])
         rules.append(
@@ -121,3 +123,22 @@ def test_the_two_nginx_gateways_differ_only_in_where_things_run(confs: dict[str,
     compose_rules, compose_sse, _ = nginx_rules(confs["compose"])
     local_rules, local_sse, _ = nginx_rules(confs["local"])
     assert compose_rules == local_rules and compose_sse == local_sse
+
+
+def test_internal_paths_are_refused_everywhere(
+    synthesized: Synthesized, confs: dict[str, str], env: str
+) -> None:
+    """/metrics answers on each task's own port, and 404 through the ALB and both gateways."""
+    (rule,) = [
+        r
+        for r in props(synthesized.json(env), "AWS::ElasticLoadBalancingV2::ListenerRule")
+        if r["Actions"][0]["Type"] == "fixed-response"
+    ]
+    assert rule["Priority"] == INTERNAL_PRIORITY < min(r.priority for r in ROUTES)
+    assert rule["Conditions"] == [
+        {"Field": "path-pattern", "PathPatternConfig": {"Values": list(INTERNAL_PATHS)}}
+    ]
+    assert rule["Actions"][0]["FixedResponseConfig"]["StatusCode"] == "404"
+    for conf in confs.values():
+        for path in INTERNAL_PATHS:
+            assert f"location = {path} {{ return 404; }}" in conf

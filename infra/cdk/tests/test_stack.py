@@ -20,7 +20,7 @@ from duochat_infra.service import (
 )
 from duochat_infra.stack import INTERNAL_CALLS
 
-from .conftest import CERTIFICATE_ARN, Synthesized
+from .conftest import CERTIFICATE_ARN, Synthesized, app_container
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -70,7 +70,11 @@ def ingress_rules(template: dict[str, Any], group: str) -> list[dict[str, Any]]:
 
 def test_one_listener_rule_per_route(synthesized: Synthesized, env: str) -> None:
     template = synthesized.json(env)
-    rules = props(template, "AWS::ElasticLoadBalancingV2::ListenerRule")
+    rules = [
+        r
+        for r in props(template, "AWS::ElasticLoadBalancingV2::ListenerRule")
+        if r["Actions"][0]["Type"] == "forward"
+    ]
     assert len(rules) == len(ROUTES)
     groups = resources(template, "AWS::ElasticLoadBalancingV2::TargetGroup")
     for route in ROUTES:
@@ -211,7 +215,7 @@ def test_rds_is_encrypted_backed_up_and_its_secret_injected(
     (attachment,) = resources(template.to_json(), "AWS::SecretsManager::SecretTargetAttachment")
     db_secrets = set()
     for task in props(template.to_json(), "AWS::ECS::TaskDefinition"):
-        (container,) = task["ContainerDefinitions"]
+        container = app_container(task)
         if container["PortMappings"][0]["ContainerPort"] == WEB_PORT:
             assert "Secrets" not in container
             continue
@@ -228,7 +232,7 @@ def test_rds_is_encrypted_backed_up_and_its_secret_injected(
 def test_auth_gets_the_signing_key_as_a_secret(synthesized: Synthesized, env: str) -> None:
     auth = next(r for r in ROUTES if r.service == "auth")
     for task in props(synthesized.json(env), "AWS::ECS::TaskDefinition"):
-        (container,) = task["ContainerDefinitions"]
+        container = app_container(task)
         has_key = any(s["Name"] == "DUOCHAT_JWT_PRIVATE_KEY" for s in container.get("Secrets", []))
         assert has_key == (container["PortMappings"][0]["ContainerPort"] == auth.port)
 

@@ -14,7 +14,14 @@ import getpass
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from duochat_common.routing import GATEWAY_PORT, ROUTES, WEB_PORT, WEB_SERVICE, Route
+from duochat_common.routing import (
+    GATEWAY_PORT,
+    INTERNAL_PATHS,
+    ROUTES,
+    WEB_PORT,
+    WEB_SERVICE,
+    Route,
+)
 from duochat_common.secheaders import SECURITY_HEADERS
 
 # WebSocket and SSE connections stay open for as long as the user stays on the page; the
@@ -264,6 +271,8 @@ def render_nginx_conf(
         "  server {",
         f"    listen {listen};",
         *_security_headers("    "),
+        "    # Served on each service's own port only (Prometheus scrapes it there).",
+        *(f"    location = {path} {{ return 404; }}" for path in INTERNAL_PATHS),
         "    # Regex locations are tried in the order written, which is the ALB rule priority",
         "    # order; prefix locations would pick the longest match instead.",
     ]

@@ -2,6 +2,7 @@
 
 The id comes from the incoming ``X-Request-ID`` (the gateway sets one) or is made here; it is
 echoed on the response, attached to every log line, and forwarded by ``request_id_headers()``.
+A line written inside a traced span also carries its ``traceId`` (the id X-Ray shows).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 import uuid
 from typing import Any
 
+from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -35,6 +37,9 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
             "requestId": request_id_var.get(),
         }
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["traceId"] = f"{span.trace_id:032x}"
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
             entry.update(extra)

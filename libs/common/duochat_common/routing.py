@@ -53,6 +53,13 @@ ROUTES: tuple[Route, ...] = (
     ),
 )
 
+# Served by every service on its own port, for whoever reaches that port inside the network
+# (Prometheus), and never routed from outside: the ALB and the gateways answer these 404.
+METRICS_PATH = "/metrics"
+INTERNAL_PATHS: tuple[str, ...] = (METRICS_PATH,)
+# Before every route's rule.
+INTERNAL_PRIORITY = 1
+
 # The default rule (`/*`) goes to the static web app.
 WEB_SERVICE = "web"
 WEB_PORT = 8080

@@ -10,7 +10,7 @@ import ipaddress
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from duochat_common.clientaddr import Network, parse_networks
@@ -21,7 +21,7 @@ DEV_DEFAULT_MARK = "dev-only"
 class ServiceSettings(BaseSettings):
     """Settings shared by every service; build one with ``Settings(**overrides)``."""
 
-    model_config = SettingsConfigDict(env_prefix="DUOCHAT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DUOCHAT_", extra="ignore", populate_by_name=True)
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = "sqlite:///./data/duochat.db"
@@ -32,6 +32,9 @@ class ServiceSettings(BaseSettings):
     # CloudWatch metrics as log lines (duochat_common.emf); off unless a namespace is set.
     metrics_namespace: str = ""
     metrics_environment: str = ""
+    # Traces over OTLP/HTTP (duochat_common.tracing): OpenTelemetry's own variable, so the
+    # SDK's other OTEL_* settings (the sampler) sit beside it. Empty: no tracing at all.
+    otel_exporter_otlp_endpoint: str = Field(default="", alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     # Prefixes every Redis key and stream name, so that test runs and tenants never collide.
     redis_prefix: str = ""
     # Where every service fetches the public keys that verify access tokens.

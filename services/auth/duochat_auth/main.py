@@ -8,12 +8,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from opentelemetry.trace import TracerProvider
 from redis.asyncio import Redis
 from sqlalchemy import select
 
 from duochat_auth import service
 from duochat_auth.config import Settings
 from duochat_auth.keys import KeyRing, load_key_ring
+from duochat_auth.metrics import CLOUDWATCH, AuthMetrics
 from duochat_auth.models import User
 from duochat_auth.passwords import Passwords, hash_slots
 from duochat_auth.ratelimit import LoginLimiter, WindowLimiter
@@ -22,6 +24,7 @@ from duochat_common.app import build_app
 from duochat_common.db import Database
 from duochat_common.errors import Conflict
 from duochat_common.redis_store import create_redis
+from duochat_common.telemetry import Telemetry
 from duochat_common.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -63,8 +66,13 @@ def _local_verifier(keys: KeyRing, settings: Settings) -> TokenVerifier:
     return TokenVerifier(fetch, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """The auth app; ``tracer_provider`` traces into it instead of the configured export."""
     settings = settings or Settings()
+    telemetry = Telemetry.of("auth", settings, tracer_provider=tracer_provider)
+    telemetry.export_to_cloudwatch(*CLOUDWATCH)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -114,6 +122,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[router],
         lifespan=lifespan,
         health_checks=lambda a: {"database": a.state.db.ping, "redis": a.state.redis.ping},
+        telemetry=telemetry,
     )
     app.state.settings = settings
+    app.state.auth_metrics = AuthMetrics(
+        telemetry.metrics, lambda: getattr(app.state, "passwords", None)
+    )
     return app

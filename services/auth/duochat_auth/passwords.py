@@ -87,17 +87,26 @@ class Passwords:
         # this many, the answer is 503 at once.
         self._max_waiting = max(64, 32 * max_concurrent)
         self._waiting = 0
+        # Read by the metrics at scrape time.
+        self.in_flight = 0
+        self.rejected = 0
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
 
     async def _acquire(self) -> None:
         if not self._slots.locked():
             await self._slots.acquire()  # free: returns at once
             return
         if self._waiting >= self._max_waiting:
+            self.rejected += 1
             raise _busy()
         self._waiting += 1
         try:
             await asyncio.wait_for(self._slots.acquire(), self._queue_seconds)
         except TimeoutError:
+            self.rejected += 1
             raise _busy() from None
         finally:
             self._waiting -= 1
@@ -108,9 +117,11 @@ class Passwords:
         that reads the database for the check (sign-in) takes the slot first, so that the
         excess is refused before it holds a database connection."""
         await self._acquire()
+        self.in_flight += 1
         try:
             yield Hasher(self)
         finally:
+            self.in_flight -= 1
             self._slots.release()
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from duochat_auth import cookies, service
 from duochat_auth.config import Settings
 from duochat_auth.keys import KeyRing
+from duochat_auth.metrics import AuthMetrics
 from duochat_auth.passwords import Passwords
 from duochat_auth.ratelimit import LoginLimiter, WindowLimiter
 from duochat_auth.schemas import (
@@ -44,6 +45,11 @@ def _limiter(request: Request) -> LoginLimiter:
 def _passwords(request: Request) -> Passwords:
     passwords: Passwords = request.app.state.passwords
     return passwords
+
+
+def _metrics(request: Request) -> AuthMetrics:
+    metrics: AuthMetrics = request.app.state.auth_metrics
+    return metrics
 
 
 def _signups(request: Request) -> WindowLimiter:
@@ -104,17 +110,19 @@ async def login(
     settings: SettingsDep,
     limiter: Annotated[LoginLimiter, Depends(_limiter)],
     passwords: PasswordsDep,
+    metrics: Annotated[AuthMetrics, Depends(_metrics)],
 ) -> TokenPair:
-    pair = await service.login(
-        session=session,
-        keys=keys,
-        settings=settings,
-        limiter=limiter,
-        passwords=passwords,
-        username=body.username,
-        password=body.password,
-        address=_address(request),
-    )
+    with metrics.login():
+        pair = await service.login(
+            session=session,
+            keys=keys,
+            settings=settings,
+            limiter=limiter,
+            passwords=passwords,
+            username=body.username,
+            password=body.password,
+            address=_address(request),
+        )
     return cookies.deliver(
         pair,
         response,

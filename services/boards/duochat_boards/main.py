@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from opentelemetry.trace import TracerProvider
 
 from duochat_boards.config import Settings
 from duochat_boards.outbox import Outbox
@@ -16,6 +17,7 @@ from duochat_common.app import build_app
 from duochat_common.db import Database
 from duochat_common.events import EventBus
 from duochat_common.redis_store import create_redis, ping
+from duochat_common.telemetry import Telemetry
 from duochat_common.tokens import TokenVerifier, http_jwks_fetcher
 
 
@@ -34,10 +36,12 @@ def create_app(
     *,
     verifier: TokenVerifier | None = None,
     database: Database | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     """The boards app. ``verifier`` and ``database`` replace the ones built from ``settings``
     (tests sign their own tokens and run each test in a transaction they roll back); a given
-    database stays open when the app stops, as its owner disposes of it."""
+    database stays open when the app stops, as its owner disposes of it. ``tracer_provider``
+    traces into it instead of the OTLP export the settings ask for."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -82,6 +86,7 @@ def create_app(
         routers=[router],
         lifespan=lifespan,
         health_checks=lambda a: {"database": a.state.db.ping, "redis": lambda: ping(a.state.redis)},
+        telemetry=Telemetry.of("boards", settings, tracer_provider=tracer_provider),
     )
     app.state.settings = settings
     return app

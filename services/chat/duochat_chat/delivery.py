@@ -5,7 +5,9 @@ instance that has subscribers in its rooms through that instance's own stream
 So an instance reads only the traffic of rooms its own sockets are in, and the work of each
 instance grows with its own traffic, not the cluster's. Each stream entry carries a batch:
 fields ``r<k>`` (room), ``i<k>`` (message id, ``0`` for a transient ENTER/QUIT), ``b<k>`` (the
-MESSAGE body as clients get it), and ``a`` (acks: ``[request, roomId, id, error]``).
+MESSAGE body as clients get it), ``a`` (acks: ``[request, roomId, id, error]``), and ``t``
+(when the batch's first message was sent, in ms: the receiving instance's send-to-deliver
+sample).
 
 The streams are the fast path. A message whose entry never arrives (an instance killed between
 commit and append, a Redis restart) is found by the hub's gap fill and sweep, which read the
@@ -28,6 +30,7 @@ from duochat_chat.drafts import Draft, Outcome, Stored
 from duochat_chat.forwarding import STREAM_TTL_MS, Router
 from duochat_chat.hub import Hub
 from duochat_chat.messages import Body
+from duochat_chat.metrics import ChatMetrics
 from duochat_chat.outbound import Append, Outbound
 from duochat_chat.outbox import OutboxRelay
 from duochat_chat.presence import Here, Presence
@@ -47,6 +50,7 @@ class Delivery:
         relay: OutboxRelay,
         presence: Presence,
         deliver_key: Callable[[str], str],
+        metrics: ChatMetrics | None = None,
     ) -> None:
         self.instance = instance
         self.hub = hub
@@ -56,6 +60,7 @@ class Delivery:
         self.presence = presence
         self.deliver_key = deliver_key
         self.sent = 0
+        self.metrics = metrics or ChatMetrics()
 
     def stored(
         self,
@@ -83,6 +88,11 @@ class Delivery:
             for node in here.nodes if here is not None else ():
                 if node != me:
                     _add(out.setdefault(node, {}), room_id, entries)
+        sent_ms = drafts[0].sent_ms if by_room else 0  # one sample per batch (see metrics)
+        if sent_ms:
+            self.metrics.delivered_by_owner.observe(max(0.0, time.time() - sent_ms / 1000))
+            for fields in out.values():
+                fields["t"] = sent_ms
         for node, node_acks in acks.items():
             out.setdefault(node, {})["a"] = json.dumps(node_acks)
         for node, fields in out.items():
@@ -132,8 +142,12 @@ class Delivery:
     def _take(self, entry_id: str, fields: dict[str, Any]) -> None:
         try:
             hub = self.hub
-            for k in range((len(fields) - ("a" in fields)) // 3):
+            sent_ms = fields.get("t")
+            for k in range((len(fields) - ("a" in fields) - (sent_ms is not None)) // 3):
                 hub.on_entries(fields[f"r{k}"], [(int(fields[f"i{k}"]), Body.of(fields[f"b{k}"]))])
+            if sent_ms is not None:
+                sent = int(sent_ms) / 1000
+                self.metrics.delivered_from_stream.observe(max(0.0, time.time() - sent))
             acks = fields.get("a")
             if acks is not None:
                 for request, room_id, message_id, error in json.loads(acks):

@@ -31,6 +31,10 @@ class Draft:
     origin: str | None = None
     request: int = 0
     hops: int = 0
+    # When the SEND reached chat (wall clock, in milliseconds: an int costs a fraction of a
+    # float to encode; 0: not a client's frame), and its span's traceparent when tracing is on.
+    sent_ms: int = 0
+    trace: str | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +79,8 @@ def message_sent_event(
         "occurredAt": created,
         "data": data,
     }
+    if d.trace is not None:
+        envelope["traceparent"] = d.trace
     return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
 
 

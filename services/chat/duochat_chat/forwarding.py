@@ -45,6 +45,8 @@ def _pack(d: Draft) -> list[Any]:
         d.request,
         d.hops,
         d.audience,
+        d.sent_ms,
+        d.trace,
     ]
 
 
@@ -62,6 +64,8 @@ def _unpack(item: list[Any]) -> Draft:
         request=int(request),
         hops=int(hops),
         audience=item[10] if len(item) > 10 else None,
+        sent_ms=item[11] if len(item) > 11 else 0,
+        trace=item[12] if len(item) > 12 else None,
     )
 
 

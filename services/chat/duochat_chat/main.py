@@ -6,37 +6,54 @@ import asyncio
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from opentelemetry.trace import TracerProvider
 from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from duochat_chat.config import Settings
+from duochat_chat.metrics import CLOUDWATCH, ChatMetrics
 from duochat_chat.routes import router
 from duochat_chat.runtime import Runtime, build_runtime, start
 from duochat_chat.transport import StompEndpoint, run_ticker
 from duochat_common.app import build_app
-from duochat_common.emf import group_lag, reporter
+from duochat_common.events.metrics import BusMetrics
+from duochat_common.telemetry import Telemetry
 from duochat_common.tokens import TokenVerifier
 
 
 def create_app(
-    settings: Settings | None = None, *, verifier: TokenVerifier | None = None
+    settings: Settings | None = None,
+    *,
+    verifier: TokenVerifier | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
-    """The chat app; ``verifier`` replaces the JWKS-backed one (tests without auth)."""
+    """The chat app; ``verifier`` replaces the JWKS-backed one (tests without auth), and
+    ``tracer_provider`` the configured trace export."""
     settings = settings or Settings()
+    telemetry = Telemetry.of("chat", settings, tracer_provider=tracer_provider)
+    telemetry.export_to_cloudwatch(*CLOUDWATCH)
+    chat_metrics = ChatMetrics(telemetry.metrics)
+    bus_metrics = BusMetrics(telemetry.metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = build_runtime(settings, verifier)
+        runtime = build_runtime(
+            settings,
+            verifier,
+            metrics=chat_metrics,
+            bus_metrics=bus_metrics,
+            tracer_provider=telemetry.tracer_provider,
+        )
         app.state.chat = runtime
         app.state.db = runtime.db
         app.state.redis = runtime.redis
         app.state.verifier = runtime.verifier
-        await start(runtime, run_ticker(runtime), *metrics(runtime))
+        await start(runtime, run_ticker(runtime))
         restore = drain_on_sigterm(runtime)
         try:
             yield
@@ -49,6 +66,7 @@ def create_app(
         routers=[router],
         lifespan=lifespan,
         health_checks=lambda a: {"database": a.state.db.ping, "redis": a.state.redis.ping},
+        telemetry=telemetry,
         # The STOMP socket skips the middleware stack (see ChatApp); everything else keeps it.
         app_class=ChatApp,
     )
@@ -59,20 +77,6 @@ def create_app(
 
 log = logging.getLogger(__name__)
 STOMP_PATH = "/ws-stomp"
-
-
-def metrics(runtime: Runtime) -> list[Coroutine[Any, Any, None]]:
-    """Open sockets and the boards consumer's lag, as CloudWatch metrics (on AWS)."""
-    consumer = runtime.consumer
-    emf = reporter(
-        runtime.settings,
-        "chat",
-        {
-            "duochat_connections": lambda: len(runtime.sessions),
-            "duochat_events_lag": lambda: group_lag(runtime.redis, consumer.stream, consumer.group),
-        },
-    )
-    return [] if emf is None else [emf.run()]
 
 
 def drain_on_sigterm(runtime: Runtime) -> Callable[[], None]:

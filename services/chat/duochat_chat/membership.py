@@ -31,6 +31,7 @@ from duochat_common.events.envelope import Envelope
 from duochat_common.events.schemas import BoardApplied, BoardClosed, BoardMatched, RoomRef, UserRef
 from duochat_common.logs import request_id_headers
 from duochat_common.tokens import AuthUser
+from duochat_common.tracing import current_traceparent
 
 log = logging.getLogger(__name__)
 NEGATIVE_CACHE_S = 5.0
@@ -256,6 +257,7 @@ class Membership:
                 text,
                 new_status=status,
                 audience=ref.applicant.id if to_applicant else None,
+                trace=current_traceparent(),  # the board event's trace, if traced
             )
             futures.append(self.router.submit(draft))
         await asyncio.gather(*futures)

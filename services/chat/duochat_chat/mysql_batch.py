@@ -48,8 +48,28 @@ async def cursor(conn: AsyncConnection) -> AsyncIterator[Any]:
         yield driver_cursor
 
 
-def _marks(n: int) -> str:
-    return ", ".join(["%s"] * n)
+class _Literals:
+    """SQL literals for one batch, escaped by the driver connection (as ``mogrify`` does, so
+    the session's NO_BACKSLASH_ESCAPES is honoured) and remembered: a batch repeats its room
+    ids, names and time in every row."""
+
+    __slots__ = ("escape", "seen")
+
+    def __init__(self, connection: Any) -> None:
+        self.escape = connection.escape
+        self.seen: dict[tuple[type, object], str] = {}
+
+    def __call__(self, value: object) -> str:
+        if value is None:
+            return "NULL"
+        kind = type(value)
+        if kind is int:
+            return str(value)
+        key = (kind, value)
+        found = self.seen.get(key)
+        if found is None:
+            found = self.seen[key] = self.escape(value)
+        return found
 
 
 def write_and_commit(
@@ -58,17 +78,18 @@ def write_and_commit(
     outbox: dict[str, Any] | None,
     statuses: dict[str, str],
     now: datetime,
+    relayed: Sequence[str] = (),
 ) -> str:
-    """One query: the messages, the outbox row, the rooms' new statuses, COMMIT."""
+    """One query: the messages, the outbox row, the rooms' new statuses, the deletion of
+    outbox rows already relayed (``relayed``), COMMIT."""
     parts = []
     if rows:
-        values = ", ".join([f"({_marks(len(MESSAGE_COLUMNS))})"] * len(rows))
-        parts.append(
-            cursor.mogrify(
-                f"INSERT INTO {MESSAGES} ({', '.join(MESSAGE_COLUMNS)}) VALUES {values}",  # noqa: S608
-                [row[column] for row in rows for column in MESSAGE_COLUMNS],
-            )
+        literal = _Literals(cursor.connection)
+        values = ", ".join(
+            "(" + ", ".join([literal(row[column]) for column in MESSAGE_COLUMNS]) + ")"
+            for row in rows
         )
+        parts.append(f"INSERT INTO {MESSAGES} ({', '.join(MESSAGE_COLUMNS)}) VALUES {values}")  # noqa: S608
     if outbox is not None:
         parts.append(
             cursor.mogrify(
@@ -81,6 +102,13 @@ def write_and_commit(
             cursor.mogrify(
                 f"UPDATE {ROOMS} SET status = %s, updated_at = %s WHERE room_id = %s",  # noqa: S608
                 [status, now, room_id],
+            )
+        )
+    if relayed:
+        parts.append(
+            cursor.mogrify(
+                f"DELETE FROM {OUTBOX} WHERE id IN ({', '.join(['%s'] * len(relayed))})",  # noqa: S608
+                list(relayed),
             )
         )
     parts.append("COMMIT")

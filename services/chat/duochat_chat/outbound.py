@@ -84,11 +84,14 @@ class Outbound:
         while self._items:
             take = [self._items.popleft() for _ in range(min(self.batch, len(self._items)))]
             try:
+                expiring: dict[str, int] = {}
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for item in take:
                         pipe.xadd(item.stream, item.fields, maxlen=item.maxlen, approximate=True)
                         if item.expire_ms is not None:
-                            pipe.pexpire(item.stream, item.expire_ms)
+                            expiring[item.stream] = item.expire_ms
+                    for stream, expire_ms in expiring.items():  # once per stream, after its XADDs
+                        pipe.pexpire(stream, expire_ms)
                     await pipe.execute()
             except BaseException:
                 self._items.extendleft(reversed(take))  # in order, for the retry

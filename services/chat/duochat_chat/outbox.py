@@ -3,7 +3,8 @@
 The writer writes one outbox row per batch, in the same transaction as the messages, naming
 them (``{"messages": {roomId: [first, last]}}``); ``mark_read`` writes its ``chat.room.read``
 event whole (``{"events": [...]}``). After the commit the events, built in memory, go to Redis
-through the outbound queue, and the row is deleted once they are there. A row left behind (the
+through the outbound queue, and once they are there the row is deleted by the writer's next
+batch, in its transaction (or here, after a second without batches). A row left behind (the
 instance was killed after its commit, or Redis was away and the instance stopped) is picked up
 by a sweep, on any instance, once it is ``stale_s`` old, and its events are rebuilt from the
 stored messages. Presence at send time is gone by then, so a rebuilt event says so
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -51,6 +53,7 @@ class OutboxRelay:
         self.stale_s = stale_s
         self.sweep_s = sweep_s
         self._done: list[str] = []
+        self._done_since = 0.0  # when the oldest id in _done was relayed (monotonic)
         self._in_flight: set[str] = set()
         self.relayed = 0
 
@@ -71,8 +74,24 @@ class OutboxRelay:
 
     def _relayed(self, outbox_id: str, count: int) -> None:
         self._in_flight.discard(outbox_id)
-        self._done.append(outbox_id)
+        self._mark_done([outbox_id])
         self.relayed += count
+
+    def _mark_done(self, ids: list[str]) -> None:
+        if not self._done:
+            self._done_since = time.monotonic()
+        self._done += ids
+
+    def take_done(self, limit: int = 500) -> list[str]:
+        """Rows whose events are in Redis, for the writer to delete in its next batch's
+        transaction (no round trip of their own while messages flow)."""
+        taken, self._done = self._done[:limit], self._done[limit:]
+        return taken
+
+    def give_back(self, ids: list[str]) -> None:
+        """The batch that was to delete ``ids`` failed; they are deleted later."""
+        if ids:
+            self._mark_done(ids)
 
     async def delete_done(self) -> None:
         done, self._done = self._done, []
@@ -95,8 +114,9 @@ class OutboxRelay:
                 )
             ).all()
         found = 0
+        relayed = set(self._done)  # relayed, waiting for their deletion
         for row in rows:
-            if row.id in self._in_flight:
+            if row.id in self._in_flight or row.id in relayed:
                 continue
             found += 1
             payload = json.loads(row.payload)
@@ -106,7 +126,7 @@ class OutboxRelay:
             if events:
                 self.publish(row.id, events)
             else:
-                self._done.append(row.id)
+                self._mark_done([row.id])
         return found
 
     async def _rebuild(self, refs: dict[str, list[int]]) -> list[str]:
@@ -148,11 +168,12 @@ class OutboxRelay:
             )
         return events
 
-    async def run(self, interval: float = 0.2) -> None:
+    async def run(self, interval: float = 0.2, linger_s: float = 1.0) -> None:
         since_sweep = self.sweep_s  # sweep once at start: a restart picks up what it left
         while not cancel_requested():
             try:
-                if self._done:
+                # Rows the writer has not taken within linger_s (no batches): delete them here.
+                if self._done and time.monotonic() - self._done_since >= linger_s:
                     await self.delete_done()
                 if since_sweep >= self.sweep_s:
                     since_sweep = 0.0

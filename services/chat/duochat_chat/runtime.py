@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import redis.asyncio as aioredis
+from opentelemetry.trace import Tracer, TracerProvider
 
 from duochat_chat.config import Settings
 from duochat_chat.delivery import Delivery
@@ -34,6 +35,7 @@ from duochat_chat.history import History
 from duochat_chat.hub import Hub
 from duochat_chat.limits import Throttle, UserLimits
 from duochat_chat.membership import Membership
+from duochat_chat.metrics import ChatMetrics
 from duochat_chat.mysql_batch import writer_database
 from duochat_chat.outbound import Outbound
 from duochat_chat.outbox import OutboxRelay
@@ -43,9 +45,11 @@ from duochat_chat.stomp import Limits
 from duochat_chat.writer import MessageWriter
 from duochat_common.db import Database
 from duochat_common.events import Consumer
+from duochat_common.events.metrics import BusMetrics
 from duochat_common.events.schemas import BOARDS_STREAM, CHAT_STREAM
 from duochat_common.redis_store import create_redis, is_memory
 from duochat_common.tokens import TokenVerifier, http_jwks_fetcher
+from duochat_common.tracing import instrument, tracer_of
 
 if TYPE_CHECKING:
     from duochat_chat.session import Session
@@ -76,6 +80,8 @@ class Runtime:
     user_limits: UserLimits
     typing: Throttle
     consumer: Consumer
+    metrics: ChatMetrics
+    tracer: Tracer | None = None  # None: tracing is off
     sessions: set[Session] = field(default_factory=set)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     draining: bool = False
@@ -121,7 +127,16 @@ def instance_name(settings: Settings) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", raw)[:100]
 
 
-def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings,
+    verifier: TokenVerifier | None = None,
+    *,
+    metrics: ChatMetrics | None = None,
+    bus_metrics: BusMetrics | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> Runtime:
+    metrics = metrics or ChatMetrics()
+    tracer = tracer_of(tracer_provider, "chat")
     instance = instance_name(settings)
     key = settings.key
     db = Database(settings.database_url, pool_size=10, max_overflow=20)
@@ -136,7 +151,7 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
         audience=settings.jwt_audience,
         cache_seconds=settings.jwks_cache_seconds,
     )
-    http = httpx.AsyncClient(timeout=settings.boards_timeout_s)
+    http = instrument(httpx.AsyncClient(timeout=settings.boards_timeout_s), tracer_provider)
     presence = Presence(redis, key=key, instance=instance, ttl_s=settings.presence_ttl_s)
     history = History(db)
     hub = Hub(history, on_presence_change=presence.invalidate)
@@ -175,6 +190,7 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
         relay=relay,
         presence=presence,
         deliver_key=lambda node: key(f"chat:deliver:{node}"),
+        metrics=metrics,
     )
     writer = MessageWriter(
         writer_database(db),
@@ -185,6 +201,8 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
         reroute=router.route,
         batch=settings.write_batch,
         queue_max=settings.write_queue_max,
+        relayed=relay,
+        metrics=metrics,
     )
     router.writer = writer
     membership = Membership(db, http=http, boards_url=settings.boards_url, router=router)
@@ -194,8 +212,10 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
         group="chat",
         consumer=instance,
         handler=membership.handle_event,
+        metrics=bus_metrics,
+        tracer=tracer,
     )
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         instance=instance,
         db=db,
@@ -225,7 +245,11 @@ def build_runtime(settings: Settings, verifier: TokenVerifier | None = None) -> 
         ),
         consumer=consumer,
         typing=Throttle(),
+        metrics=metrics,
+        tracer=tracer,
     )
+    metrics.watch(runtime)
+    return runtime
 
 
 async def start(runtime: Runtime, *more: Coroutine[Any, Any, None]) -> None:

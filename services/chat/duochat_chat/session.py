@@ -12,11 +12,14 @@ import itertools
 import json
 import logging
 import re
+import time
 import uuid
 from functools import partial
 from typing import TYPE_CHECKING
 
 import jwt
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from duochat_chat.drafts import Draft, Stored
 from duochat_chat.hub import Subscription
@@ -51,6 +54,7 @@ from duochat_chat.stomp import (
 )
 from duochat_common.errors import DomainError
 from duochat_common.tokens import AuthUser
+from duochat_common.tracing import context_of, current_traceparent
 
 if TYPE_CHECKING:
     from duochat_chat.transport import Outlet
@@ -67,7 +71,12 @@ _key_numbers = itertools.count(1)
 
 
 class Refused(Exception):
-    """A frame the session answers with ERROR (and then closes)."""
+    """A frame the session answers with ERROR (and then closes); ``reason`` is what
+    ``duochat_chat_errors_total`` counts it as."""
+
+    def __init__(self, message: str, *, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def room_of(destination: str) -> str:
@@ -100,7 +109,8 @@ class Session:
     def push(self, text: str) -> None:
         self.out.push(text)
 
-    def fail(self, message: str, receipt: str | None = None) -> None:
+    def fail(self, message: str, receipt: str | None = None, *, reason: str = "invalid") -> None:
+        self.rt.metrics.error(reason)
         if not self.conn.closed:
             self.push(self.conn.error(message, receipt=receipt))
         self.out.close_soon(after=self.pending)
@@ -111,7 +121,11 @@ class Session:
         receipt = getattr(event, "receipt", None)
         try:
             if isinstance(event, Send):
-                await self.on_send(event)
+                tracer = self.rt.tracer
+                if tracer is None:
+                    await self.on_send(event)
+                else:
+                    await self._traced_send(event, tracer)
             elif isinstance(event, Subscribe):
                 await self.on_subscribe(event)
             elif isinstance(event, Unsubscribe):
@@ -129,24 +143,54 @@ class Session:
                 # The frames before the failing one come first: their receipts, then the ERROR.
                 if self.pending:
                     await asyncio.wait(set(self.pending), timeout=5.0)
+                self.rt.metrics.error("protocol")
                 self.push(event.frame)
                 self.out.close_soon()
         except Refused as exc:
-            self.fail(str(exc), receipt)
+            self.fail(str(exc), receipt, reason=exc.reason)
         except DomainError as exc:
-            self.fail(exc.message, receipt)
+            self.fail(exc.message, receipt, reason="denied")
         except Exception:
             log.exception("STOMP frame handling failed")
-            self.fail("internal error while handling the frame", receipt)
+            self.fail("internal error while handling the frame", receipt, reason="internal")
+
+    async def _traced_send(self, event: Send, tracer: Tracer) -> None:
+        """``on_send`` in a span that ends when the message is stored or refused; a client
+        that sends a ``traceparent`` header has it continue the client's trace."""
+        known = event.destination in (SEND_DESTINATION, TYPING_DESTINATION)
+        destination = event.destination if known else "unknown"  # span names stay few
+        span = tracer.start_span(
+            f"SEND {destination}",
+            context=context_of(event.headers.get("traceparent")),
+            kind=SpanKind.SERVER,
+            attributes={
+                "messaging.system": "stomp",
+                "messaging.destination.name": destination,
+                "enduser.id": str(self.user.id) if self.user else "",
+            },
+        )
+        try:
+            with trace.use_span(span, end_on_exit=False):
+                future = await self.on_send(event)
+        except BaseException as exc:
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            span.end()
+            raise
+        if future is None:
+            span.end()
+        else:
+            future.add_done_callback(partial(_end_span, span))
 
     async def on_connect(self, event: Connect) -> None:
         if not event.token:
-            raise Refused("CONNECT needs a token header (or Authorization: Bearer ...)")
+            raise Refused(
+                "CONNECT needs a token header (or Authorization: Bearer ...)", reason="denied"
+            )
         user = await self.rt.verifier.verify(event.token)
         try:
             await self.rt.user_limits.opened(user.id)
         except TooManySockets as exc:
-            raise Refused(str(exc)) from None
+            raise Refused(str(exc), reason="rate_limited") from None
         self.user = user
         self.token = event.token
         self.expires_at = token_expiry(event.token)
@@ -186,7 +230,13 @@ class Session:
         if (room_id, user.id) not in rt.membership.entered:
             # The member's first visit ever is posted and kept, as the old app announced it.
             draft = Draft(
-                room_id, ENTER, user.id, user.username, entered_text(user.username), key=ENTER_KEY
+                room_id,
+                ENTER,
+                user.id,
+                user.username,
+                entered_text(user.username),
+                key=ENTER_KEY,
+                sent_ms=time.time_ns() // 1_000_000,
             )
             try:
                 stored = await rt.router.submit(draft)
@@ -226,11 +276,14 @@ class Session:
         if await self.rt.presence.leave(room_id, user.id):
             await self._announce(room_id, user, QUIT, left_text(user.username))
 
-    async def on_send(self, event: Send) -> None:
+    async def on_send(self, event: Send) -> asyncio.Future[Stored | None] | None:
+        """Check a SEND and hand its message to the room's owner; returns its future (None:
+        nothing to store)."""
+        received = time.time_ns() // 1_000_000
         user = self._user()
         if event.destination == TYPING_DESTINATION:
             await self.on_typing(event, user)
-            return
+            return None
         if event.destination != SEND_DESTINATION:
             raise Refused(
                 f"unknown destination {event.destination[:100]!r}: send to {SEND_DESTINATION}"
@@ -269,21 +322,26 @@ class Session:
             # on SUBSCRIBE and on leaving, so these only get their receipt.
             if event.receipt:
                 self.push(self.conn.receipt(event.receipt))
-            return
+            return None
         if not text.strip():
             raise Refused("message is empty")
         if not rt.user_limits.may_send(user.id):
             raise Refused(
                 f"too many messages: at most {rt.settings.sends_per_second:g} per second "
-                "per user, across all your connections"
+                "per user, across all your connections",
+                reason="rate_limited",
             )
         if info.read_only:
-            raise Refused(f"this room is read-only (the board is {info.status})")
+            raise Refused(f"this room is read-only (the board is {info.status})", reason="denied")
         if rt.writer.busy():
-            raise Refused("the server is busy; try again in a moment")
-        future = rt.router.submit(Draft(room_id, TALK, user.id, user.username, text, key=key))
+            raise Refused("the server is busy; try again in a moment", reason="busy")
+        draft = Draft(room_id, TALK, user.id, user.username, text, key=key, sent_ms=received)
+        if rt.tracer is not None:
+            draft.trace = current_traceparent()
+        future = rt.router.submit(draft)
         self.pending.add(future)
         future.add_done_callback(partial(self._stored, event.receipt))
+        return future
 
     async def on_typing(self, event: Send, user: AuthUser) -> None:
         """``{"roomId"}``: the other member sees "typing..."; nothing is stored, and a user's
@@ -309,7 +367,7 @@ class Session:
             return
         exc = future.exception()
         if exc is not None:
-            self.fail(str(exc), receipt)
+            self.fail(str(exc), receipt, reason="not_stored")
         elif receipt:
             self.push(self.conn.receipt(receipt))
 
@@ -327,6 +385,12 @@ class Session:
                 log.warning("presence cleanup failed", exc_info=False)
         if self.user is not None:
             await self.rt.user_limits.closed(self.user.id)
+
+
+def _end_span(span: trace.Span, future: asyncio.Future[Stored | None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        span.set_status(Status(StatusCode.ERROR, str(future.exception())[:200]))
+    span.end()
 
 
 def token_expiry(token: str) -> float:

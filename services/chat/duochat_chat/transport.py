@@ -203,7 +203,9 @@ async def run_ticker(rt: Runtime, interval: float = 1.0) -> None:
             try:
                 if session.expires_at and wall > session.expires_at and not session.out.closing:
                     # The web client reconnects with a fresh token; a stolen one stops working.
-                    session.fail("token expired: connect again with a fresh token")
+                    session.fail(
+                        "token expired: connect again with a fresh token", reason="token_expired"
+                    )
                     continue
                 out = session.conn.tick(now)
                 if out is None:

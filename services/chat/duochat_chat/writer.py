@@ -24,13 +24,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 import pymysql
 from sqlalchemy import func, insert, select, update
@@ -47,6 +48,7 @@ from duochat_chat.messages import (
     iso,
     utcnow_ms,
 )
+from duochat_chat.metrics import ChatMetrics
 from duochat_chat.models import Message, OutboxBatch, Room
 from duochat_chat.presence import Here, Presence
 from duochat_chat.ring import Ring
@@ -102,6 +104,14 @@ class _Plan:
 Deliver = Callable[[Sequence[Draft], Sequence[Outcome], dict[str, Here], list[str], str], None]
 
 
+class Relayed(Protocol):
+    """Outbox rows whose events are in Redis: a batch deletes them in its transaction."""
+
+    def take_done(self, limit: int = 500) -> list[str]: ...
+
+    def give_back(self, ids: list[str]) -> None: ...
+
+
 class MessageWriter:
     def __init__(
         self,
@@ -114,8 +124,11 @@ class MessageWriter:
         reroute: Callable[[Draft], None],
         batch: int = 500,
         queue_max: int = 20_000,
+        relayed: Relayed | None = None,
+        metrics: ChatMetrics | None = None,
     ) -> None:
         self.db = db
+        self.relayed = relayed
         self.reads = reads
         self.presence = presence
         self.ring = ring
@@ -131,6 +144,7 @@ class MessageWriter:
         self.stored = 0
         self.batches = 0
         self.fenced = 0
+        self.metrics = metrics or ChatMetrics()
         # The writer keeps one connection: a pool checkout (with its pre-ping round trip) per
         # batch cost as much as the batch's own statements.
         self._conn: AsyncConnection | None = None
@@ -138,6 +152,9 @@ class MessageWriter:
 
     def busy(self) -> bool:
         return len(self._queue) >= self.queue_max
+
+    def queued(self) -> int:
+        return len(self._queue)
 
     def submit(self, draft: Draft) -> asyncio.Future[Stored | None]:
         """Queue a draft from this instance; the future is its stored form (None: nothing)."""
@@ -163,8 +180,10 @@ class MessageWriter:
     def _forget_moved(self) -> None:
         """The live instances changed: drop rooms this instance no longer owns (if they come
         back, their state is read again, since another owner may have written them)."""
-        for room_id in [r for r in self.rooms if not self.ring.owns(r)]:
+        moved = [r for r in self.rooms if not self.ring.owns(r)]
+        for room_id in moved:
             del self.rooms[room_id]
+        self.metrics.rooms_moved.inc(len(moved))
 
     async def _drop_connection(self, *, invalidate: bool = False) -> None:
         conn, self._conn = self._conn, None
@@ -209,6 +228,7 @@ class MessageWriter:
         await self._load(room_ids)
         outcome, events, outbox_id = await self._store(mine, present)
         self.batches += 1
+        self.metrics.batch_size.observe(len(mine))
         self.stored += sum(1 for o in outcome if isinstance(o, Stored) and o.body is not None)
         self._settle(mine, outcome, present, events, outbox_id)
 
@@ -277,7 +297,9 @@ class MessageWriter:
             plan = self._plan([drafts[i] for i in todo], present)
             try:
                 if plan.rows or plan.statuses:
+                    started = time.perf_counter()
                     await self._commit(plan)
+                    self.metrics.commit_seconds.observe(time.perf_counter() - started)
             except Exception as exc:
                 kind = _classify(exc, self._conn)
                 if kind is _Fail.DUPLICATE_KEY:
@@ -446,11 +468,22 @@ class MessageWriter:
             "created_at": plan.now,
         }
         if conn.dialect.name != "sqlite":
-            async with mysql_batch.cursor(conn) as cursor:
-                query = mysql_batch.write_and_commit(
-                    cursor, plan.rows, outbox if plan.events else None, plan.statuses, plan.now
-                )
-                await mysql_batch.run_batch(cursor, query)
+            relayed = self.relayed.take_done() if self.relayed is not None else []
+            try:
+                async with mysql_batch.cursor(conn) as cursor:
+                    query = mysql_batch.write_and_commit(
+                        cursor,
+                        plan.rows,
+                        outbox if plan.events else None,
+                        plan.statuses,
+                        plan.now,
+                        relayed,
+                    )
+                    await mysql_batch.run_batch(cursor, query)
+            except BaseException:
+                if self.relayed is not None:
+                    self.relayed.give_back(relayed)
+                raise
             return
         async with conn.begin():
             if plan.rows:

@@ -46,7 +46,8 @@ class BatchConsumer(Consumer):
             if not already:
                 todo.setdefault(envelope.id, envelope)
         try:
-            await self.batch_handler(list(todo.values()))
+            with self.span(list(todo.values())):
+                await self.batch_handler(list(todo.values()))
         except Exception:
             log.warning(
                 "batch handler failed; handling the events one by one",

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from duochat_notify.config import Settings
 from duochat_notify.keys import Keys
+from duochat_notify.metrics import NotifyMetrics
 from duochat_notify.models import Alarm
 from duochat_notify.schemas import AlarmOut, ReadNotice
 
@@ -72,15 +74,20 @@ return reply
 """
 
 Push = tuple[int, str, str, int | None]  # user, event, data, alarm id
+# What a fresh append is counted with: its kind, and when what it tells of happened.
+Counted = tuple[str, datetime | None]
 
 
 class Delivery:
     """Appends SSE events to users' delivery streams and copies them to the holders' inboxes."""
 
-    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, settings: Settings, metrics: NotifyMetrics | None = None
+    ) -> None:
         self.redis = redis
         self.settings = settings
         self.keys = Keys(settings)
+        self.metrics = metrics
 
     def stream_key(self, user_id: int) -> str:
         return self.keys.user_stream(user_id)
@@ -89,14 +96,18 @@ class Delivery:
         """Append each alarm to its user's stream, at most once per alarm; returns how many
         were appended now (a redelivery appends none, but copies them to the inboxes again)."""
         return await self._push(
-            [(a.user_id, a.kind, AlarmOut.of(a).to_json(), a.id) for a in alarms]
+            [(a.user_id, a.kind, AlarmOut.of(a).to_json(), a.id) for a in alarms],
+            [(a.kind, a.created_at) for a in alarms],
         )
 
     async def push_read(self, user_id: int, notice: ReadNotice) -> None:
         """Tell the user's open streams that alarms were read and what is left unread."""
-        await self._push([(user_id, "read", notice.model_dump_json(by_alias=True), None)])
+        await self._push(
+            [(user_id, "read", notice.model_dump_json(by_alias=True), None)], [("read", None)]
+        )
 
-    async def _push(self, pushes: Sequence[Push]) -> int:
+    async def _push(self, pushes: Sequence[Push], counted: Sequence[Counted] = ()) -> int:
+        """``counted``: each push's kind and time for the metrics (none: not counted)."""
         if not pushes:
             return 0
         now = time.time()
@@ -128,4 +139,9 @@ class Delivery:
                 for inbox, fields in copies:
                     pipe.xadd(inbox, fields, maxlen=self.settings.inbox_maxlen, approximate=True)
                 await pipe.execute()
+        # Counted once the copies are in the holders' inboxes: live on every open tab.
+        if self.metrics is not None:
+            for (kind, occurred), reply in zip(counted, replies, strict=False):
+                if int(reply[0]):
+                    self.metrics.pushed(kind, occurred)
         return fresh

@@ -12,13 +12,15 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from opentelemetry.trace import TracerProvider
 
 from duochat_common.app import build_app
 from duochat_common.db import Database
-from duochat_common.emf import group_lag, reporter
+from duochat_common.events.metrics import BusMetrics
 from duochat_common.events.schemas import BOARDS_STREAM, CHAT_STREAM
 from duochat_common.health import Check
 from duochat_common.redis_store import create_redis, ping
+from duochat_common.telemetry import Telemetry
 from duochat_common.tokens import TokenVerifier
 from duochat_notify import service
 from duochat_notify.config import Settings
@@ -27,6 +29,7 @@ from duochat_notify.delivery import Delivery
 from duochat_notify.events import Triggers
 from duochat_notify.held import HeldPushes
 from duochat_notify.hub import Hub
+from duochat_notify.metrics import CLOUDWATCH, NotifyMetrics
 from duochat_notify.models import utcnow
 from duochat_notify.routes import router
 from duochat_notify.slots import StreamSlots
@@ -60,6 +63,7 @@ def _instance_id(settings: Settings) -> str:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    telemetry: Telemetry = app.state.telemetry
     instance = _instance_id(settings)
     db = Database(settings.database_url)
     redis = create_redis(
@@ -67,7 +71,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_connections=settings.redis_max_connections,
         cluster=settings.redis_cluster,
     )
-    delivery = Delivery(redis, settings)
+    delivery = Delivery(redis, settings, app.state.notify_metrics)
     hub = Hub(
         redis,
         inbox_key=delivery.keys.inbox(instance),
@@ -130,20 +134,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 batch_handler=triggers.handle_batch,
                 block_ms=settings.consumer_block_ms,
                 claim_idle_ms=settings.consumer_claim_idle_ms,
+                metrics=app.state.bus_metrics,
+                tracer=telemetry.tracer,
             )
             jobs.append(consumer.run(stop))
-    lags = [settings.key(stream) for stream in (BOARDS_STREAM, CHAT_STREAM)]
-
-    async def lag() -> int:
-        return max([await group_lag(redis, stream, CONSUMER_GROUP) for stream in lags])
-
-    emf = reporter(
-        settings,
-        "notify",
-        {"duochat_connections": lambda: hub.connected, "duochat_events_lag": lag},
-    )
-    if emf is not None:
-        jobs.append(emf.run())
     tasks = [asyncio.create_task(job) for job in jobs]
     try:
         yield
@@ -168,13 +162,27 @@ def _health_checks(app: FastAPI) -> dict[str, Check]:
     return {"database": app.state.db.ping, "redis": redis_ping}
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The notify app; ``settings`` defaults to the environment."""
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """The notify app; ``settings`` defaults to the environment, ``tracer_provider`` replaces
+    the configured trace export."""
+    settings = settings or Settings()
+    telemetry = Telemetry.of("notify", settings, tracer_provider=tracer_provider)
+    telemetry.export_to_cloudwatch(*CLOUDWATCH)
     app = build_app(
         title="duochat notify",
         routers=[router],
         lifespan=lifespan,
         health_checks=_health_checks,
+        telemetry=telemetry,
     )
-    app.state.settings = settings or Settings()
+    app.state.settings = settings
+    app.state.bus_metrics = BusMetrics(telemetry.metrics)
+    app.state.notify_metrics = NotifyMetrics(telemetry.metrics, lambda: _streams_open(app))
     return app
+
+
+def _streams_open(app: FastAPI) -> int | None:
+    hub: Hub | None = getattr(app.state, "hub", None)
+    return None if hub is None else hub.connected

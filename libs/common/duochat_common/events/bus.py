@@ -15,16 +15,21 @@ Delivery is at least once. A consumer:
 No command touches two keys, so the bus runs on one Redis and on a Redis Cluster alike: the
 markers are checked with one pipelined EXISTS per key, and the dead-letter step appends before
 it acks (a crash in between dead-letters the entry twice, which loses nothing).
+
+Given ``metrics``, a consumer counts what it takes and dead-letters, and its group's lag is read
+at each scrape (``events.metrics``). Given a ``tracer``, each event is handled in a span of the
+trace named by its envelope's ``traceparent``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
@@ -33,6 +38,12 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from duochat_common.events.envelope import Envelope
+from duochat_common.tracing import consumer_span, link_to
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
+    from duochat_common.events.metrics import BusMetrics
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +106,8 @@ class Consumer:
         max_attempts: int = 5,
         done_ttl_s: int = 7 * 86400,
         dead_after_ms: int = 10_000,
+        metrics: BusMetrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.redis = redis
         self.stream = stream
@@ -113,6 +126,12 @@ class Consumer:
         self._attempts_key = f"{stream}:attempts:{group}"
         self._last_claim = 0.0
         self._recovered = False
+        self.tracer = tracer
+        self._consumed = self._dead = None
+        if metrics is not None:
+            metrics.watch(redis, stream, group)
+            self._consumed = metrics.consumed.labels(stream, group)
+            self._dead = metrics.dead_lettered.labels(stream, group)
 
     def _done_key(self, event_id: str) -> str:
         return f"{self.stream}:done:{self.group}:{event_id}"
@@ -129,6 +148,8 @@ class Consumer:
             "event dead-lettered",
             extra={"fields": {"stream": self.stream, "entry": entry_id, "reason": reason}},
         )
+        if self._dead is not None:
+            self._dead.inc()
         # Three keys in three slots: append first, so that a crash can only repeat the letter.
         await self.redis.xadd(
             dead_letter_stream(self.stream),
@@ -166,7 +187,11 @@ class Consumer:
         for (entry_id, raw, envelope), already in zip(parsed, done, strict=True):
             if not already and envelope.id not in in_batch:
                 try:
-                    await self.handler(envelope)
+                    if self.tracer is None:
+                        await self.handler(envelope)
+                    else:
+                        with self.span([envelope]):
+                            await self.handler(envelope)
                 except Exception as exc:
                     attempts = int(await self.redis.hincrby(self._attempts_key, entry_id, 1))
                     log.warning(
@@ -187,6 +212,31 @@ class Consumer:
                 await pipe.execute()
             handled += 1
         return handled
+
+    @contextlib.contextmanager
+    def span(self, envelopes: Sequence[Envelope]) -> Iterator[None]:
+        """The span that handles ``envelopes``: in the trace of the first that has one, linked
+        to the others' (a batch can have one parent only). Nothing when tracing is off."""
+        if self.tracer is None or not envelopes:
+            yield
+            return
+        parents = [e.traceparent for e in envelopes if e.traceparent]
+        links = [link for link in map(link_to, parents[1:]) if link is not None]
+        first = envelopes[0]
+        with consumer_span(
+            self.tracer,
+            f"{first.type} process" if len(envelopes) == 1 else f"{self.stream} process",
+            traceparent=parents[0] if parents else None,
+            attributes={
+                "messaging.system": "redis_streams",
+                "messaging.destination.name": self.stream,
+                "messaging.consumer.group.name": self.group,
+                "messaging.batch.message_count": len(envelopes),
+                "messaging.message.id": first.id,
+            },
+            links=links or None,
+        ):
+            yield
 
     async def reclaim(self) -> int:
         """Take over entries idle longer than ``claim_idle_ms`` (a dead consumer's, or retries)."""
@@ -223,6 +273,7 @@ class Consumer:
                 return total
             start = entries[-1][0]
             total += len(entries)
+            self._count(len(entries))
             gone = [eid for eid, fields in entries if not fields]  # trimmed from the stream
             if gone:
                 await self.redis.xack(self.stream, self.group, *gone)
@@ -273,7 +324,9 @@ class Consumer:
 
         ``run`` calls ``recover`` once before its first pass."""
         try:
-            return await self._run_once()
+            seen = await self._run_once()
+            self._count(seen)
+            return seen
         except ResponseError as exc:
             # Redis lost the group or the whole stream (a restart without persistence, or a
             # delete, which also UNBLOCKs a waiting read): recreate it. Events handled before
@@ -283,6 +336,10 @@ class Consumer:
             log.warning("consumer group missing; recreating it", extra={"fields": self._where})
             await self.ensure_group()
             return 0
+
+    def _count(self, seen: int) -> None:
+        if seen and self._consumed is not None:
+            self._consumed.inc(seen)
 
     @property
     def _where(self) -> dict[str, str]:

@@ -1,4 +1,6 @@
-"""The versioned envelope every event travels in: ``{id, type, version, occurredAt, data}``."""
+"""The versioned envelope every event travels in: ``{id, type, version, occurredAt, data}``,
+and ``traceparent`` (W3C) when the event was made inside a traced span: its consumers handle it
+in that trace (``duochat_common.tracing``). Readers that do not know the field ignore it."""
 
 from __future__ import annotations
 
@@ -18,9 +20,13 @@ class Envelope(BaseModel):
     version: int = 1
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     data: dict[str, Any]
+    traceparent: str | None = None
 
     def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True)
+        # Without a trace the document is exactly what it was before the field existed.
+        return self.model_dump_json(
+            by_alias=True, exclude=None if self.traceparent else {"traceparent"}
+        )
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Envelope:

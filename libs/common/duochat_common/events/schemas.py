@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from duochat_common.events.envelope import Envelope
+from duochat_common.tracing import current_traceparent
 
 BOARDS_STREAM = "events.boards"
 CHAT_STREAM = "events.chat"
@@ -26,8 +27,12 @@ class EventData(BaseModel):
     VERSION: ClassVar[int] = 1
 
     def envelope(self) -> Envelope:
+        """The event in its envelope, in the trace of the current span (if any)."""
         return Envelope(
-            type=self.TYPE, version=self.VERSION, data=self.model_dump(mode="json", by_alias=True)
+            type=self.TYPE,
+            version=self.VERSION,
+            data=self.model_dump(mode="json", by_alias=True),
+            traceparent=current_traceparent(),
         )
 
     @classmethod

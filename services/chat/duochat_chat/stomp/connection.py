@@ -15,9 +15,13 @@ closes the socket once the ERROR frame is out (STOMP requires both).
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from duochat_chat.stomp.frames import VERSIONS, Frame, FrameParser, ProtocolError, encode
+
+# A header value that holds one of these needs STOMP 1.2 escaping.
+_NEEDS_ESCAPE = re.compile(r"[\\\n:\r]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +314,7 @@ class StompConnection:
         return encode(Frame("CONNECTED", headers), self.version).decode()
 
     def receipt(self, receipt_id: str) -> str:
-        if not any(c in receipt_id for c in "\\\n:\r"):
+        if not _NEEDS_ESCAPE.search(receipt_id):
             return f"RECEIPT\nreceipt-id:{receipt_id}\n\n\x00"
         return encode(Frame("RECEIPT", [("receipt-id", receipt_id)]), self.version).decode()
 
@@ -321,7 +325,11 @@ class StompConnection:
 
         This is the hot path, so it skips escaping where nothing needs it.
         """
-        if any(c in s for s in (sub_id, destination, message_id) for c in "\\\n:\r"):
+        if (
+            _NEEDS_ESCAPE.search(sub_id)
+            or _NEEDS_ESCAPE.search(destination)
+            or _NEEDS_ESCAPE.search(message_id)
+        ):
             headers = [
                 ("destination", destination),
                 ("content-type", "application/json"),
