@@ -87,6 +87,7 @@ function show({ key, title, body = '', onClick }) {
   notification.onclick = () => {
     window.focus()
     notification.close()
+    bursts.delete(key) // seen: the next message is news again
     onClick?.()
   }
   bursts.set(key, { at: now, notification })

@@ -12,6 +12,8 @@ import { useOutbox } from './useOutbox.js'
 import { useChats } from './useChats.js'
 import { useNotifications } from './useNotifications.js'
 import { useSession } from './useSession.js'
+import { useBrowserNotifications } from './useBrowserNotifications.js'
+import { i18n } from '../i18n/index.js'
 
 const PAGE = 50
 export const MAX_MESSAGE_CHARS = 1000 // the server's limit, in Unicode code points
@@ -36,6 +38,7 @@ export function useRoom(roomId) {
   const chats = useChats()
   const notifications = useNotifications()
   const session = useSession()
+  const browser = useBrowserNotifications()
   const me = () => session.state.user?.username
 
   const confirmed = ref([]) // messages from the server, ascending by id
@@ -163,6 +166,14 @@ export function useRoom(roomId) {
     }
     if (!insert(msg)) return
     chats.noteMessage(roomId, msg)
+    // The room is open in a hidden tab: the server counts me as here and rings no bell.
+    if (msg.type === 'TALK' && msg.sender !== me() && !room.value?.muted) {
+      browser.show({
+        key: `duochat-room-${roomId}`,
+        title: i18n.global.t('notify.messageTitle', { name: msg.sender }),
+        body: msg.message,
+      })
+    }
     if (msg.type === 'SYSTEM') chats.loadRooms().catch(() => {})
     scheduleRead()
   }
