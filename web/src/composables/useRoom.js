@@ -65,6 +65,7 @@ export function useRoom(roomId) {
   let typingDraft = false // the composer holds text
   let typingTrailer = null
   let unshow = null
+  let loadedUpTo = 0 // the newest id when history first loaded (or replayed before it)
 
   // Mine still on the way (or refused), in the order they were typed, below what is stored.
   const locals = computed(() => outbox.state.items.filter((i) => i.roomId === roomId))
@@ -166,8 +167,15 @@ export function useRoom(roomId) {
     }
     if (!insert(msg)) return
     chats.noteMessage(roomId, msg)
-    // The room is open in a hidden tab: the server counts me as here and rings no bell.
-    if (msg.type === 'TALK' && msg.sender !== me() && !room.value?.muted) {
+    // The room is open in a hidden tab: the server counts me as here and rings no bell. Only
+    // what came after the history page (not a replay of what it already had) is news.
+    if (
+      msg.type === 'TALK' &&
+      msg.sender !== me() &&
+      state.historyLoaded &&
+      msg.id > loadedUpTo &&
+      !room.value?.muted
+    ) {
       browser.show({
         key: `duochat-room-${roomId}`,
         title: i18n.global.t('notify.messageTitle', { name: msg.sender }),
@@ -208,6 +216,7 @@ export function useRoom(roomId) {
       if (page.items.length) chats.noteMessage(roomId, page.items[page.items.length - 1])
       noteOtherRead(page)
       state.hasOlder = Boolean(page.hasMore)
+      loadedUpTo = maxId()
       state.historyLoaded = true
       flushRead()
     } catch (err) {
