@@ -104,7 +104,7 @@ def test_mute_leave_withdraw_and_the_ended_filter(open_user, api, base_url):
     angry.tid("nav-chats").click()
     for r in (room, other_room):
         expect(angry.tid(f"room-item-{r}").get_by_test_id("status-left")).to_have_text("나감")
-    angry.page.get_by_text("진행 중", exact=True).click()
+    angry.page.locator("label[for=chats-filter-active]").click()
     for r in (room, other_room):
         expect(angry.tid(f"room-item-{r}")).to_have_count(0)
     expect(angry.tid("chats-hidden")).to_contain_text("끝난 채팅")
@@ -112,8 +112,9 @@ def test_mute_leave_withdraw_and_the_ended_filter(open_user, api, base_url):
     angry.page.reload()
     expect(angry.tid("chats-filter-active")).to_be_checked()
     expect(angry.tid(f"room-item-{room}")).to_have_count(0)
-    angry.page.get_by_text("전체 (끝난 채팅은 30일 동안)", exact=True).click()
+    angry.page.locator("label[for=chats-filter-all]").click()
     expect(angry.tid(f"room-item-{room}")).to_be_visible()
+    expect(angry.tid("chats-kept")).to_have_text("끝난 채팅은 30일 동안 목록에 남아요.")
 
 
 def test_report_block_and_unblock(open_user, api, base_url):
