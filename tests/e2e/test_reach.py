@@ -320,9 +320,13 @@ def test_browser_notifications_when_the_tab_is_hidden(open_user, api, base_url):
     assert [(n["title"], n["body"], n["tag"]) for n in shown] == [
         ("happydaddy wrote", "6pm works?", f"duochat-room-{first_room}")
     ]
-    # Another room is another notification.
+    # Another room is another notification, in Korean once the app speaks it.
+    angry.tid("account-button").click()
+    angry.tid("locale-ko").click()
+    page.keyboard.press("Escape")
     send_messages(base_url, writer, second_room, ["Friday it is"])
     page.wait_for_function("() => window.__notifications.length === 2")
+    assert notifications(angry)[1]["title"] == "happydaddy님의 메시지"
     assert notifications(angry)[1]["body"] == "Friday it is"
 
     # Clicking the first one opens its room.

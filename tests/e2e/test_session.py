@@ -30,6 +30,13 @@ def test_register_errors_then_sign_out_revokes_the_refresh_token(open_user, api)
     user.allow_console(r"status of (409|422)")
 
     user.page.goto("/login")
+    # A first visit in English: what duochat is, in four steps, before the form.
+    expect(user.tid("landing-lead")).to_contain_text("Find a partner")
+    expect(user.tid("landing-steps").locator("li .fw-bold")).to_have_text(
+        ["1 Post", "2 Apply", "3 Chat 1:1", "4 Match"]
+    )
+    user.tid("tab-register").click()
+    expect(user.tid("register-rules")).to_contain_text("at least 8 characters")
     user.shot("30-login-phone")
     user.axe("login-en-light-phone")
     user.tid("tab-register").click()
