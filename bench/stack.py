@@ -183,7 +183,12 @@ class Cpu:
     """CPU seconds of a set of processes between start() and stop()."""
 
     def __init__(self, pids: list[int]) -> None:
-        self.procs = [psutil.Process(p) for p in pids]
+        self.procs = []
+        for pid in pids:
+            try:
+                self.procs.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:  # a short-lived redis-server of some test, gone
+                pass
         self.base = 0.0
 
     def _now(self) -> float:

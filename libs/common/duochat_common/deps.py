@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from duochat_common.errors import Unauthorized
+from duochat_common.errors import Forbidden, Unauthorized
 from duochat_common.tokens import AuthUser, TokenVerifier
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /auth/login")
@@ -32,3 +32,13 @@ async def get_current_user(
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 CurrentUser = Annotated[AuthUser, Depends(get_current_user)]
+
+
+async def get_operator(user: CurrentUser) -> AuthUser:
+    """The caller, if their token carries the operator role; else 403 ``not_operator``."""
+    if not user.is_operator:
+        raise Forbidden("only an operator can do this", code="not_operator")
+    return user
+
+
+OperatorUser = Annotated[AuthUser, Depends(get_operator)]

@@ -21,6 +21,7 @@ from duochat_common.errors import Unauthorized, Unavailable
 
 log = logging.getLogger(__name__)
 ALGORITHMS = ["EdDSA"]
+OPERATOR = "operator"  # the one role auth issues (moderation: GET /boards/reports)
 JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
 
 
@@ -32,6 +33,12 @@ class AuthUser:
     username: str
     # When the token that named them expires (Unix seconds); long-lived connections end there.
     expires_at: int | None = field(default=None, compare=False)
+    # The ``role`` claim: ``"operator"`` for accounts auth lists in DUOCHAT_OPERATORS, else None.
+    role: str | None = field(default=None, compare=False)
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == OPERATOR
 
 
 def http_jwks_fetcher(url: str, *, timeout: float = 5.0) -> JwksFetcher:
@@ -137,8 +144,12 @@ class TokenVerifier:
         if claims.get("typ") != "access":
             raise Unauthorized("not an access token")
         try:
+            role = claims.get("role")
             return AuthUser(
-                id=int(claims["sub"]), username=str(claims["name"]), expires_at=int(claims["exp"])
+                id=int(claims["sub"]),
+                username=str(claims["name"]),
+                expires_at=int(claims["exp"]),
+                role=role if isinstance(role, str) else None,
             )
         except (KeyError, ValueError) as exc:
             raise Unauthorized("token lacks its subject") from exc

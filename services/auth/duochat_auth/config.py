@@ -6,6 +6,7 @@ from pydantic import Field
 
 from duochat_auth.keys import parse_pem_keys
 from duochat_auth.passwords import MIN_MEMORY_KIB, MIN_TIME_COST
+from duochat_auth.usernames import canonical
 from duochat_common.settings import ServiceSettings
 
 
@@ -36,6 +37,14 @@ class Settings(ServiceSettings):
     password_max_concurrent: int = Field(default=0, ge=0)
     password_memory_budget_mib: int = Field(default=256, ge=1)
     password_queue_seconds: float = Field(default=0.5, ge=0, le=10)
+
+    # Accounts whose tokens carry ``role: operator`` (moderation, GET /boards/reports):
+    # comma-separated usernames, compared as sign-in compares them (any case). Read at each
+    # sign-in and refresh, so a change reaches a signed-in operator within a token's lifetime.
+    operators: str = ""
+
+    def operator_names(self) -> frozenset[str]:
+        return frozenset(canonical(n.strip()) for n in self.operators.split(",") if n.strip())
 
     def production_problems(self) -> list[str]:
         problems = super().production_problems()

@@ -76,10 +76,17 @@ class KeyRing:
         return self.keys[0]
 
     def sign_access_token(
-        self, *, user_id: int, username: str, issuer: str, audience: str, ttl: int
+        self,
+        *,
+        user_id: int,
+        username: str,
+        issuer: str,
+        audience: str,
+        ttl: int,
+        role: str | None = None,
     ) -> str:
         now = int(time.time())
-        claims = {
+        claims: dict[str, Any] = {
             "sub": str(user_id),
             "name": username,
             "iss": issuer,
@@ -89,6 +96,8 @@ class KeyRing:
             "jti": uuid.uuid4().hex,
             "typ": "access",
         }
+        if role is not None:
+            claims["role"] = role
         return jwt.encode(
             claims, self.current.private, algorithm="EdDSA", headers={"kid": self.current.kid}
         )

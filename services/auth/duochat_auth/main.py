@@ -92,7 +92,7 @@ def create_app(
         app.state.signups = WindowLimiter(
             redis,
             prefix=settings.redis_prefix,
-            name="register",
+            name="auth:register",
             limit=settings.register_max_per_address,
             window_seconds=settings.register_window_seconds,
         )

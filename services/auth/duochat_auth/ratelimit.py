@@ -15,6 +15,9 @@ import time
 import redis.asyncio as aioredis
 
 from duochat_common.errors import TooManyRequests
+from duochat_common.ratelimit import WindowLimiter
+
+__all__ = ["LoginLimiter", "WindowLimiter"]
 
 
 class LoginLimiter:
@@ -83,26 +86,3 @@ class LoginLimiter:
 
     async def succeeded(self, *, account: str) -> None:
         await self.redis.delete(self._account_key(account))
-
-
-class WindowLimiter:
-    """At most ``limit`` events per key in a fixed window (registration per address)."""
-
-    def __init__(
-        self, redis: aioredis.Redis, *, prefix: str, name: str, limit: int, window_seconds: int
-    ) -> None:
-        self.redis = redis
-        self.key_prefix = f"{prefix}auth:{name}:"
-        self.limit = limit
-        self.window = window_seconds
-
-    async def hit(self, key: str, *, message: str) -> None:
-        """Count one event for ``key``; ``TooManyRequests`` once the window's limit is spent."""
-        full = self.key_prefix + key
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.incr(full)
-            pipe.expire(full, self.window, nx=True)
-            pipe.ttl(full)
-            count, _, ttl = await pipe.execute()
-        if int(count) > self.limit:
-            raise TooManyRequests(message, retry_after=max(int(ttl), 1))

@@ -15,6 +15,7 @@ from duochat_auth.ratelimit import LoginLimiter, WindowLimiter
 from duochat_auth.schemas import (
     Credentials,
     Jwks,
+    MeOut,
     NewCredentials,
     RefreshRequest,
     TokenPair,
@@ -170,9 +171,11 @@ async def logout(
     return response
 
 
-@router.get("/me", response_model=UserOut, responses=error_responses(401))
-async def me(user: CurrentUser) -> UserOut:
-    return UserOut(id=user.id, username=user.username)
+@router.get(
+    "/me", response_model=MeOut, response_model_exclude_none=True, responses=error_responses(401)
+)
+async def me(user: CurrentUser) -> MeOut:
+    return MeOut(id=user.id, username=user.username, role=user.role)
 
 
 @router.get("/.well-known/jwks.json", response_model=Jwks)

@@ -15,14 +15,12 @@ from duochat_auth.config import Settings
 from duochat_auth.keys import KeyRing
 from duochat_auth.models import RefreshToken, User
 from duochat_auth.passwords import Passwords
+from duochat_auth.policy import check_new_credentials
 from duochat_auth.ratelimit import LoginLimiter, WindowLimiter
 from duochat_auth.schemas import TokenPair
-from duochat_auth.usernames import canonical, check_new_name
-from duochat_common.errors import Conflict, Unauthorized, Unprocessable
-
-COMMON_PASSWORDS = frozenset(
-    {"password", "12345678", "123456789", "1234567890", "qwertyuiop", "11111111", "iloveyou"}
-)
+from duochat_auth.usernames import canonical
+from duochat_common.errors import Conflict, Unauthorized
+from duochat_common.tokens import OPERATOR
 
 
 def _now() -> datetime:
@@ -32,23 +30,6 @@ def _now() -> datetime:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def check_new_credentials(username: str, password: str) -> str:
-    """The name to store; an unusable or reserved name or a weak or over-long password is
-    refused (422, or 409 for a reserved name)."""
-    username, _ = check_new_name(username)
-    if len(password) < 8:
-        raise Unprocessable("password must be at least 8 characters", code="weak_password")
-    if len(password.encode()) > 128:
-        raise Unprocessable("password must be at most 128 bytes", code="password_too_long")
-    if (
-        password.lower() in COMMON_PASSWORDS
-        or password.lower() == username.lower()
-        or len(set(password)) < 3
-    ):
-        raise Unprocessable("password is too easy to guess", code="weak_password")
-    return username
 
 
 async def register(
@@ -105,6 +86,7 @@ async def _issue(
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         ttl=settings.access_token_ttl_seconds,
+        role=OPERATOR if user.canonical in settings.operator_names() else None,
     )
     return TokenPair(
         access_token=access,

@@ -13,8 +13,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from duochat_common.errors import Conflict, Unprocessable
-
 ALLOWED = re.compile(r"[a-z0-9._-]{3,32}")
 RESERVED = frozenset(
     {
@@ -49,16 +47,3 @@ def canonical(name: str) -> str:
 
     Casefolding can leave a string that is not NFKC-stable (``ﬀ``), hence the second pass."""
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
-
-
-def check_new_name(name: str) -> tuple[str, str]:
-    """The display name and canonical name of a name to register, or a 422/409 error."""
-    display = unicodedata.normalize("NFKC", name)
-    key = canonical(display)
-    if not ALLOWED.fullmatch(key) or not display.isascii():
-        raise Unprocessable(
-            "username must be 3-32 ASCII letters, digits, '.', '_' or '-'", code="invalid_username"
-        )
-    if key.strip("._-") in RESERVED:
-        raise Conflict(f"username {display!r} is reserved", code="username_reserved")
-    return display, key

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from duochat_common.settings import ServiceSettings
 
 
@@ -16,3 +18,9 @@ class Settings(ServiceSettings):
     outbox_grace_seconds: float = 5.0
     # Published outbox rows are kept this long (for audit and replay), then pruned.
     outbox_retention_seconds: int = 7 * 86400
+    # GET /boards/rooms lists a read-only room (rejected, closed, left, blocked) this many days
+    # after it ended, unless asked for every room (ended=include) or none (ended=exclude).
+    ended_rooms_listed_days: int = Field(default=30, ge=0, le=3650)
+    # Reports one user may file per window (429 too_many_reports beyond).
+    reports_per_window: int = Field(default=5, ge=1)
+    report_window_seconds: int = Field(default=3600, ge=1, le=7 * 86400)

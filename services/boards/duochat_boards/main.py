@@ -16,6 +16,7 @@ from duochat_boards.routes import router
 from duochat_common.app import build_app
 from duochat_common.db import Database
 from duochat_common.events import EventBus
+from duochat_common.ratelimit import WindowLimiter
 from duochat_common.redis_store import create_redis, ping
 from duochat_common.telemetry import Telemetry
 from duochat_common.tokens import TokenVerifier, http_jwks_fetcher
@@ -64,6 +65,13 @@ def create_app(
         app.state.redis = redis
         app.state.bus = bus
         app.state.outbox = outbox
+        app.state.report_limiter = WindowLimiter(
+            redis,
+            prefix=settings.redis_prefix,
+            name="boards:reports",
+            limit=settings.reports_per_window,
+            window_seconds=settings.report_window_seconds,
+        )
         app.state.verifier = verifier or jwks_verifier(settings)
         relay = None
         if settings.outbox_relay_seconds > 0:

@@ -1,4 +1,5 @@
-"""boards' tables: boards, rooms (one per application), and the event outbox.
+"""boards' tables: boards, rooms (one per application), blocks, room mutes, reports, and the
+event outbox.
 
 Usernames are copied from the access token onto the rows: boards never reads auth's tables.
 Times are naive UTC.
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -43,6 +45,14 @@ class RoomStatus(StrEnum):
     MATCHED = "matched"
     REJECTED = "rejected"
     CLOSED = "closed"
+    LEFT = "left"  # a member left (an applicant withdrew, or the writer ended it)
+    BLOCKED = "blocked"  # one member blocked the other (shown to the blocked one as closed)
+
+
+# A room in one of these takes messages; every other status is read-only for both members.
+WRITABLE = (RoomStatus.OPEN, RoomStatus.MATCHED)
+# A room in one of these no longer counts as an application on its board.
+WITHDRAWN = (RoomStatus.LEFT, RoomStatus.BLOCKED)
 
 
 class BoardsBase(DeclarativeBase):
@@ -86,8 +96,71 @@ class Room(BoardsBase):
     applicant_username: Mapped[str] = mapped_column(String(USERNAME_MAX))
     status: Mapped[str] = mapped_column(String(16), default=RoomStatus.OPEN)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # When the room became read-only (rejected, closed, left or blocked); None while writable.
+    ended_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    # Who ended it: the member who left, or the blocker; None for a board's decision.
+    ended_by: Mapped[int | None] = mapped_column(BigId, nullable=True)
 
     board: Mapped[Board] = relationship(lazy="joined", innerjoin=True)
+
+
+class Block(BoardsBase):
+    """``blocker`` blocked ``blocked``. The row stays when the block is lifted (``active``
+    false), so that ``version`` keeps counting the pair's changes, which orders their events."""
+
+    __tablename__ = "blocks"
+    __table_args__ = (Index("ix_blocks_blocked_blocker", "blocked_id", "blocker_id"),)
+
+    blocker_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    blocked_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    blocked_username: Mapped[str] = mapped_column(String(USERNAME_MAX))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)  # this block's start
+    changed_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class RoomMute(BoardsBase):
+    """One member's mute of one room (the row stays when unmuted, as with blocks)."""
+
+    __tablename__ = "room_mutes"
+
+    room_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    muted: Mapped[bool] = mapped_column(Boolean, default=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    changed_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class ReportReason(StrEnum):
+    SPAM = "spam"
+    ABUSE = "abuse"
+    SCAM = "scam"
+    OTHER = "other"
+
+
+class Report(BoardsBase):
+    """A user's report of another user (from a room or a board), with the room's message ids
+    they pointed at (chat's ids, stored as given: chat owns the messages)."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        Index("ix_reports_reported_id_id", "reported_id", "id"),
+        Index("ix_reports_reporter_id_id", "reporter_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    reporter_id: Mapped[int] = mapped_column(BigId)
+    reporter_username: Mapped[str] = mapped_column(String(USERNAME_MAX))
+    reported_id: Mapped[int] = mapped_column(BigId)
+    reported_username: Mapped[str] = mapped_column(String(USERNAME_MAX))
+    reason: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text)
+    room_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    board_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    # A JSON list of chat message ids in ``room_id``; "[]" when none were named.
+    message_ids: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class OutboxEvent(BoardsBase):

@@ -57,6 +57,12 @@ class Outbox:
         session.add(row)
         return row
 
+    async def commit(self, session: AsyncSession, stream: str, *events: EventData) -> None:
+        """Stage ``events``, commit the session's transaction, then publish them."""
+        rows = [self.stage(session, stream, event) for event in events]
+        await session.commit()
+        await self.deliver(rows)
+
     async def deliver(self, rows: Sequence[OutboxEvent]) -> None:
         """Publish committed rows now; on failure leave them to the relay (never raises)."""
         if not rows:

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
-from duochat_boards.models import Board, BoardStatus, Room, RoomStatus
+from duochat_boards.models import (
+    Block,
+    Board,
+    BoardStatus,
+    Report,
+    ReportReason,
+    Room,
+    RoomStatus,
+)
 
 Role = Literal["writer", "applicant"]
 
@@ -87,25 +103,121 @@ class RoomOut(Wire):
     board_title: str
     writer: UserOut
     applicant: UserOut
-    status: RoomStatus
+    status: RoomStatus = Field(
+        description="open and matched take messages; rejected, closed, left and blocked are "
+        "read-only (blocked only to the blocker: the blocked member sees closed)"
+    )
     created_at: datetime
+    ended_at: datetime | None = Field(description="when the room became read-only")
+    left_by: UserOut | None = Field(description="who left, when status is left")
+    muted: bool = Field(description="whether the caller muted this room (no bell)")
 
     @classmethod
-    def of(cls, room: Room) -> RoomOut:
+    def of(cls, room: Room, *, viewer: int, muted: bool = False) -> RoomOut:
         board = room.board
+        writer = UserOut(id=board.writer_id, username=board.writer_username)
+        applicant = UserOut(id=room.applicant_id, username=room.applicant_username)
+        status = RoomStatus(room.status)
+        if status == RoomStatus.BLOCKED and room.ended_by != viewer:
+            status = RoomStatus.CLOSED  # a block is silent
+        left_by = None
+        if status == RoomStatus.LEFT:
+            left_by = writer if room.ended_by == board.writer_id else applicant
         return cls(
             room_id=room.room_id,
             board_id=board.id,
             board_title=board.title,
-            writer=UserOut(id=board.writer_id, username=board.writer_username),
-            applicant=UserOut(id=room.applicant_id, username=room.applicant_username),
-            status=RoomStatus(room.status),
+            writer=writer,
+            applicant=applicant,
+            status=status,
             created_at=_utc(room.created_at),
+            ended_at=_utc(room.ended_at) if room.ended_at else None,
+            left_by=left_by,
+            muted=muted,
         )
 
 
 class RoomList(Wire):
     items: list[RoomOut]
+
+
+class BlockIn(Wire):
+    user_id: int = Field(ge=1, le=2**63 - 1)
+
+
+class BlockOut(Wire):
+    user: UserOut
+    created_at: datetime
+
+    @classmethod
+    def of(cls, block: Block) -> BlockOut:
+        return cls(
+            user=UserOut(id=block.blocked_id, username=block.blocked_username),
+            created_at=_utc(block.created_at),
+        )
+
+
+class BlockList(Wire):
+    items: list[BlockOut]
+
+
+MAX_REPORTED_MESSAGES = 50
+Note = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_encodable)]
+
+
+class ReportIn(Wire):
+    """A report from a room (``roomId``: about the other member, optionally naming messages)
+    or from a board (``boardId``: about its writer); exactly one of the two."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: ReportReason
+    note: Note = ""
+    room_id: str | None = Field(default=None, min_length=1, max_length=64)
+    board_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    message_ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(
+        default_factory=list, max_length=MAX_REPORTED_MESSAGES
+    )
+
+    @model_validator(mode="after")
+    def _one_place(self) -> ReportIn:
+        if (self.room_id is None) == (self.board_id is None):
+            raise ValueError("give exactly one of roomId and boardId")
+        if self.message_ids and self.room_id is None:
+            raise ValueError("messageIds need the roomId they are in")
+        self.message_ids = sorted(set(self.message_ids))
+        return self
+
+
+class ReportOut(Wire):
+    id: int
+    reporter: UserOut
+    reported: UserOut
+    reason: ReportReason
+    note: str
+    room_id: str | None
+    board_id: int | None
+    message_ids: list[int]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, report: Report) -> ReportOut:
+        return cls(
+            id=report.id,
+            reporter=UserOut(id=report.reporter_id, username=report.reporter_username),
+            reported=UserOut(id=report.reported_id, username=report.reported_username),
+            reason=ReportReason(report.reason),
+            note=report.note,
+            room_id=report.room_id,
+            board_id=report.board_id,
+            message_ids=json.loads(report.message_ids),
+            created_at=_utc(report.created_at),
+        )
+
+
+class ReportPage(Wire):
+    items: list[ReportOut]
+    next_cursor: str | None
 
 
 class ErrorOut(BaseModel):

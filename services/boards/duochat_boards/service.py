@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import Select, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import contains_eager
 
-from duochat_boards.models import Board, BoardStatus, OutboxEvent, Room, RoomStatus, utcnow
+from duochat_boards.blocks import hides_writer, is_blocked
+from duochat_boards.models import Board, BoardStatus, Room, RoomStatus, utcnow
 from duochat_boards.outbox import Outbox
 from duochat_common.errors import Conflict, Forbidden, NotFound, Unprocessable
 from duochat_common.events.schemas import (
@@ -75,15 +75,13 @@ def _rowcount(result: Any) -> int:
 
 
 async def _commit(session: AsyncSession, outbox: Outbox, *events: EventData) -> None:
-    rows: list[OutboxEvent] = [outbox.stage(session, BOARDS_STREAM, event) for event in events]
-    await session.commit()
-    await outbox.deliver(rows)
+    await outbox.commit(session, BOARDS_STREAM, *events)
 
 
 async def _locked_board(session: AsyncSession, board_id: int) -> Board:
     board = await session.scalar(select(Board).where(Board.id == board_id).with_for_update())
     if board is None:
-        raise NotFound("no such board", code="board_not_found")
+        raise _no_board()
     return board
 
 
@@ -100,6 +98,10 @@ async def _leave_open(session: AsyncSession, board: Board, status: BoardStatus) 
     )
     if _rowcount(result) != 1:
         raise _closed()
+
+
+def _is_open(room: Room) -> bool:
+    return room.status == RoomStatus.OPEN
 
 
 async def _rooms_of(session: AsyncSession, board_id: int) -> Sequence[Room]:
@@ -138,24 +140,36 @@ async def create_board(
     return board
 
 
-async def get_board(*, session: AsyncSession, board_id: int) -> Board:
-    """One board, or ``NotFound``."""
+def _no_board() -> NotFound:
+    return NotFound("no such board", code="board_not_found")
+
+
+async def get_board(*, session: AsyncSession, board_id: int, user: AuthUser) -> Board:
+    """One board, or ``NotFound`` (also when its writer blocked the caller: blocks are silent)."""
     board = await session.get(Board, board_id)
     if board is None:
-        raise NotFound("no such board", code="board_not_found")
+        raise _no_board()
+    if board.writer_id != user.id and await is_blocked(
+        session, blocker_id=board.writer_id, blocked_id=user.id
+    ):
+        raise _no_board()
     return board
 
 
 async def list_boards(
     *,
     session: AsyncSession,
+    user: AuthUser,
     status: BoardStatus | None,
     q: str | None,
     limit: int,
     cursor: str | None,
 ) -> tuple[Sequence[Board], str | None]:
-    """A page of boards, newest first, and the cursor of the next page (None on the last)."""
-    stmt: Select[Board] = select(Board).order_by(Board.id.desc()).limit(limit + 1)
+    """A page of boards, newest first, and the cursor of the next page (None on the last).
+    Boards of a writer who blocked the caller, or whom the caller blocked, are left out."""
+    stmt: Select[Board] = (
+        select(Board).where(~hides_writer(user.id)).order_by(Board.id.desc()).limit(limit + 1)
+    )
     if cursor:
         stmt = stmt.where(Board.id < decode_cursor(cursor))
     if status is not None:
@@ -179,6 +193,10 @@ async def apply(*, session: AsyncSession, outbox: Outbox, board_id: int, user: A
     board = await _locked_board(session, board_id)
     if board.writer_id == user.id:
         raise Conflict("you cannot apply to your own board", code="own_board")
+    if await is_blocked(session, blocker_id=board.writer_id, blocked_id=user.id):
+        raise _no_board()  # silent: to the blocked user the board is gone
+    if await is_blocked(session, blocker_id=user.id, blocked_id=board.writer_id):
+        raise Conflict("you blocked this board's writer; unblock them first", code="user_blocked")
     mine = select(Room.id).where(Room.board_id == board_id, Room.applicant_id == user.id)
     if await session.scalar(mine) is not None:
         raise Conflict("you already applied to this board", code="already_applied")
@@ -227,19 +245,29 @@ async def match(
     _require_writer(board, user)
     if board.status != BoardStatus.OPEN:
         raise _closed()
-    chosen = await session.scalar(
-        select(Room.id).where(Room.room_id == room_id, Room.board_id == board_id)
-    )
-    if chosen is None:
+    found = (
+        await session.execute(
+            select(Room.id, Room.status).where(Room.room_id == room_id, Room.board_id == board_id)
+        )
+    ).first()
+    if found is None:
         raise NotFound("no such room on this board", code="room_not_found")
+    chosen, status = found
+    if status != RoomStatus.OPEN:
+        raise Conflict("that applicant has left this room", code="room_read_only")
+    open_before = {room.id for room in await _rooms_of(session, board_id) if _is_open(room)}
     await _leave_open(session, board, BoardStatus.MATCHED)
+    # Rooms already left or blocked keep their status: they are not decided again.
     await session.execute(
         update(Room)
-        .where(Room.board_id == board_id)
-        .values(status=case((Room.id == chosen, RoomStatus.MATCHED), else_=RoomStatus.REJECTED))
+        .where(Room.board_id == board_id, Room.status == RoomStatus.OPEN)
+        .values(
+            status=case((Room.id == chosen, RoomStatus.MATCHED), else_=RoomStatus.REJECTED),
+            ended_at=case((Room.id == chosen, None), else_=utcnow()),
+        )
         .execution_options(synchronize_session=False)
     )
-    rooms = await _rooms_of(session, board_id)
+    rooms = [room for room in await _rooms_of(session, board_id) if room.id in open_before]
     matched = next(room for room in rooms if room.id == chosen)
     await _commit(
         session,
@@ -261,14 +289,15 @@ async def close(*, session: AsyncSession, outbox: Outbox, board_id: int, user: A
     _require_writer(board, user)
     if board.status != BoardStatus.OPEN:
         raise _closed()
+    open_before = {room.id for room in await _rooms_of(session, board_id) if _is_open(room)}
     await _leave_open(session, board, BoardStatus.CLOSED)
     await session.execute(
         update(Room)
-        .where(Room.board_id == board_id)
-        .values(status=RoomStatus.CLOSED)
+        .where(Room.board_id == board_id, Room.status == RoomStatus.OPEN)
+        .values(status=RoomStatus.CLOSED, ended_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    rooms = await _rooms_of(session, board_id)
+    rooms = [room for room in await _rooms_of(session, board_id) if room.id in open_before]
     await _commit(
         session,
         outbox,
@@ -279,27 +308,3 @@ async def close(*, session: AsyncSession, outbox: Outbox, board_id: int, user: A
             rooms=[_room_ref(room) for room in rooms],
         ),
     )
-
-
-async def list_rooms(*, session: AsyncSession, user: AuthUser, role: str | None) -> Sequence[Room]:
-    """The caller's rooms, newest first: of boards they wrote, they applied from, or both."""
-    stmt = (
-        select(Room).join(Room.board).options(contains_eager(Room.board)).order_by(Room.id.desc())
-    )
-    if role == "writer":
-        stmt = stmt.where(Board.writer_id == user.id)
-    elif role == "applicant":
-        stmt = stmt.where(Room.applicant_id == user.id)
-    else:
-        stmt = stmt.where(or_(Board.writer_id == user.id, Room.applicant_id == user.id))
-    return (await session.scalars(stmt)).all()
-
-
-async def get_room(*, session: AsyncSession, room_id: str, user: AuthUser) -> Room:
-    """A room the caller is a member of (its board's writer or its applicant)."""
-    room = await session.scalar(select(Room).where(Room.room_id == room_id))
-    if room is None:
-        raise NotFound("no such room", code="room_not_found")
-    if user.id not in (room.applicant_id, room.board.writer_id):
-        raise Forbidden("you are not a member of this room", code="not_member")
-    return room

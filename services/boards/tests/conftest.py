@@ -62,6 +62,21 @@ class Api:
         assert response.status_code == 201, response.text
         return dict(response.json())
 
+    async def rooms(self, user: Caller, **params: str) -> list[dict[str, Any]]:
+        response = await self.client.get("/boards/rooms", params=params, headers=user.headers)
+        assert response.status_code == 200, response.text
+        return list(response.json()["items"])
+
+    async def room(self, user: Caller, room_id: str) -> dict[str, Any]:
+        response = await self.client.get(f"/boards/rooms/{room_id}", headers=user.headers)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def board(self, user: Caller, board_id: int) -> dict[str, Any]:
+        response = await self.client.get(f"/boards/{board_id}", headers=user.headers)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
 
 def make_settings(database_url: str, prefix: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
@@ -229,3 +244,9 @@ def carol(signer: TestSigner) -> Caller:
 @pytest.fixture
 def dave(signer: TestSigner) -> Caller:
     return _caller(signer, 104, "dave")
+
+
+@pytest.fixture
+def olive(signer: TestSigner) -> Caller:
+    """An operator (the ``role`` claim auth issues for accounts in DUOCHAT_OPERATORS)."""
+    return Caller(105, "olive", signer.token(105, "olive", role="operator"))

@@ -1,6 +1,8 @@
-"""Every endpoint, called by an anonymous caller, by users it is not theirs, and by its owner.
+"""Every endpoint, called by an anonymous caller, by users it is not theirs, by its owner, and
+by an operator (a token with the ``role: operator`` claim).
 
-Setting of each case: alice wrote a board, bob applied to it (one room), carol is a stranger.
+Setting of each case: alice wrote a board, bob applied to it (one room), carol is a stranger,
+olive an operator who is neither member.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ class Endpoint:
     method: str
     path: str  # {board} and {room} are filled in per case
     body: dict[str, Any] | None
-    # caller -> expected status; "writer" is alice, "applicant" bob, "stranger" carol
+    # caller -> expected status; "writer" is alice, "applicant" bob, "stranger" carol,
+    # "operator" olive
     expected: dict[str, int]
 
 
@@ -56,7 +59,57 @@ MATRIX = {
         "GET",
         "/boards/rooms/{room}",
         None,
-        {"stranger": 403, "applicant": 200, "writer": 200},
+        {"stranger": 403, "operator": 403, "applicant": 200, "writer": 200},
+    ),
+    "leave room": Endpoint(
+        "POST",
+        "/boards/rooms/{room}/leave",
+        None,
+        {"stranger": 403, "operator": 403, "applicant": 200, "writer": 200},
+    ),
+    "mute room": Endpoint(
+        "PUT",
+        "/boards/rooms/{room}/mute",
+        None,
+        {"stranger": 403, "operator": 403, "applicant": 200, "writer": 200},
+    ),
+    "unmute room": Endpoint(
+        "DELETE",
+        "/boards/rooms/{room}/mute",
+        None,
+        {"stranger": 403, "operator": 403, "applicant": 200, "writer": 200},
+    ),
+    # Blocks are the caller's own: everyone lists and changes only theirs.
+    "my blocks": Endpoint(
+        "GET",
+        "/boards/blocks",
+        None,
+        {"stranger": 200, "operator": 200, "applicant": 200, "writer": 200},
+    ),
+    "block": Endpoint(
+        "POST",
+        "/boards/blocks",
+        {"userId": "{applicant_id}"},
+        # the applicant would block themselves
+        {"stranger": 201, "operator": 201, "applicant": 422, "writer": 201},
+    ),
+    "unblock": Endpoint(
+        "DELETE",
+        "/boards/blocks/{applicant_id}",
+        None,
+        {"stranger": 204, "operator": 204, "applicant": 204, "writer": 204},
+    ),
+    "report": Endpoint(
+        "POST",
+        "/boards/reports",
+        {"roomId": "{room}", "reason": "spam"},
+        {"stranger": 403, "operator": 403, "applicant": 201, "writer": 201},
+    ),
+    "list reports": Endpoint(
+        "GET",
+        "/boards/reports",
+        None,
+        {"stranger": 403, "applicant": 403, "writer": 403, "operator": 200},
     ),
 }
 
@@ -76,7 +129,10 @@ def test_the_matrix_covers_every_endpoint(app):
     covered = {
         (
             e.method,
-            e.path.split("?")[0].replace("{board}", "{board_id}").replace("{room}", "{room_id}"),
+            e.path.split("?")[0]
+            .replace("{board}", "{board_id}")
+            .replace("{room}", "{room_id}")
+            .replace("{applicant_id}", "{user_id}"),
         )
         for e in MATRIX.values()
     }
@@ -85,14 +141,18 @@ def test_the_matrix_covers_every_endpoint(app):
 
 
 @pytest.mark.parametrize(("name", "caller", "status"), CASES)
-async def test_authorization(client, api, alice, bob, carol, name, caller, status):
+async def test_authorization(client, api, alice, bob, carol, olive, name, caller, status):
     board = await api.create_board(alice)
     room = await api.apply(bob, board["id"])
     endpoint = MATRIX[name]
-    fill = {"{board}": str(board["id"]), "{room}": room["roomId"]}
+    fill: dict[str, Any] = {
+        "{board}": str(board["id"]),
+        "{room}": room["roomId"],
+        "{applicant_id}": bob.id,
+    }
     path = endpoint.path
     for key, value in fill.items():
-        path = path.replace(key, value)
+        path = path.replace(key, str(value))
     body = (
         {k: fill.get(v, v) for k, v in endpoint.body.items()} if endpoint.body is not None else None
     )
@@ -101,6 +161,7 @@ async def test_authorization(client, api, alice, bob, carol, name, caller, statu
         "stranger": carol.headers,
         "applicant": bob.headers,
         "writer": alice.headers,
+        "operator": olive.headers,
     }[caller]
 
     response = await client.request(endpoint.method, path, json=body, headers=headers)

@@ -153,3 +153,41 @@ async def test_the_unique_key_settles_an_apply_that_checked_too_early(
         assert (rooms, count) == (1, 1)
     finally:
         await db.dispose()
+
+
+async def test_racing_blocks_and_mutes_of_one_pair_make_one_change(client, api, alice, bob):
+    board = await api.create_board(alice)
+    room = await api.apply(bob, board["id"])
+
+    blocks = await asyncio.gather(
+        *(
+            client.post("/boards/blocks", json={"userId": bob.id}, headers=alice.headers)
+            for _ in range(3)
+        )
+    )
+    mutes = await asyncio.gather(
+        *(
+            client.put(f"/boards/rooms/{room['roomId']}/mute", headers=alice.headers)
+            for _ in range(3)
+        )
+    )
+
+    assert sorted(r.status_code for r in blocks) in ([200, 200, 201], [200, 201, 201])
+    assert [(r.status_code, r.json().get("muted")) for r in mutes] == [(200, True)] * 3
+    listed = (await client.get("/boards/blocks", headers=alice.headers)).json()["items"]
+    assert [b["user"]["id"] for b in listed] == [bob.id]
+    assert (await api.board(alice, board["id"]))["applicantCount"] == 0
+
+
+async def test_an_apply_racing_a_block_leaves_no_open_room(client, api, alice, bob):
+    for _ in range(ROUNDS):
+        board = await api.create_board(alice)
+        applied, blocked = await asyncio.gather(
+            client.post(f"/boards/{board['id']}/apply", headers=bob.headers),
+            client.post("/boards/blocks", json={"userId": bob.id}, headers=alice.headers),
+        )
+        assert blocked.status_code in (200, 201, 404), blocked.text  # 404: bob unknown yet
+        if applied.status_code == 201 and blocked.status_code != 404:
+            room = await api.room(alice, applied.json()["roomId"])
+            assert room["status"] == "blocked"
+        await client.delete(f"/boards/blocks/{bob.id}", headers=alice.headers)

@@ -86,3 +86,39 @@ async def test_readyz(client):
 
     assert response.status_code == 200
     assert response.json()["checks"] == {"database": "ok", "redis": "ok"}
+
+
+async def test_leave_block_report_and_mute_on_sqlite(client, api, alice, bob, carol, olive):
+    board = await api.create_board(alice)
+    left = await api.apply(bob, board["id"])
+    stays = await api.apply(carol, board["id"])
+
+    assert (await client.post(f"/boards/rooms/{left['roomId']}/leave", headers=bob.headers)).json()[
+        "status"
+    ] == "left"
+    muted = await client.put(f"/boards/rooms/{stays['roomId']}/mute", headers=alice.headers)
+    assert muted.json()["muted"] is True
+    filed = await client.post(
+        "/boards/reports",
+        json={"roomId": stays["roomId"], "reason": "abuse", "messageIds": [2]},
+        headers=alice.headers,
+    )
+    assert filed.status_code == 201, filed.text
+    blocks = await asyncio.gather(
+        *(
+            client.post("/boards/blocks", json={"userId": bob.id}, headers=alice.headers)
+            for _ in range(2)
+        )
+    )
+    assert sorted(r.status_code for r in blocks) == [200, 201]
+
+    rooms = (await client.get("/boards/rooms", headers=alice.headers)).json()["items"]
+    assert {r["roomId"]: (r["status"], r["muted"]) for r in rooms} == {
+        left["roomId"]: ("left", False),
+        stays["roomId"]: ("blocked", True),
+    }
+    assert (await client.get(f"/boards/{board['id']}", headers=alice.headers)).json()[
+        "applicantCount"
+    ] == 0
+    reports = (await client.get("/boards/reports", headers=olive.headers)).json()["items"]
+    assert [(r["reported"]["id"], r["messageIds"]) for r in reports] == [(carol.id, [2])]

@@ -22,7 +22,11 @@ async def test_apply_opens_a_room(client, api, alice, bob):
         "applicant",
         "status",
         "createdAt",
+        "endedAt",
+        "leftBy",
+        "muted",
     }
+    assert (room["endedAt"], room["leftBy"], room["muted"]) == (None, None, False)
     assert str(uuid.UUID(room["roomId"])) == room["roomId"]
     assert room["boardId"] == board["id"]
     assert room["boardTitle"] == "duo queue"

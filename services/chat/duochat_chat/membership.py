@@ -1,4 +1,6 @@
-"""Who may use a room: a projection of boards' rooms, fed by ``board.*`` events.
+"""Who may use a room: a projection of boards' rooms, fed by ``board.*`` events, ``room.left``
+(a SYSTEM line, and the room read-only) and ``user.blocked`` (the shared rooms read-only,
+silently: no line, so the blocked member is not told).
 
 A room this instance has not seen is looked up in the projection table, and failing that,
 asked of boards over HTTP with the caller's own token (boards answers 200 only to a member);
@@ -22,13 +24,30 @@ from sqlalchemy.exc import IntegrityError
 
 from duochat_chat.drafts import Draft
 from duochat_chat.forwarding import Router
-from duochat_chat.messages import SYSTEM, closed_text, matched_text, rejected_text, utcnow_ms
+from duochat_chat.messages import (
+    STATUS,
+    SYSTEM,
+    closed_text,
+    matched_text,
+    rejected_text,
+    utcnow_ms,
+    withdrew_text,
+)
 from duochat_chat.models import Room
 from duochat_chat.rooms import STATUS_RANK, is_read_only, is_room_id
 from duochat_common.db import Database
 from duochat_common.errors import Forbidden, NotFound, Unavailable
 from duochat_common.events.envelope import Envelope
-from duochat_common.events.schemas import BoardApplied, BoardClosed, BoardMatched, RoomRef, UserRef
+from duochat_common.events.schemas import (
+    BoardApplied,
+    BoardClosed,
+    BoardMatched,
+    RoomDetail,
+    RoomLeft,
+    RoomRef,
+    UserBlocked,
+    UserRef,
+)
 from duochat_common.logs import request_id_headers
 from duochat_common.tokens import AuthUser
 from duochat_common.tracing import current_traceparent
@@ -220,6 +239,41 @@ class Membership:
             closed = BoardClosed.parse(envelope)
             text = closed_text(closed.writer.username, closed.board_title)
             await self._post_status(closed, closed.rooms, "closed", text)
+        elif envelope.type == RoomLeft.TYPE:
+            left = RoomLeft.parse(envelope)
+            room = left.room
+            other = room.applicant if left.by.id == room.writer.id else room.writer
+            text = withdrew_text(left.by.username)
+            await self._end([room], SYSTEM, "left", text, audience=other.id)
+        elif envelope.type == UserBlocked.TYPE:
+            await self._end(UserBlocked.parse(envelope).rooms, STATUS, "blocked", "")
+
+    async def _end(
+        self,
+        rooms: list[RoomDetail],
+        kind: str,
+        status: str,
+        text: str,
+        *,
+        audience: int | None = None,
+    ) -> None:
+        """Move each room to ``status`` through its owner (which then refuses every SEND), with
+        a SYSTEM line for ``audience`` or (``STATUS``) with none."""
+        futures = []
+        for room in rooms:
+            await self._ensure(
+                room.board_id,
+                room.board_title,
+                room.writer,
+                RoomRef(room_id=room.room_id, applicant=room.applicant),
+            )
+            draft = Draft(
+                room.room_id, kind, None, "system", text, new_status=status, audience=audience
+            )
+            futures.append(self.router.submit(draft))
+        await asyncio.gather(*futures)
+        for room in rooms:
+            self.rooms.pop(room.room_id, None)
 
     async def _ensure(self, board_id: int, title: str, writer: UserRef, ref: RoomRef) -> None:
         if ref.room_id not in self.rooms and await self._load(ref.room_id) is None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 TALK, ENTER, QUIT, SYSTEM = "TALK", "ENTER", "QUIT", "SYSTEM"
 READ, TYPING, DELETED = "READ", "TYPING", "DELETED"  # transient: never stored, no id
+STATUS = "STATUS"  # a draft that only moves a room's status (a silent block): no line at all
 SYSTEM_SENDER = "system"
 SERVER_KEY = "~"  # idempotency keys the server makes start with this; clients' never do
 ENTER_KEY = "~enter"  # a member's first visit, stored once per room
@@ -100,6 +101,11 @@ def matched_text(writer: str, applicant: str, title: str) -> str:
 def transient(**fields: object) -> Body:
     """A READ, TYPING or DELETED signal: delivered on the room's subscription, never stored."""
     return Body.of(json.dumps(fields, ensure_ascii=False, separators=(",", ":")))
+
+
+def withdrew_text(username: str) -> str:
+    """The SYSTEM line of a member who left the room for good (``room.left``)."""
+    return f"{username} left this chat. It is now read-only."
 
 
 def closed_text(writer: str, title: str) -> str:

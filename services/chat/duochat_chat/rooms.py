@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from duochat_chat.messages import ENTER, SYSTEM
+from duochat_chat.messages import ENTER, STATUS, SYSTEM
 
-READ_ONLY = ("rejected", "closed")
-STATUS_RANK = {"open": 0, "matched": 1, "rejected": 1, "closed": 2}
+READ_ONLY = ("rejected", "closed", "left", "blocked")
+# A status only moves up: a board's decision, then its close, then a member leaving or a block
+# (the last two end a room for good, whatever came before).
+STATUS_RANK = {"open": 0, "matched": 1, "rejected": 1, "closed": 2, "left": 3, "blocked": 3}
 ROOM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # boards makes UUIDs
 RECENT_KEYS = 128  # idempotency keys an owner remembers per room (the database has them all)
 
@@ -33,6 +35,16 @@ def is_read_only(status: str) -> bool:
 
 def moves_forward(current: str, new: str) -> bool:
     return STATUS_RANK.get(new, 0) > STATUS_RANK.get(current, 0)
+
+
+def read_only_reason(status: str) -> str:
+    """What a refused SEND is told. A block is silent: the blocked member must not learn of it,
+    so a blocked room reads as closed, without saying by whom."""
+    if status in ("rejected", "closed", "matched"):
+        return f"this room is read-only (the board is {status})"
+    if status == "left":
+        return "this room is read-only (a member left)"
+    return "this room is read-only (it is closed)"
 
 
 @dataclass(slots=True)
@@ -63,14 +75,16 @@ class OwnedRoom:
     ) -> Exception | None:
         """Why a message of ``kind`` from ``sender_id`` is not stored when the room is at
         ``status`` (an earlier message of the same batch may have moved it), or None."""
-        if kind == SYSTEM:
+        if kind in (SYSTEM, STATUS):
+            if kind == STATUS and new_status is None:
+                return Skip()
             if new_status is not None and not moves_forward(status, new_status):
                 return Skip()
             return None
         if sender_id not in (self.writer_id, self.applicant_id):
             return Rejected("you are not a member of this room")
         if kind != ENTER and is_read_only(status):
-            return Rejected(f"this room is read-only (the board is {status})")
+            return Rejected(read_only_reason(status))
         return None
 
     def people(self) -> tuple[tuple[int, str], tuple[int, str]]:

@@ -38,7 +38,7 @@ from duochat_chat.messages import (
     transient,
 )
 from duochat_chat.messages import utcnow_ms as now_ms
-from duochat_chat.rooms import is_room_id
+from duochat_chat.rooms import is_room_id, read_only_reason
 from duochat_chat.runtime import Runtime
 from duochat_chat.stomp import (
     Connect,
@@ -332,7 +332,7 @@ class Session:
                 reason="rate_limited",
             )
         if info.read_only:
-            raise Refused(f"this room is read-only (the board is {info.status})", reason="denied")
+            raise Refused(read_only_reason(info.status), reason="denied")
         if rt.writer.busy():
             raise Refused("the server is busy; try again in a moment", reason="busy")
         draft = Draft(room_id, TALK, user.id, user.username, text, key=key, sent_ms=received)

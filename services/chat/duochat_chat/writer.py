@@ -42,6 +42,7 @@ from duochat_chat import mysql_batch
 from duochat_chat.drafts import Draft, Outcome, Stored, message_sent_event
 from duochat_chat.messages import (
     ENTER_KEY,
+    STATUS,
     SYSTEM,
     SYSTEM_SENDER,
     encode_body,
@@ -383,6 +384,10 @@ class MessageWriter:
                 refusal = room.refusal(d.type, d.sender_id, d.new_status, status=status)
                 if refusal is not None:
                     raise refusal
+                if d.type == STATUS and d.new_status is not None:  # no line: only the status
+                    statuses[d.room_id] = d.new_status
+                    plan.outcome.append(None)
+                    continue
                 # A key stored before, or earlier in this very batch (a resend that caught up
                 # with its first copy), settles with that message's id.
                 found = None if d.key is None else room.keys.get((d.sender_id, d.key))

@@ -11,6 +11,9 @@
 - ``board.closed``: ``rejected`` to every applicant.
 - ``chat.room.read``: the reader's alarms of that room become read (a ``message`` alarm only up to
   the read message), and their open streams get a ``read`` event with the new unread count.
+- ``room.left``: ``left`` to the other member.
+- ``user.blocked`` / ``user.unblocked`` and ``room.muted``: recorded (``trust.py``); from then on
+  nothing from a blocked user, and no ``message`` or ``left`` alarm of a muted room, is raised.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from duochat_common.db import Database
 from duochat_common.events import Envelope
@@ -27,9 +32,13 @@ from duochat_common.events.schemas import (
     BoardMatched,
     ChatMessageSent,
     ChatRoomRead,
+    RoomLeft,
+    RoomMuted,
+    UserBlocked,
     UserRef,
+    UserUnblocked,
 )
-from duochat_notify import service
+from duochat_notify import service, trust
 from duochat_notify.delivery import Delivery
 from duochat_notify.held import HeldPushes
 from duochat_notify.schemas import ReadNotice
@@ -73,6 +82,14 @@ class Triggers:
             BoardApplied.TYPE: self._applied,
             BoardMatched.TYPE: self._matched,
             BoardClosed.TYPE: self._closed,
+            RoomLeft.TYPE: self._left,
+        }
+        # Events that change what later alarms do: the alarms before them are stored first.
+        self._changes = {
+            ChatRoomRead.TYPE: self._room_read,
+            UserBlocked.TYPE: self._blocked,
+            UserUnblocked.TYPE: self._blocked,
+            RoomMuted.TYPE: self._muted,
         }
 
     async def handle(self, envelope: Envelope) -> None:
@@ -84,11 +101,12 @@ class Triggers:
         one transaction and pushed in one round trip."""
         pending: list[NewAlarm] = []
         for envelope in envelopes:
-            if envelope.type == ChatRoomRead.TYPE:
-                # A read mark applies to the alarms before it, so those are stored first.
+            change = self._changes.get(envelope.type)
+            if change is not None:
+                # A read mark, block or mute applies to the alarms before it: store those first.
                 await self.save_and_push(pending)
                 pending = []
-                await self._room_read(envelope)
+                await change(envelope)
                 continue
             build = self._builders.get(envelope.type)
             if build is not None:  # other event types are not notify's business
@@ -100,6 +118,9 @@ class Triggers:
         if not alarms:
             return
         async with self.db.session() as session:
+            alarms = await trust.audible(session=session, alarms=alarms)
+            if not alarms:
+                return
             stored = await service.store_alarms(session=session, alarms=alarms)
         waiting = {(a.user_id, a.source_event_id) for a in alarms if a.held}
         if self.held is None or not waiting:
@@ -187,6 +208,59 @@ class Triggers:
             )
             for room in event.rooms
         ]
+
+    def _left(self, envelope: Envelope) -> list[NewAlarm]:
+        event = RoomLeft.parse(envelope)
+        room = event.room
+        other = room.applicant if event.by.id == room.writer.id else room.writer
+        return [
+            self._board_alarm(
+                envelope,
+                to=other,
+                kind="left",
+                sender=event.by,
+                board_id=room.board_id,
+                board_title=room.board_title,
+                room_id=room.room_id,
+                preview=f"{event.by.username} left the chat about {room.board_title}",
+            )
+        ]
+
+    async def _blocked(self, envelope: Envelope) -> None:
+        change = (UserBlocked if envelope.type == UserBlocked.TYPE else UserUnblocked).parse(
+            envelope
+        )
+        async with self.db.session() as session:
+            read = await trust.apply_block(
+                session=session,
+                blocker_id=change.blocker.id,
+                blocked_id=change.blocked.id,
+                active=isinstance(change, UserBlocked),
+                version=change.version,
+            )
+            await self._tell_read(session, change.blocker.id, None, read)
+
+    async def _muted(self, envelope: Envelope) -> None:
+        change = RoomMuted.parse(envelope)
+        async with self.db.session() as session:
+            read = await trust.apply_mute(
+                session=session,
+                user_id=change.user.id,
+                room_id=change.room_id,
+                muted=change.muted,
+                version=change.version,
+            )
+            await self._tell_read(session, change.user.id, change.room_id, read)
+
+    async def _tell_read(
+        self, session: AsyncSession, user_id: int, room_id: str | None, ids: list[int]
+    ) -> None:
+        """Alarms a block or mute marked read: the user's open tabs update their badge."""
+        if not ids:
+            return
+        unread = await service.count_unread(session=session, user_id=user_id)
+        notice = ReadNotice(room_id=room_id, ids=ids, unread_count=unread)
+        await self.delivery.push_read(user_id, notice)
 
     def _message_sent(self, envelope: Envelope) -> list[NewAlarm]:
         event = ChatMessageSent.parse(envelope)

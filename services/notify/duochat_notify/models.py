@@ -1,10 +1,11 @@
-"""Notify's one table: the notifications ("alarms") each user sees in their list."""
+"""Notify's tables: the notifications ("alarms") each user sees in their list, and its
+projections of boards' blocks and room mutes (which alarms are not raised)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, UniqueConstraint
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,7 +16,7 @@ from duochat_common.db import Base
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
-KINDS = ("message", "applied", "matched", "rejected")
+KINDS = ("message", "applied", "matched", "rejected", "left")
 
 
 def utcnow() -> datetime:
@@ -53,3 +54,26 @@ class Alarm(NotifyBase):
     source_event_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class BlockView(NotifyBase):
+    """boards' block of ``blocked_id`` by ``blocker_id`` as last announced (``version`` keeps
+    a late older event from undoing a newer one)."""
+
+    __tablename__ = "notify_blocks"
+
+    blocker_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    blocked_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    active: Mapped[bool] = mapped_column(Boolean)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class MuteView(NotifyBase):
+    """One member's mute of one room, as boards last announced it."""
+
+    __tablename__ = "notify_mutes"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    room_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    muted: Mapped[bool] = mapped_column(Boolean)
+    version: Mapped[int] = mapped_column(Integer)

@@ -10,7 +10,7 @@ from pydantic.alias_generators import to_camel
 
 from duochat_notify.models import Alarm
 
-AlarmKind = Literal["message", "applied", "matched", "rejected"]
+AlarmKind = Literal["message", "applied", "matched", "rejected", "left"]
 # A BIGINT id: anything larger could only fail in the database.
 AlarmId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 

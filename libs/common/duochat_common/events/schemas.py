@@ -87,6 +87,58 @@ class BoardClosed(EventData):
     rooms: list[RoomRef]
 
 
+class RoomDetail(BaseModel):
+    """A room with everything a consumer needs to know it, even one it has not seen before."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    room_id: str
+    board_id: int
+    board_title: str
+    writer: UserRef
+    applicant: UserRef
+
+
+class RoomLeft(EventData):
+    """A member left the room (an applicant withdrew, or the writer ended it): it is read-only
+    for both, and the other member is told."""
+
+    TYPE = "room.left"
+    room: RoomDetail
+    by: UserRef
+
+
+class UserBlocked(EventData):
+    """``blocker`` blocked ``blocked``. ``rooms`` are their shared rooms that became read-only
+    (silently: no line is posted, and the blocked user is not told). ``version`` counts the
+    pair's block and unblock changes; a consumer keeps the highest it has seen."""
+
+    TYPE = "user.blocked"
+    blocker: UserRef
+    blocked: UserRef
+    version: int
+    rooms: list[RoomDetail]
+
+
+class UserUnblocked(EventData):
+    """``blocker`` lifted the block (rooms made read-only by it stay read-only)."""
+
+    TYPE = "user.unblocked"
+    blocker: UserRef
+    blocked: UserRef
+    version: int
+
+
+class RoomMuted(EventData):
+    """``user`` muted (or unmuted) a room: no bell for it; ``version`` orders the changes."""
+
+    TYPE = "room.muted"
+    room_id: str
+    user: UserRef
+    muted: bool
+    version: int
+
+
 class Recipient(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 

@@ -1,0 +1,55 @@
+"""boards' route dependencies and the OpenAPI error descriptions its routes share."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Request
+
+from duochat_boards.config import Settings
+from duochat_boards.outbox import Outbox
+from duochat_boards.schemas import ErrorOut
+from duochat_common.ratelimit import WindowLimiter
+
+
+def _outbox(request: Request) -> Outbox:
+    outbox: Outbox = request.app.state.outbox
+    return outbox
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _report_limiter(request: Request) -> WindowLimiter:
+    limiter: WindowLimiter = request.app.state.report_limiter
+    return limiter
+
+
+OutboxDep = Annotated[Outbox, Depends(_outbox)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+ReportLimiterDep = Annotated[WindowLimiter, Depends(_report_limiter)]
+# Ids are BIGINT; a larger number is a 422, not a database overflow.
+BoardId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+RoomId = Annotated[str, Path(min_length=1, max_length=64)]
+
+_DESCRIBED = {
+    400: "The body could not be read",
+    401: "Not signed in, or the access token is invalid",
+    403: "Signed in, but not allowed",
+    404: "No such board, room or user",
+    409: "The state forbids this (`already_applied`, `own_board`, `board_closed`, "
+    "`room_read_only`, `user_blocked`)",
+    422: "The request is malformed",
+    429: "Too many requests; retry after Retry-After seconds",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorOut, "description": _DESCRIBED[s]} for s in (401, 422, *statuses)}
+
+
+def with_body(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return errors(400, *statuses)
