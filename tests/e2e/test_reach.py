@@ -83,10 +83,19 @@ def test_first_visit_in_korean_explains_itself_then_switches_to_english(open_use
         "이미 쓰고 있는 아이디예요. 다른 아이디를 골라 주세요."
     )
     expect(visitor.tid("login-username")).to_be_focused()
-    visitor.tid("login-username").fill(name)
+    # Every broken rule at once, each on its field (the server lists them all), the most
+    # common passwords refused.
+    visitor.tid("login-username").fill("ab")
     visitor.tid("login-password").fill("password")
     visitor.tid("login-submit").click()
-    expect(visitor.tid("error-password")).to_contain_text("비밀번호")
+    expect(visitor.tid("error-username")).to_have_text("아이디가 너무 짧아요. 3자 이상이어야 해요.")
+    expect(visitor.tid("error-password")).to_have_text(
+        "너무 흔한 비밀번호예요. 다른 비밀번호를 골라 주세요."
+    )
+    visitor.tid("login-username").fill(name)
+    visitor.tid("login-password").fill(name.upper())
+    visitor.tid("login-submit").click()
+    expect(visitor.tid("error-password")).to_have_text("아이디와 같은 비밀번호는 쓸 수 없어요.")
     expect(visitor.tid("error-username")).to_have_count(0)
     for field in ("error-password",):
         assert not RAW_VALIDATOR_TEXT.search(visitor.tid(field).inner_text())
