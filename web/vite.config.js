@@ -8,6 +8,12 @@ const api = { target: backend, changeOrigin: false }
 
 export default defineConfig({
   plugins: [vue()],
+  // vue-i18n's bundler build: the Composition API only (no legacy API), no devtools hooks.
+  define: {
+    __VUE_I18N_FULL_INSTALL__: true,
+    __VUE_I18N_LEGACY_API__: false,
+    __INTLIFY_PROD_DEVTOOLS__: false,
+  },
   server: {
     proxy: {
       '^/auth(/|$)': api,

@@ -80,6 +80,24 @@ def base_url(server_data: Path) -> Iterator[str]:
         server.close()
 
 
+@pytest.fixture
+def fresh_base_url(tmp_path: Path) -> Iterator[str]:
+    """A server of its own, just installed (no boards yet), for a first visit. Not available
+    against DUOCHAT_E2E_BASE_URL."""
+    if os.environ.get("DUOCHAT_E2E_BASE_URL"):
+        pytest.fail("this test needs a fresh install: run it without DUOCHAT_E2E_BASE_URL")
+    ARTIFACTS.mkdir(exist_ok=True)
+    server = EmbeddedProcess(data_dir=tmp_path, log=ARTIFACTS / "e2e-fresh-server.log")
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
@@ -106,9 +124,14 @@ def open_user(browser: Browser, base_url: str, request: pytest.FixtureRequest):
         phone: bool = False,
         sign_in: bool = True,
         via: str | None = None,
+        locale: str = "en-US",
+        dark: bool = False,
     ) -> User:
-        """``via``: another address of the server (a NetCut proxy's) for this browser."""
-        user = User.open(browser, via or base_url, username, password, phone=phone)
+        """``via``: another address of the server (a NetCut proxy's) for this browser;
+        ``locale``: the browser's language; ``dark``: it prefers a dark colour scheme."""
+        user = User.open(
+            browser, via or base_url, username, password, phone=phone, locale=locale, dark=dark
+        )
         users.append(user)
         if sign_in:
             user.sign_in()

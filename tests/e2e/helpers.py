@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+AXE_RESULTS = ROOT / "artifacts" / "axe"
+# axe-core from npm (web/package.json devDependencies), injected into the page under test.
+AXE_SCRIPT = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 DESKTOP = {"viewport": {"width": 1280, "height": 860}}
 STRONG_PASSWORD = "Run-partner-2026!"
@@ -32,9 +39,26 @@ class User:
 
     @classmethod
     def open(
-        cls, browser: Browser, base_url: str, username: str, password: str, *, phone: bool
+        cls,
+        browser: Browser,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        phone: bool,
+        locale: str = "en-US",
+        dark: bool = False,
     ) -> User:
-        context = browser.new_context(base_url=base_url, **(PHONE if phone else DESKTOP))
+        """``locale``: the browser's language (Accept-Language and navigator.languages);
+        ``dark``: the system prefers a dark colour scheme."""
+        context = browser.new_context(
+            base_url=base_url,
+            locale=locale,
+            color_scheme="dark" if dark else "light",
+            # No transitions: axe must not measure a colour halfway through one.
+            reduced_motion="reduce",
+            **(PHONE if phone else DESKTOP),
+        )
         context.set_default_timeout(10_000)
         page = context.new_page()
         user = cls(username, password, base_url, context, page)
@@ -73,6 +97,32 @@ class User:
 
     def tid(self, test_id: str):
         return self.page.get_by_test_id(test_id)
+
+    def axe(self, name: str, *, include: str | None = None) -> list[dict[str, Any]]:
+        """Runs axe-core on the page (or the part ``include`` selects) against WCAG 2.2 A/AA
+        and best practice; saves the results under artifacts/axe/<name>.json and fails on any
+        serious or critical violation. Returns every violation (of any impact)."""
+        if not self.page.evaluate("typeof window.axe === 'object'"):
+            # Evaluated over the DevTools protocol: the page's CSP does not apply to it.
+            self.page.evaluate(AXE_SCRIPT.read_text())
+        result = self.page.evaluate(
+            """async ([include, tags]) => {
+                const r = await axe.run(include ? { include: [include] } : document, {
+                    runOnly: { type: 'tag', values: tags },
+                    resultTypes: ['violations'],
+                })
+                return r.violations.map((v) => ({
+                    id: v.id, impact: v.impact, help: v.help,
+                    nodes: v.nodes.map((n) => ({ target: n.target, summary: n.failureSummary })),
+                }))
+            }""",
+            [include, AXE_TAGS],
+        )
+        AXE_RESULTS.mkdir(parents=True, exist_ok=True)
+        (AXE_RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
+        bad = [v for v in result if v["impact"] in ("serious", "critical")]
+        assert not bad, f"axe on {name}: " + json.dumps(bad, indent=2)[:4000]
+        return result
 
     # --- moves -----------------------------------------------------------------------------
 
@@ -130,6 +180,14 @@ class User:
         expect(self.tid("message-input")).to_be_enabled()
         return room.get_attribute("data-room-id")
 
+    def wait_room_readonly(self) -> str:
+        """A room that takes no more messages (left, blocked, closed): returns its id."""
+        room = self.tid("room-view")
+        expect(room).to_be_visible()
+        expect(self.tid("room-readonly")).to_be_visible()
+        expect(self.tid("message-input")).to_be_disabled()
+        return room.get_attribute("data-room-id")
+
     def open_room_from_chats(self, room_id: str) -> None:
         self.tid("nav-chats").click()
         self.tid(f"room-item-{room_id}").click()
@@ -160,6 +218,11 @@ class User:
             expect(self.tid("bell-badge")).to_have_text(str(count))
         else:
             expect(self.tid("bell-badge")).to_have_count(0)
+
+    def sign_out(self) -> None:
+        self.tid("account-button").click()
+        self.tid("sign-out").click()
+        expect(self.tid("login-view")).to_be_visible()
 
     def leave_room(self) -> None:
         self.tid("room-back").click()

@@ -66,10 +66,13 @@ def test_presence_read_receipts_typing_and_unsend(open_user):
     theirs = angry.page.locator('[data-testid="line-talk"]').filter(has_text="oops, wrong chat")
     expect(theirs).to_be_visible()
     oops_id = oops.get_attribute("data-id")
-    # Not offered on someone else's message.
+    # Not offered on someone else's message (which may be reported instead).
     happy.page.locator('[data-testid="line-talk"][data-mine="false"]').last.locator(
         ".bubble"
     ).click()
+    expect(happy.tid("line-menu").get_by_test_id("line-report")).to_be_visible()
+    expect(happy.tid("line-unsend")).to_have_count(0)
+    happy.page.keyboard.press("Escape")
     expect(happy.tid("line-menu")).to_have_count(0)
     oops.locator(".bubble").click()
     happy.tid("line-unsend").click()

@@ -56,6 +56,7 @@ def test_messages_typed_in_an_outage_go_out_by_themselves_in_order(open_user, ne
     key_a = angry.my_line("a, typed in the tunnel").get_attribute("data-client-id")
     assert key_a and len(key_a) >= 16
     angry.shot("50-outage-queued-phone")
+    angry.axe("room-reconnecting-en-light-phone")
 
     # The network comes back: nobody presses anything, and both go out, in the order typed.
     proxy.restore()

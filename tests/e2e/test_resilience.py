@@ -61,9 +61,10 @@ def test_a_refused_message_can_be_retried_edited_or_deleted(open_user):
     failed = angry.page.locator('[data-testid="line-talk"][data-status="failed"]')
     expect(failed).to_have_count(3)
     expect(angry.my_line("third")).to_have_attribute("data-status", "delivered")
-    expect(failed.first.get_by_test_id("line-failed")).to_contain_text("message too long")
+    expect(failed.first.get_by_test_id("line-failed")).to_contain_text("This message is too long")
     expect(happy.page.get_by_test_id("line-text")).to_have_text(["third"])
     angry.shot("21-failed-messages-phone")
+    angry.axe("room-failed-en-light-phone")
 
     # Retry: the same message again, after what went before it.
     angry.my_line("try again").get_by_test_id("line-retry").click()

@@ -30,12 +30,20 @@ def test_register_errors_then_sign_out_revokes_the_refresh_token(open_user, api)
     user.allow_console(r"status of (409|422)")
 
     user.page.goto("/login")
+    # A first visit in English: what duochat is, in four steps, before the form.
+    expect(user.tid("landing-lead")).to_contain_text("Find a partner")
+    expect(user.tid("landing-steps").locator("li .fw-bold")).to_have_text(
+        ["1 Post", "2 Apply", "3 Chat 1:1", "4 Match"]
+    )
+    user.tid("tab-register").click()
+    expect(user.tid("register-rules")).to_contain_text("at least 8 characters")
     user.shot("30-login-phone")
+    user.axe("login-en-light-phone")
     user.tid("tab-register").click()
     user.tid("login-username").fill("happydaddy")
     user.tid("login-password").fill(STRONG_PASSWORD)
     user.tid("login-submit").click()
-    expect(user.tid("login-error")).to_be_visible()
+    expect(user.tid("error-username")).to_have_text("That username is taken. Try another.")
     user.shot("31-register-taken")
 
     user.register()
@@ -49,8 +57,7 @@ def test_register_errors_then_sign_out_revokes_the_refresh_token(open_user, api)
     assert "refreshToken" not in stored_tokens(user)
     assert "duochat_refresh" not in user.page.evaluate("document.cookie")
 
-    user.tid("sign-out").click()
-    expect(user.tid("login-view")).to_be_visible()
+    user.sign_out()
     assert stored_tokens(user) is None
     for _ in range(50):  # the logout call goes out after the screen changed
         if refresh_cookie(user) is None:

@@ -27,7 +27,7 @@ def test_board_apply_chat_notify_match(open_user):
     happy.tid("bell-button").click()
     happy.tid("bell-item-applied").first.click()
     expect(happy.tid("board-view")).to_be_visible()
-    expect(happy.tid("board-applicant-count")).to_have_text("1")
+    expect(happy.tid("board-applicants")).to_have_text("1 applicant")
     applicant = happy.tid("applicant-angrydaddy")
     expect(applicant).to_be_visible()
     happy.expect_bell(happy_alarms)

@@ -7,6 +7,7 @@ import BoardsView from './views/BoardsView.vue'
 import BoardView from './views/BoardView.vue'
 import ChatsView from './views/ChatsView.vue'
 import RoomView from './views/RoomView.vue'
+import BlockedView from './views/BlockedView.vue'
 
 export const router = createRouter({
   history: createWebHistory(),
@@ -16,6 +17,7 @@ export const router = createRouter({
     { path: '/board/:id', name: 'board', component: BoardView, props: true },
     { path: '/chats', name: 'chats', component: ChatsView },
     { path: '/room/:roomId', name: 'room', component: RoomView, props: true },
+    { path: '/blocked', name: 'blocked', component: BlockedView },
     { path: '/:pathMatch(.*)*', redirect: '/' },
   ],
 })

@@ -1,9 +1,7 @@
 // The rows a room shows: day dividers between days, and consecutive messages of one person
 // grouped (the name on the first of a group, the time on the last), as chat apps do.
-const TEXT = {
-  today: 'Today',
-  yesterday: 'Yesterday',
-}
+import { i18n } from './i18n/index.js'
+
 const GROUP_GAP_MS = 2 * 60 * 1000 // a pause longer than this starts a new group
 
 function dayKey(d) {
@@ -11,17 +9,12 @@ function dayKey(d) {
 }
 
 export function dayLabel(date, now = new Date()) {
-  if (dayKey(date) === dayKey(now)) return TEXT.today
+  const { t, d } = i18n.global
+  if (dayKey(date) === dayKey(now)) return t('time.today')
   const yesterday = new Date(now)
   yesterday.setDate(now.getDate() - 1)
-  if (dayKey(date) === dayKey(yesterday)) return TEXT.yesterday
-  const sameYear = date.getFullYear() === now.getFullYear()
-  return date.toLocaleDateString([], {
-    weekday: 'long',
-    day: 'numeric',
-    month: 'long',
-    ...(sameYear ? {} : { year: 'numeric' }),
-  })
+  if (dayKey(date) === dayKey(yesterday)) return t('time.yesterday')
+  return d(date, date.getFullYear() === now.getFullYear() ? 'day' : 'dayYear')
 }
 
 function when(item) {

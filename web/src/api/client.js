@@ -1,28 +1,32 @@
 import { clearTokens, isFresh, readTokens, saveTokens } from './tokens.js'
 
+// A failed call. `code` is the server's English error code, which the app maps to text
+// (errors.js); `message` is the server's English sentence, for logs only. `details` lists each
+// problem of a request that failed validation ({loc, msg, type}).
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, { details = null, retryAfter = null } = {}) {
     super(message)
     this.status = status
     this.code = code
+    this.details = details
+    this.retryAfter = retryAfter
   }
 }
 
-// Turns any error body into one readable line: our `{code, message}` shape, or FastAPI's
-// default 422 `{detail: [...]}` / `{detail: "..."}`.
+// Reads any error body: our `{code, message, details?}` shape, or FastAPI's default 422
+// `{detail: [...]}` / `{detail: "..."}`. Returns [code, message, details].
 export function describeError(status, body) {
   if (body && typeof body === 'object') {
-    if (typeof body.message === 'string') return [body.code || null, body.message]
-    if (typeof body.detail === 'string') return [body.code || null, body.detail]
+    if (typeof body.message === 'string') {
+      return [body.code || null, body.message, Array.isArray(body.details) ? body.details : null]
+    }
+    if (typeof body.detail === 'string') return [body.code || null, body.detail, null]
     if (Array.isArray(body.detail)) {
-      const parts = body.detail.map((d) => {
-        const field = Array.isArray(d.loc) ? d.loc.filter((x) => x !== 'body').join('.') : ''
-        return field ? `${field}: ${d.msg}` : d.msg
-      })
-      return ['validation_error', parts.join('; ')]
+      const parts = body.detail.map((d) => d.msg).join('; ')
+      return ['validation_error', parts, body.detail]
     }
   }
-  return [null, `Request failed (${status})`]
+  return [null, `Request failed (${status})`, null]
 }
 
 // Called when the refresh token is rejected: the session is over.
@@ -133,8 +137,9 @@ export async function request(method, path, { body, query, auth = true, headers 
     }
   }
   if (!res.ok) {
-    const [code, message] = describeError(res.status, data)
-    throw new ApiError(res.status, code, message)
+    const [code, message, details] = describeError(res.status, data)
+    const retryAfter = Number(res.headers.get('Retry-After')) || null
+    throw new ApiError(res.status, code, message, { details, retryAfter })
   }
   return data
 }

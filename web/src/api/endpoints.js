@@ -3,6 +3,7 @@
 import { api, COOKIE_TRANSPORT, request } from './client.js'
 
 const enc = encodeURIComponent
+const put = (path) => request('PUT', path, { body: {} })
 
 export const auth = {
   // The refresh token comes back as an HttpOnly cookie, not in the body.
@@ -27,6 +28,16 @@ export const boards = {
   match: (id, roomId) => api.post(`/boards/${enc(id)}/match`, { roomId }),
   close: (id) => api.del(`/boards/${enc(id)}`),
   rooms: (role) => api.get('/boards/rooms', { role }),
+  room: (roomId) => api.get(`/boards/rooms/${enc(roomId)}`),
+  // Either member; the room turns read-only for both, and the other is told.
+  leave: (roomId) => api.post(`/boards/rooms/${enc(roomId)}/leave`),
+  mute: (roomId, muted) =>
+    muted ? put(`/boards/rooms/${enc(roomId)}/mute`) : api.del(`/boards/rooms/${enc(roomId)}/mute`),
+  blocks: () => api.get('/boards/blocks'),
+  block: (userId) => api.post('/boards/blocks', { userId }),
+  unblock: (userId) => api.del(`/boards/blocks/${enc(userId)}`),
+  // {reason, note?, roomId? | boardId?, messageIds?}; the reporter's block follows.
+  report: (report) => api.post('/boards/reports', report),
 }
 
 export const chat = {

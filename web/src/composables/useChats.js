@@ -9,7 +9,7 @@ const state = reactive({
   unread: {}, // roomId -> count
   latest: {}, // roomId -> Message
   loaded: false,
-  error: null,
+  error: null, // the last load's failure (an Error), shown through errorText
 })
 
 let inflight = null
@@ -35,7 +35,7 @@ function load() {
         state.error = null
       })
       .catch((err) => {
-        state.error = err.message
+        state.error = err
         throw err
       })
       .finally(() => {
@@ -93,6 +93,14 @@ function addAppliedRoom(room) {
   if (!findRoom(room.roomId)) state.applicant.unshift(room)
 }
 
+// A room as the server answered an action on it (leave, mute): it replaces the listed one.
+function updateRoom(room) {
+  for (const list of [state.writer, state.applicant]) {
+    const i = list.findIndex((r) => r.roomId === room.roomId)
+    if (i >= 0) list[i] = room
+  }
+}
+
 function reset() {
   state.writer = []
   state.applicant = []
@@ -113,6 +121,7 @@ export function useChats() {
     knownLatestId,
     setUnread,
     addAppliedRoom,
+    updateRoom,
     reset,
   }
 }

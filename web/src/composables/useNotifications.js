@@ -10,7 +10,7 @@
 import { reactive } from 'vue'
 import { notify } from '../api/endpoints.js'
 
-const KINDS = ['message', 'applied', 'matched', 'rejected']
+const KINDS = ['message', 'applied', 'matched', 'rejected', 'left']
 
 const state = reactive({
   items: [], // Alarm, newest first

@@ -12,6 +12,8 @@ import { useOutbox } from './useOutbox.js'
 import { useChats } from './useChats.js'
 import { useNotifications } from './useNotifications.js'
 import { useSession } from './useSession.js'
+import { useBrowserNotifications } from './useBrowserNotifications.js'
+import { i18n } from '../i18n/index.js'
 
 const PAGE = 50
 export const MAX_MESSAGE_CHARS = 1000 // the server's limit, in Unicode code points
@@ -36,6 +38,7 @@ export function useRoom(roomId) {
   const chats = useChats()
   const notifications = useNotifications()
   const session = useSession()
+  const browser = useBrowserNotifications()
   const me = () => session.state.user?.username
 
   const confirmed = ref([]) // messages from the server, ascending by id
@@ -45,8 +48,8 @@ export function useRoom(roomId) {
   const typing = ref(false) // the other member is typing
   const state = reactive({
     historyLoaded: false,
-    historyError: '',
-    actionError: '',
+    historyError: null, // an Error: shown through errorText
+    actionError: null,
     hasOlder: false,
     loadingOlder: false,
     refused: '', // the server's reason for refusing this room's live stream
@@ -62,6 +65,7 @@ export function useRoom(roomId) {
   let typingDraft = false // the composer holds text
   let typingTrailer = null
   let unshow = null
+  let loadedUpTo = 0 // the newest id when history first loaded (or replayed before it)
 
   // Mine still on the way (or refused), in the order they were typed, below what is stored.
   const locals = computed(() => outbox.state.items.filter((i) => i.roomId === roomId))
@@ -163,6 +167,21 @@ export function useRoom(roomId) {
     }
     if (!insert(msg)) return
     chats.noteMessage(roomId, msg)
+    // The room is open in a hidden tab: the server counts me as here and rings no bell. Only
+    // what came after the history page (not a replay of what it already had) is news.
+    if (
+      msg.type === 'TALK' &&
+      msg.sender !== me() &&
+      state.historyLoaded &&
+      msg.id > loadedUpTo &&
+      !room.value?.muted
+    ) {
+      browser.show({
+        key: `duochat-room-${roomId}`,
+        title: i18n.global.t('notify.messageTitle', { name: msg.sender }),
+        body: msg.message,
+      })
+    }
     if (msg.type === 'SYSTEM') chats.loadRooms().catch(() => {})
     scheduleRead()
   }
@@ -197,10 +216,11 @@ export function useRoom(roomId) {
       if (page.items.length) chats.noteMessage(roomId, page.items[page.items.length - 1])
       noteOtherRead(page)
       state.hasOlder = Boolean(page.hasMore)
+      loadedUpTo = maxId()
       state.historyLoaded = true
       flushRead()
     } catch (err) {
-      state.historyError = err.message
+      state.historyError = err
     }
   }
 
@@ -231,7 +251,7 @@ export function useRoom(roomId) {
       state.hasOlder = Boolean(page.hasMore)
       return true
     } catch (err) {
-      state.historyError = err.message
+      state.historyError = err
       return false
     } finally {
       state.loadingOlder = false
@@ -294,12 +314,12 @@ export function useRoom(roomId) {
   }
 
   async function unsend(item) {
-    state.actionError = ''
+    state.actionError = null
     try {
       await chat.unsend(roomId, item.id)
       Object.assign(item, { deleted: true, message: '' })
     } catch (err) {
-      state.actionError = err.message
+      state.actionError = err
     }
   }
 
