@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from duochat_boards.config import Settings
@@ -13,22 +11,11 @@ from duochat_boards.migrate import SCRIPT_LOCATION, VERSION_TABLE, migrate
 from duochat_boards.models import BoardsBase
 from duochat_common.db import sync_url
 from duochat_common.migrations import alembic_config
+from duochat_testing.schema import schema_differences
 
 
 def _differences(url: str) -> list[object]:
-    engine = create_engine(sync_url(url))
-    try:
-        with engine.connect() as connection:
-            context = MigrationContext.configure(
-                connection,
-                opts={
-                    "compare_type": True,
-                    "include_name": lambda name, kind, _parent: name != VERSION_TABLE,
-                },
-            )
-            return list(compare_metadata(context, BoardsBase.metadata))
-    finally:
-        engine.dispose()
+    return schema_differences(url, BoardsBase.metadata, version_table=VERSION_TABLE)
 
 
 def test_mariadb_schema_matches_the_models(database_url):

@@ -59,7 +59,6 @@ class Delivery:
         self.relay = relay
         self.presence = presence
         self.deliver_key = deliver_key
-        self.sent = 0
         self.metrics = metrics or ChatMetrics()
 
     def stored(

@@ -169,10 +169,6 @@ class Hub:
 
     # -- entries -----------------------------------------------------------------------------
 
-    def on_entry(self, room_id: str, msg_id: int, body: str) -> None:
-        """One fan-out entry (any order, maybe twice)."""
-        self.on_entries(room_id, [(msg_id, Body.of(body))])
-
     def on_entries(self, room_id: str, entries: Iterable[tuple[int, Body]]) -> None:
         room = self.rooms.get(room_id)
         if room is None:

@@ -47,7 +47,6 @@ class Outbound:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self.appended = 0
 
     def put(self, item: Append) -> None:
         self._items.append(item)
@@ -96,7 +95,6 @@ class Outbound:
             except BaseException:
                 self._items.extendleft(reversed(take))  # in order, for the retry
                 raise
-            self.appended += len(take)
             for item in take:
                 if item.on_done is not None:
                     try:

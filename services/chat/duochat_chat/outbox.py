@@ -55,7 +55,6 @@ class OutboxRelay:
         self._done: list[str] = []
         self._done_since = 0.0  # when the oldest id in _done was relayed (monotonic)
         self._in_flight: set[str] = set()
-        self.relayed = 0
 
     def publish(self, outbox_id: str, events: list[str]) -> None:
         """Append a committed outbox row's events; the row goes once they are in Redis."""
@@ -68,14 +67,13 @@ class OutboxRelay:
                     {FIELD: event},
                     maxlen=EVENTS_MAXLEN,
                     droppable=False,
-                    on_done=(lambda: self._relayed(outbox_id, len(events))) if i == last else None,
+                    on_done=(lambda: self._relayed(outbox_id)) if i == last else None,
                 )
             )
 
-    def _relayed(self, outbox_id: str, count: int) -> None:
+    def _relayed(self, outbox_id: str) -> None:
         self._in_flight.discard(outbox_id)
         self._mark_done([outbox_id])
-        self.relayed += count
 
     def _mark_done(self, ids: list[str]) -> None:
         if not self._done:

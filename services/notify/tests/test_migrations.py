@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
-
-from duochat_common.db import sync_url
 from duochat_notify.config import Settings
 from duochat_notify.migrate import VERSION_TABLE, migrate
 from duochat_notify.models import NotifyBase
+from duochat_testing.schema import schema_differences
 
 
 def differences(url: str) -> list[object]:
-    engine = create_engine(sync_url(url))
-    try:
-        with engine.connect() as connection:
-            context = MigrationContext.configure(
-                connection,
-                opts={
-                    "compare_type": True,
-                    "include_name": lambda name, kind, _parent: name != VERSION_TABLE,
-                },
-            )
-            return list(compare_metadata(context, NotifyBase.metadata))
-    finally:
-        engine.dispose()
+    return schema_differences(url, NotifyBase.metadata, version_table=VERSION_TABLE)
 
 
 def test_sqlite_schema_matches_the_models(tmp_path) -> None:
