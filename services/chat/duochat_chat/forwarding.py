@@ -127,15 +127,17 @@ class Router:
             asyncio.get_running_loop().call_soon(self._flush)
 
     def watch(self, room_id: str) -> None:
-        """Tell the room's owner that this instance has a subscriber there now, so that it
-        reads the room's presence again (and delivers here) from its next message on."""
-        owner = self.ring.owner(room_id)
-        if owner == self.instance:
-            self.presence.invalidate(room_id)
-        else:
-            self.outbound.put(
-                Append(self.inbox_key(owner), {"w": room_id}, expire_ms=STREAM_TTL_MS)
-            )
+        """Tell the room's owner, and every other instance in the room, that this instance has
+        a subscriber there now: the owner delivers here from its next message on, and each of
+        them picks the owner the same way this instance does (see ``ring``)."""
+        self.presence.invalidate(room_id)
+        others = set(self.presence.nodes_of(room_id) or ())
+        others.add(self.ring.owner(room_id))
+        others.discard(self.instance)
+        for node in others:
+            if self.ring.is_live(node):
+                fields = {"w": room_id, "n": self.instance}
+                self.outbound.put(Append(self.inbox_key(node), fields, expire_ms=STREAM_TTL_MS))
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -217,6 +219,9 @@ class Router:
             watched = fields.get("w")
             if watched is not None:
                 self.presence.invalidate(watched)
+                node = fields.get("n")
+                if node is not None:
+                    self.presence.saw_node(watched, node)
             packed = fields.get("d")
             if packed is not None:
                 for item in json.loads(packed):

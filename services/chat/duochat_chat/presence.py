@@ -6,6 +6,8 @@ entries simply expire. A user counts as present while any instance holds a fresh
 instances that hold entries are where the room's messages are delivered. Snapshots are cached
 for a moment, and dropped whenever this instance sees the room's presence change (its own joins
 and leaves, the ENTER/QUIT frames other instances send, and their notes that they watch it).
+The instances last seen in each room (``nodes_of``, of any age) choose the room's owner (see
+``ring``).
 """
 
 from __future__ import annotations
@@ -59,6 +61,23 @@ class Presence:
         self.by_room: dict[str, set[int]] = {}  # room -> users with local subscriptions
         self.names: dict[int, str] = {}
         self._cache: dict[str, tuple[float, Here]] = {}
+        self._nodes: dict[str, frozenset[str]] = {}  # room -> the instances last seen there
+
+    def nodes_of(self, room_id: str) -> frozenset[str] | None:
+        """The instances last seen holding the room's subscribers (None: never looked)."""
+        return self._nodes.get(room_id)
+
+    def saw(self, room_id: str, nodes: frozenset[str]) -> None:
+        """Remember where the room's subscribers are; the set is replaced only if it changed,
+        since the ring compares it by identity."""
+        if self._nodes.get(room_id) != nodes:
+            if len(self._nodes) > 200_000:
+                self._nodes.clear()
+            self._nodes[room_id] = nodes
+
+    def saw_node(self, room_id: str, node: str) -> None:
+        """Another instance said it has a subscriber in the room now."""
+        self.saw(room_id, self._nodes.get(room_id, frozenset()) | {node})
 
     def key(self, room_id: str) -> str:
         return self._key(f"chat:presence:{room_id}")
@@ -98,6 +117,7 @@ class Presence:
             return True
         mine = self._member(user_id)
         uid = str(user_id)
+        self.saw(room_id, frozenset([self.instance, *(e.partition("|")[0] for e in before)]))
         return not any(e != mine and e.split("|", 2)[1:2] == [uid] for e in before)
 
     async def leave(self, room_id: str, user_id: int) -> bool:
@@ -112,6 +132,7 @@ class Presence:
             users.discard(user_id)
             if not users:
                 del self.by_room[room_id]
+                self.saw(room_id, self._nodes.get(room_id, frozenset()) - {self.instance})
         self.invalidate(room_id)
         try:
             await self.redis.zrem(self.key(room_id), self._member(user_id))
@@ -164,6 +185,7 @@ class Presence:
                 nodes.add(self.instance)
             here = Here(members, frozenset(nodes))
             self._cache[room_id] = (now, here)
+            self.saw(room_id, here.nodes)
             out[room_id] = here
         return out
 

@@ -2,14 +2,21 @@
 
 Each instance keeps an entry in one sorted set (``chat:instances``, member = instance id, score
 = when the entry expires) and refreshes it every ``interval``; it reads the set back at the same
-time. A room's owner is the live instance with the highest rendezvous hash of (instance, room):
-when an instance joins or goes, only the rooms it wins or held move, and every instance that
-sees the same set picks the same owner. An instance that drains leaves the set at once and stops
-counting itself; one that dies is dropped when its entry expires (``ttl``).
+time. A room's owner is chosen by rendezvous hashing (highest hash of (instance, room)) among
+the live instances that hold the room's subscribers, as this instance last saw the room's
+presence (``nodes_of``); among all live instances when none does. So the owner of a room whose
+members are connected is one of their instances: a message takes one hop to the other member's
+instance (two when the sender is not the owner) instead of up to three through a third
+instance, whatever the number of instances. Every instance that sees the same live set and the
+same presence picks the same owner; when an instance joins or goes, only the rooms it wins or
+held move. An instance that drains leaves the set at once and stops counting itself; one that
+dies is dropped when its entry expires (``ttl``).
 
-Instances may disagree for a moment after a change. That is safe: a SEND that reaches a
-non-owner is forwarded, and a stale owner's insert is fenced by the database (see
-``writer``).
+Instances may disagree for a moment after a change (a member entering or leaving moves the room
+when its instances change). That is safe: a SEND that reaches a non-owner is forwarded, and a
+stale owner's insert is fenced by the database (see ``writer``). A sender's messages keep their
+order through a move unless two of them are in flight across it; the web app sends one at a
+time.
 """
 
 from __future__ import annotations
@@ -55,16 +62,27 @@ class Ring:
         self.ttl_ms = int(ttl_s * 1000)
         self.draining = False
         self.live: tuple[str, ...] = (instance,)
-        self._owners: dict[str, str] = {}
-        self.listeners: list[Callable[[], None]] = []
+        # room -> (the nodes it was chosen among, its owner); the nodes are compared by identity
+        # (presence replaces a room's set when it changes), so a hit costs two dict reads.
+        self._owners: dict[str, tuple[frozenset[str] | None, str]] = {}
+        self.nodes_of: Callable[[str], frozenset[str] | None] = lambda room_id: None
+        self.listeners: list[Callable[[], None]] = []  # told when the live set changes
+        self.room_listeners: list[Callable[[str], None]] = []  # told when a room leaves us
         self.moves = 0  # how many times the live set changed
 
     def owner(self, room_id: str) -> str:
-        owner = self._owners.get(room_id)
-        if owner is None:
-            owner = self._owners[room_id] = rendezvous(self.live, room_id)
-            if len(self._owners) > 200_000:
-                self._owners.clear()
+        nodes = self.nodes_of(room_id)
+        cached = self._owners.get(room_id)
+        if cached is not None and cached[0] is nodes:
+            return cached[1]
+        candidates = tuple(i for i in self.live if i in nodes) if nodes else ()
+        owner = rendezvous(candidates or self.live, room_id)
+        if len(self._owners) > 200_000:
+            self._owners.clear()
+        self._owners[room_id] = (nodes, owner)
+        if cached is not None and cached[1] == self.instance and owner != self.instance:
+            for listener in self.room_listeners:
+                listener(room_id)
         return owner
 
     def owns(self, room_id: str) -> bool:

@@ -162,6 +162,7 @@ def build_runtime(
         interval_s=settings.ring_interval_s,
         ttl_s=settings.ring_ttl_s,
     )
+    ring.nodes_of = presence.nodes_of
     # Two queues: what a conversation waits for (forwards, deliveries, acks) never queues
     # behind the events that notify reads.
     outbound = Outbound(redis)

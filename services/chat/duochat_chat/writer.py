@@ -149,7 +149,9 @@ class MessageWriter:
         # The writer keeps one connection: a pool checkout (with its pre-ping round trip) per
         # batch cost as much as the batch's own statements.
         self._conn: AsyncConnection | None = None
+        self._moved: set[str] = set()  # rooms handed over since the last batch
         ring.listeners.append(self._forget_moved)
+        ring.room_listeners.append(self._moved.add)
 
     def busy(self) -> bool:
         return len(self._queue) >= self.queue_max
@@ -179,11 +181,14 @@ class MessageWriter:
             return False
 
     def _forget_moved(self) -> None:
-        """The live instances changed: drop rooms this instance no longer owns (if they come
+        """The live instances changed: forget rooms this instance no longer owns (if they come
         back, their state is read again, since another owner may have written them)."""
-        moved = [r for r in self.rooms if not self.ring.owns(r)]
-        for room_id in moved:
-            del self.rooms[room_id]
+        self._moved.update(r for r in self.rooms if not self.ring.owns(r))
+
+    def _drop_moved(self) -> None:
+        """Between batches (a batch in flight keeps the rooms it planned with)."""
+        moved = [r for r in self._moved if self.rooms.pop(r, None) is not None]
+        self._moved.clear()
         self.metrics.rooms_moved.inc(len(moved))
 
     async def _drop_connection(self, *, invalidate: bool = False) -> None:
@@ -212,6 +217,13 @@ class MessageWriter:
             await self._drop_connection()
 
     async def _write(self, drafts: list[Draft]) -> None:
+        # Presence first: it is who is in each room, and it picks each room's owner.
+        room_ids = sorted({d.room_id for d in drafts})
+        try:
+            async with asyncio.timeout(0.5):  # no task: a cached snapshot costs no loop turn
+                present = await self.presence.snapshot(room_ids)
+        except Exception:
+            present = {r: self.presence.local_here(r) for r in room_ids}
         mine = []
         for draft in drafts:
             if self.ring.owns(draft.room_id) or draft.hops >= MAX_HOPS:
@@ -221,11 +233,7 @@ class MessageWriter:
         if not mine:
             return
         room_ids = sorted({d.room_id for d in mine})
-        try:
-            async with asyncio.timeout(0.5):  # no task: a cached snapshot costs no loop turn
-                present = await self.presence.snapshot(room_ids)
-        except Exception:
-            present = {r: self.presence.local_here(r) for r in room_ids}
+        self._drop_moved()
         await self._load(room_ids)
         outcome, events, outbox_id = await self._store(mine, present)
         self.batches += 1

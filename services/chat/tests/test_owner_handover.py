@@ -96,6 +96,41 @@ def test_an_instance_that_stops_beating_drops_out_after_its_ttl() -> None:
     run(scenario())
 
 
+def test_a_room_is_owned_by_an_instance_that_holds_its_subscribers() -> None:
+    async def scenario() -> None:
+        redis = create_redis(f"memory://{uuid.uuid4().hex}")
+        seen: dict[str, frozenset[str]] = {}
+        rings = {name: Ring(redis, key="chat:instances", instance=name) for name in "abcdefgh"}
+        for ring in rings.values():
+            ring.nodes_of = seen.get
+            await ring.beat()
+        for ring in rings.values():
+            await ring.beat()
+        a = rings["a"]
+        assert len(a.live) == 8
+        handed: list[str] = []
+        a.room_listeners.append(handed.append)
+        spread = {a.owner(room) for room in ROOMS}
+        assert len(spread) == 8, "a room nobody is in: any live instance"
+        for room in ROOMS:
+            seen[room] = frozenset({"a", "b"})
+        assert {a.owner(room) for room in ROOMS} == {"a", "b"}, "one of its members' instances"
+        assert all(r.owner(room) == a.owner(room) for r in rings.values() for room in ROOMS)
+        assert 100 < sum(a.owns(room) for room in ROOMS) < 200
+        mine = [room for room in ROOMS if a.owns(room)]
+        for room in mine:
+            seen[room] = frozenset({"b", "z"})  # a's member left; z is not a live instance
+        assert not any(a.owns(room) for room in mine) and {a.owner(r) for r in mine} == {"b"}
+        assert handed == mine, "the writer is told of each room that left"
+        await rings["b"].leave()
+        await a.beat()
+        after = {a.owner(room) for room in mine}
+        assert "b" not in after and len(after) > 1, "b drained: back to every live instance"
+        await redis.aclose()
+
+    run(scenario())
+
+
 # -- the writer --------------------------------------------------------------------------------
 
 
@@ -106,6 +141,7 @@ class Owners:
         self.instance = instance
         self._owner = owner  # shared by every instance's view: they agree
         self.listeners: list[Callable[[], None]] = []
+        self.room_listeners: list[Callable[[str], None]] = []
 
     def owner(self, room_id: str) -> str:
         return self._owner[room_id]
@@ -116,6 +152,11 @@ class Owners:
     def moved(self) -> None:
         for listener in self.listeners:
             listener()
+
+    def moved_room(self, room_id: str) -> None:
+        """The room's subscribers moved: it left this instance (as ``Ring.owner`` tells)."""
+        for listener in self.room_listeners:
+            listener(room_id)
 
 
 class Nobody:
@@ -205,16 +246,29 @@ def test_a_room_handed_over_and_back_continues_where_the_other_owner_left_it(
             owner["r1"] = "b"  # b joined and wins the room
             a.ring.moved()
             b.ring.moved()
-            assert "r1" not in a.writer.rooms, "a forgets the room it handed over"
             assert await b.send("r1", "three") == 3, "the new owner reads the room's head"
 
             owner["r1"] = "a"  # b drained: the room comes back
             a.ring.moved()
             b.ring.moved()
-            assert "r1" not in b.writer.rooms
-            assert await a.send("r1", "four") == 4
+            assert await a.send("r1", "four") == 4, "a forgot the room it handed over"
+            assert "r1" not in b.writer.rooms or b.writer._moved == {"r1"}
+
+            owner["r1"] = "b"  # a member's instance changed: the room alone moves, and back
+            a.ring.moved_room("r1")
+            assert await b.send("r1", "five") == 5
+            owner["r1"] = "a"
+            b.ring.moved_room("r1")
+            assert await a.send("r1", "six") == 6
             assert a.writer.fenced == b.writer.fenced == 0, "read again, never fenced"
-            assert await stored(db) == [(1, "one"), (2, "two"), (3, "three"), (4, "four")]
+            assert await stored(db) == [
+                (1, "one"),
+                (2, "two"),
+                (3, "three"),
+                (4, "four"),
+                (5, "five"),
+                (6, "six"),
+            ]
         finally:
             for task in tasks:
                 task.cancel()
