@@ -214,6 +214,17 @@ class Router:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
 
+    def _own(self, draft: Draft) -> Draft:
+        """A draft of this instance's that came back (instances disagreed about the owner for
+        a moment) is the pending original again: its future is the sender's."""
+        if draft.origin != self.instance:
+            return draft
+        entry = self.pending.get(draft.request)
+        if entry is None:
+            return draft  # settled already: whatever happens to it now reaches no socket
+        entry[0].hops = draft.hops
+        return entry[0]
+
     def _take(self, fields: dict[str, Any]) -> None:
         try:
             watched = fields.get("w")
@@ -225,6 +236,6 @@ class Router:
             packed = fields.get("d")
             if packed is not None:
                 for item in json.loads(packed):
-                    self.route(_unpack(item))
+                    self.route(self._own(_unpack(item)))
         except Exception:
             log.exception("bad inbox entry")
