@@ -43,18 +43,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def builder_stage(dockerfile: Path) -> tuple[list[tuple[list[str], str]], str]:
-    """The COPY instructions and the `uv sync` command of the first stage."""
+def builder_stage(
+    dockerfile: Path, args: dict[str, str]
+) -> tuple[list[tuple[list[str], str]], str]:
+    """The COPY instructions and the `uv sync` command of the first stage, with the build
+    arguments ``args`` in place of their ``${NAME}``."""
     text = dockerfile.read_text().replace("\\\n", " ")
+    for name, value in args.items():
+        text = text.replace(f"${{{name}}}", value)
     first_stage = text.split("\nFROM ")[1]
     copies = []
     sync = ""
     for line in first_stage.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
         words = shlex.split(line)
         if words[:1] == ["COPY"]:
             copies.append((words[1:-1], words[-1]))
         elif words[:1] == ["RUN"] and "uv sync" in line:
-            sync = line.removeprefix("RUN ").strip()
+            sync = line[line.index("uv sync") :].strip()
     return copies, sync
 
 
@@ -68,7 +75,10 @@ def uv_binary() -> str:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.service)
 def test_builder_stage_installs_a_runnable_service(route, tmp_path: Path) -> None:
-    copies, sync = builder_stage(REPO / "services" / route.service / "Dockerfile")
+    copies, sync = builder_stage(
+        REPO / "deploy/docker/service.Dockerfile",
+        {"SERVICE": route.service, "PORT": str(route.port)},
+    )
     src = tmp_path / "src"
     src.mkdir()
     for sources, destination in copies:
