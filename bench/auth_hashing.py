@@ -43,6 +43,7 @@ import httpx
 from bench.results import RESULTS
 from bench.results import record as record_section
 from duochat_common.logs import uvicorn_log_config
+from duochat_common.services import service
 from duochat_common.serving import uvicorn_cli
 from duochat_embedded.localstack import create_databases, drop_databases, free_port, wait_ready
 
@@ -178,7 +179,7 @@ async def memory(pid: int, seconds: float) -> list[float]:
 
 
 def start_auth(env: dict[str, str], port: int, run_dir: Path) -> subprocess.Popen[bytes]:
-    subprocess.run([sys.executable, "-m", "duochat_auth.migrate"], env=env, check=True)
+    subprocess.run(service("auth").migrate_command(), env=env, check=True)
     log_config = run_dir / "auth-logging.json"
     log_config.write_text(json.dumps(uvicorn_log_config("auth")))
     proc = subprocess.Popen(
@@ -187,7 +188,7 @@ def start_auth(env: dict[str, str], port: int, run_dir: Path) -> subprocess.Pope
             "-m",
             "uvicorn",
             "--factory",
-            "duochat_auth.main:create_app",
+            service("auth").app_ref,
             "--host",
             "127.0.0.1",
             "--port",

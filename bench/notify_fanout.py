@@ -54,6 +54,7 @@ from bench.results import record
 from duochat_common.events import EventBus
 from duochat_common.events.schemas import CHAT_STREAM, ChatMessageSent, Recipient, UserRef
 from duochat_common.redis_store import create_redis
+from duochat_common.services import service
 from duochat_common.testing import TestSigner, mariadb_database, unique_prefix
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,7 +169,7 @@ def start_notify(name: str, env: dict[str, str], code: Path, logs: Path) -> Inst
             sys.executable,
             "-m",
             "uvicorn",
-            "duochat_notify.main:create_app",
+            service("notify").app_ref,
             "--factory",
             "--host",
             "127.0.0.1",
@@ -379,7 +380,7 @@ async def run(args: argparse.Namespace) -> list[Step]:
     async with redis_for(args) as (redis_url, cluster):
         with mariadb_database("bench_fanout") as database_url:
             subprocess.run(
-                [sys.executable, "-m", "duochat_notify.migrate"],
+                service("notify").migrate_command(),
                 env={
                     **os.environ,
                     "DUOCHAT_DATABASE_URL": database_url,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import httpx
 import psutil
 import redis.asyncio as aioredis
 
+from duochat_common.services import service
 from duochat_common.testing import REDIS_URL
 from duochat_embedded.localstack import (
     create_databases,
@@ -77,8 +77,7 @@ class Stack:
         """Databases, migrations, then auth, boards and notify."""
         create_databases(MYSQL, [f"{self.db_prefix}{s}" for s in SERVICES])
         migrations = [
-            subprocess.Popen([sys.executable, "-m", f"duochat_{s}.migrate"], env=self.env(s))
-            for s in SERVICES
+            subprocess.Popen(service(s).migrate_command(), env=self.env(s)) for s in SERVICES
         ]
         for proc in migrations:
             if proc.wait(120) != 0:

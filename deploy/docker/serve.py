@@ -148,10 +148,13 @@ def serve(env: MutableMapping[str, str]) -> None:
         create_database(secret_json=env["DB_SECRET"], db_name=env["DB_NAME"], ca_file=ca_file)
         env.update(assemble_env(env, ca_file=ca_file))
     env.update(assemble_env(env))
-    subprocess.run([sys.executable, "-m", f"duochat_{service}.migrate"], check=True, env=env)  # noqa: S603
-    # The image's package, not imported at healthcheck.
+    # The image's packages, not imported at healthcheck.
     from duochat_common.logs import uvicorn_log_config
+    from duochat_common.services import service as service_spec
     from duochat_common.serving import uvicorn_cli
+
+    spec = service_spec(service)
+    subprocess.run(spec.migrate_command(), check=True, env=env)  # noqa: S603
 
     log_config = Path(tempfile.mkdtemp(prefix="duochat-")) / "logging.json"
     level = env.get("DUOCHAT_LOG_LEVEL", "INFO")
@@ -163,7 +166,7 @@ def serve(env: MutableMapping[str, str]) -> None:
             "-m",
             "uvicorn",
             "--factory",
-            f"duochat_{service}.main:create_app",
+            spec.app_ref,
             "--host",
             "0.0.0.0",  # noqa: S104 - a container listens on its own interface
             "--port",

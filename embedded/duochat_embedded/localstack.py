@@ -29,9 +29,9 @@ from sqlalchemy import create_engine, text
 from duochat_common.gateway import render_nginx_conf
 from duochat_common.logs import uvicorn_log_config
 from duochat_common.prometheus import local_config
-from duochat_common.routing import GATEWAY_PORT, METRICS_PATH, ROUTES
+from duochat_common.routing import GATEWAY_PORT, METRICS_PATH
+from duochat_common.services import SERVICES, service
 from duochat_common.serving import uvicorn_cli
-from duochat_embedded.runner import available_services
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -109,24 +109,25 @@ def service_env(
     return env
 
 
-def create_databases(mysql_server: str, names: list[str]) -> None:
+def _on_each_database(mysql_server: str, statement: str, names: list[str]) -> None:
+    """Run ``statement`` (with ``{name}`` in it) for each database name, on the server."""
     engine = create_engine(
         mysql_server.replace("mysql://", "mysql+pymysql://", 1), isolation_level="AUTOCOMMIT"
     )
     with engine.connect() as conn:
         for name in names:
-            conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"))
+            conn.execute(text(statement.format(name=name)))
     engine.dispose()
+
+
+def create_databases(mysql_server: str, names: list[str]) -> None:
+    _on_each_database(
+        mysql_server, "CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4", names
+    )
 
 
 def drop_databases(mysql_server: str, names: list[str]) -> None:
-    engine = create_engine(
-        mysql_server.replace("mysql://", "mysql+pymysql://", 1), isolation_level="AUTOCOMMIT"
-    )
-    with engine.connect() as conn:
-        for name in names:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-    engine.dispose()
+    _on_each_database(mysql_server, "DROP DATABASE IF EXISTS `{name}`", names)
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], *, timeout: float = 180) -> None:
@@ -154,7 +155,7 @@ def spawn(
             "-m",
             "uvicorn",
             "--factory",
-            f"duochat_{name}.main:create_app",
+            service(name).app_ref,
             "--host",
             "127.0.0.1",
             "--port",
@@ -185,13 +186,13 @@ def start(
     log_dir: Path | None = None,
 ) -> LocalStack:
     """Create databases, migrate, start every service and nginx; wait until all are ready."""
-    chosen = dict(ports or {r.service: r.port for r in ROUTES})
+    chosen = dict(ports or {spec.name: spec.port for spec in SERVICES})
     run_dir = run_dir or Path(tempfile.mkdtemp(prefix="duochat-stack-"))
     run_dir.mkdir(parents=True, exist_ok=True)
     log_dir = log_dir or run_dir
     stack = LocalStack(ports=chosen, gateway_port=gateway_port, run_dir=run_dir)
     stack.prometheus_config.write_text(local_config(chosen))
-    names = available_services()
+    names = [spec.name for spec in SERVICES]
     stack.databases = {name: f"{mysql_server}/{db_prefix}{name}" for name in names}
     create_databases(mysql_server, [f"{db_prefix}{name}" for name in names])
     envs = {
@@ -208,9 +209,7 @@ def start(
     try:
         # Migrations, then the servers, each group in parallel: start-up is mostly imports.
         migrations = {
-            name: subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", f"duochat_{name}.migrate"], env=envs[name]
-            )
+            name: subprocess.Popen(service(name).migrate_command(), env=envs[name])  # noqa: S603
             for name in names
         }
         for name, proc in migrations.items():

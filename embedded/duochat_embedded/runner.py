@@ -2,42 +2,35 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from duochat_common.errors import install_error_handlers
-from duochat_common.health import Check, health_router
+from duochat_common.health import Check, health_router, resource_checks
 from duochat_common.metrics import labelled_metrics_router
-from duochat_common.routing import ROUTES
+from duochat_common.services import SERVICES, ServiceSpec
+from duochat_common.settings import ServiceSettings
 from duochat_embedded.dispatch import RouteTableDispatcher
 from duochat_embedded.web import SecurityHeaders, web_app
 
 MEMORY_REDIS = "memory://embedded"
 
 
-def service_settings(name: str, *, data_dir: Path, base_url: str) -> Any:
+def service_settings(spec: ServiceSpec, *, data_dir: Path, base_url: str) -> ServiceSettings:
     """The settings one service gets in embedded mode: SQLite under ``data_dir``, memory Redis."""
-    config = importlib.import_module(f"duochat_{name}.config")
-    return config.Settings(
+    return spec.settings(
         environment="development",
-        database_url=f"sqlite:///{data_dir.resolve() / f'{name}.db'}",
+        database_url=f"sqlite:///{data_dir.resolve() / f'{spec.name}.db'}",
         redis_url=MEMORY_REDIS,
         auth_jwks_url=f"{base_url}/auth/.well-known/jwks.json",
         boards_url=base_url,
-        demo_accounts=name == "auth",
+        demo_accounts=spec.name == "auth",
         instance_id="embedded",
     )
-
-
-def available_services() -> list[str]:
-    """The services of the route table, in its order."""
-    return [route.service for route in ROUTES]
 
 
 class EmbeddedInProduction(RuntimeError):
@@ -60,19 +53,17 @@ def build(*, data_dir: Path, web_dist: Path, base_url: str) -> ASGIApp:
     refuse_production(os.environ)
     data_dir.mkdir(parents=True, exist_ok=True)
     apps: dict[str, FastAPI] = {}
-    for name in available_services():
-        settings = service_settings(name, data_dir=data_dir, base_url=base_url)
-        importlib.import_module(f"duochat_{name}.migrate").migrate(settings)
-        apps[name] = importlib.import_module(f"duochat_{name}.main").create_app(settings)
+    for spec in SERVICES:
+        settings = service_settings(spec, data_dir=data_dir, base_url=base_url)
+        spec.migrate(settings)
+        apps[spec.name] = spec.create_app(settings)
 
     def checks() -> dict[str, Check]:
-        out: dict[str, Check] = {}
-        for name, app in apps.items():
-            for attr in ("db", "redis"):
-                resource = getattr(app.state, attr, None)
-                if resource is not None:
-                    out[f"{name}.{'database' if attr == 'db' else 'redis'}"] = resource.ping
-        return out
+        return {
+            f"{name}.{check}": run
+            for name, app in apps.items()
+            for check, run in resource_checks(app.state).items()
+        }
 
     own = FastAPI(openapi_url=None)
     install_error_handlers(own)

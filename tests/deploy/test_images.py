@@ -10,6 +10,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -42,18 +43,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def builder_stage(dockerfile: Path) -> tuple[list[tuple[list[str], str]], str]:
-    """The COPY instructions and the `uv sync` command of the first stage."""
+def builder_stage(
+    dockerfile: Path, args: dict[str, str]
+) -> tuple[list[tuple[list[str], str]], str]:
+    """The COPY instructions and the `uv sync` command of the first stage, with the build
+    arguments ``args`` in place of their ``${NAME}``."""
     text = dockerfile.read_text().replace("\\\n", " ")
+    for name, value in args.items():
+        text = text.replace(f"${{{name}}}", value)
     first_stage = text.split("\nFROM ")[1]
     copies = []
     sync = ""
     for line in first_stage.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
         words = shlex.split(line)
         if words[:1] == ["COPY"]:
             copies.append((words[1:-1], words[-1]))
         elif words[:1] == ["RUN"] and "uv sync" in line:
-            sync = line.removeprefix("RUN ").strip()
+            sync = line[line.index("uv sync") :].strip()
     return copies, sync
 
 
@@ -67,7 +75,10 @@ def uv_binary() -> str:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.service)
 def test_builder_stage_installs_a_runnable_service(route, tmp_path: Path) -> None:
-    copies, sync = builder_stage(REPO / "services" / route.service / "Dockerfile")
+    copies, sync = builder_stage(
+        REPO / "deploy/docker/service.Dockerfile",
+        {"SERVICE": route.service, "PORT": str(route.port)},
+    )
     src = tmp_path / "src"
     src.mkdir()
     for sources, destination in copies:
@@ -93,12 +104,16 @@ def test_builder_stage_installs_a_runnable_service(route, tmp_path: Path) -> Non
         [uv_binary(), *shlex.split(sync)[1:]], cwd=src, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    package = f"duochat_{route.service}"
+    # What serve.py needs: the service found through the registry, its app factory, the
+    # migration command, uvicorn and the MySQL drivers.
     probe = subprocess.run(
         [
             str(venv / "bin/python"),
             "-c",
-            f"import {package}.main, {package}.migrate, uvicorn, pymysql, aiomysql",
+            "import duochat_common.migrate, uvicorn, pymysql, aiomysql\n"
+            "from duochat_common.services import service\n"
+            f"spec = service({route.service!r})\n"
+            "spec.app_factory(), spec.settings()",
         ],
         capture_output=True,
         text=True,
@@ -132,38 +147,16 @@ def test_assemble_env_fills_only_what_is_missing() -> None:
     assert serve.assemble_env({}) == {}
 
 
-FAKE_MAIN = """
-from fastapi import FastAPI
-
-def create_app(settings=None):
-    app = FastAPI()
-
-    @app.get("/healthz")
-    async def healthz():
-        return {"status": "ok"}
-
-    return app
-"""
-FAKE_MIGRATE = """
-import os, pathlib
-pathlib.Path(os.environ["MARKER"]).write_text(os.environ.get("DUOCHAT_REDIS_URL", ""))
-"""
-
-
 def test_entrypoint_migrates_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
-    package = tmp_path / "duochat_fake"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "main.py").write_text(FAKE_MAIN)
-    (package / "migrate.py").write_text(FAKE_MIGRATE)
+    """auth's image entrypoint on SQLite: it migrates (the registry's command), then serves."""
     port = str(free_port())
-    marker = tmp_path / "migrated"
+    database = tmp_path / "auth.db"
     env = {
         **os.environ,
-        "PYTHONPATH": str(tmp_path),
-        "DUOCHAT_SERVICE": "fake",
+        "DUOCHAT_SERVICE": "auth",
         "PORT": port,
-        "MARKER": str(marker),
+        "DUOCHAT_DATABASE_URL": f"sqlite:///{database}",
+        # Assembled into DUOCHAT_REDIS_URL; /healthz touches no Redis.
         "REDIS_HOST": "cache.internal",
         "REDIS_AUTH_TOKEN": "tok",
     }
@@ -174,15 +167,17 @@ def test_entrypoint_migrates_serves_and_stops_on_sigterm(tmp_path: Path) -> None
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while subprocess.run(
             [sys.executable, str(SERVE), "healthcheck"], env={**env}, check=False
         ).returncode:
             assert process.poll() is None, process.stdout.read() if process.stdout else ""
             assert time.monotonic() < deadline, "the service never became healthy"
             time.sleep(0.2)
-        # Migrations ran first, with the URLs assembled from their parts.
-        assert marker.read_text() == "rediss://:tok@cache.internal:6379/0"
+        # Migrations ran first: auth's version table is at head.
+        with sqlite3.connect(database) as conn:
+            (version,) = conn.execute("SELECT version_num FROM alembic_version_auth").fetchone()
+        assert version
         # serve.py exec'd uvicorn, so the signal reaches the server itself.
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)

@@ -17,9 +17,8 @@ from duochat_common.routing import ROUTES, WEB_PORT, WEB_SERVICE
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-DOCKERFILES = sorted(
-    [REPO / "services" / r.service / "Dockerfile" for r in ROUTES] + [REPO / "web/Dockerfile"]
-)
+SERVICE_DOCKERFILE = "deploy/docker/service.Dockerfile"
+DOCKERFILES = [REPO / SERVICE_DOCKERFILE, REPO / "web/Dockerfile"]
 WORKFLOWS = sorted((REPO / ".github/workflows").glob("*.yml"))
 COMPOSE = REPO / "docker-compose.yml"
 COMPOSE_SCHEMA = REPO / "deploy/schema/compose-spec.json"
@@ -91,7 +90,8 @@ def test_compose_services_follow_the_route_table() -> None:
         service = services[route.service]
         assert service["build"] == {
             "context": ".",
-            "dockerfile": f"services/{route.service}/Dockerfile",
+            "dockerfile": SERVICE_DOCKERFILE,
+            "args": {"SERVICE": route.service, "PORT": str(route.port)},
         }
         assert service["expose"] == [str(route.port)]
         assert service["environment"]["DUOCHAT_DATABASE_URL"].endswith(
@@ -127,22 +127,23 @@ def test_mysql_init_creates_one_database_per_service() -> None:
     assert created == granted == {r.service for r in ROUTES}
 
 
-@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.service)
-def test_service_dockerfile_follows_the_route_table(route) -> None:
-    text = (REPO / "services" / route.service / "Dockerfile").read_text()
-    assert f"EXPOSE {route.port}\n" in text
-    assert f"PORT={route.port}" in text and f"DUOCHAT_SERVICE={route.service}" in text
+def test_the_service_dockerfile_takes_the_service_and_its_port() -> None:
+    text = (REPO / SERVICE_DOCKERFILE).read_text()
+    assert "EXPOSE ${PORT}\n" in text
+    assert "PORT=${PORT}" in text and "DUOCHAT_SERVICE=${SERVICE}" in text
     copied = re.findall(r"^COPY (?!--from)(\S+)", text, flags=re.M)
-    # Only this service, the shared library, the lockfile and the entrypoint go in.
+    # Only the one service, the shared library, the lockfile and the entrypoint go in.
     assert copied == [
         "pyproject.toml",
         "libs/common",
-        f"services/{route.service}",
+        "services/${SERVICE}",
         "deploy/docker/serve.py",
     ]
     assert re.search(r"^USER 10001", text, flags=re.M)
     assert "HEALTHCHECK" in text and "STOPSIGNAL SIGTERM" in text
-    assert f"--package duochat-{route.service}" in text
+    assert '--package "duochat-${SERVICE}"' in text
+    # No service keeps a Dockerfile of its own beside the shared one.
+    assert not list((REPO / "services").glob("*/Dockerfile"))
 
 
 def test_images_are_pinned() -> None:

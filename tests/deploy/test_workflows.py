@@ -115,9 +115,16 @@ def test_ci_runs_the_suite_on_mysql_8_4_and_mariadb() -> None:
 
 def test_ci_builds_every_image_for_arm64_and_amd64() -> None:
     images = load("ci.yml")["jobs"]["images"]
-    dockerfiles = images["strategy"]["matrix"]["dockerfile"]
-    assert sorted(dockerfiles) == sorted(
-        [f"services/{r.service}/Dockerfile" for r in ROUTES] + ["web/Dockerfile"]
+    built = images["strategy"]["matrix"]["image"]
+    assert sorted((i["dockerfile"], i["args"]) for i in built) == sorted(
+        [
+            (
+                "deploy/docker/service.Dockerfile",
+                f"--build-arg SERVICE={r.service} --build-arg PORT={r.port}",
+            )
+            for r in ROUTES
+        ]
+        + [("web/Dockerfile", "")]
     )
     (build,) = [s for s in images["steps"] if "buildx build" in s.get("run", "")]
     assert "--platform linux/arm64,linux/amd64" in build["run"]

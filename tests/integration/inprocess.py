@@ -4,7 +4,6 @@ but with objects the test hands in (a tracer provider per service) instead of en
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 import uuid
@@ -16,8 +15,9 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from duochat_common.routing import ROUTES
+from duochat_common.services import SERVICES, ServiceSpec
 from duochat_common.serving import uvicorn_options
+from duochat_common.settings import ServiceSettings
 from duochat_common.testing import REDIS_URL
 from duochat_embedded.localstack import create_databases, drop_databases, free_port
 
@@ -34,12 +34,14 @@ class InProcessStack:
         return f"http://127.0.0.1:{self.ports[service]}"
 
 
-def _settings(name: str, *, ports: Mapping[str, int], database: str, prefix: str) -> Any:
-    config = importlib.import_module(f"duochat_{name}.config")
+def _settings(
+    spec: ServiceSpec, *, ports: Mapping[str, int], database: str, prefix: str
+) -> ServiceSettings:
+    name = spec.name
     extra: dict[str, Any] = {}
     if name == "auth":  # cheap hashes: this stack is about what happens after sign-in
         extra = {"password_time_cost": 1, "password_memory_kib": 1024, "password_parallelism": 1}
-    return config.Settings(
+    return spec.settings(
         environment="test",
         database_url=f"{MYSQL}/{database}",
         redis_url=REDIS_URL,
@@ -55,16 +57,15 @@ def _settings(name: str, *, ports: Mapping[str, int], database: str, prefix: str
 def running(app_kwargs: Callable[[str], dict[str, Any]]) -> Iterator[InProcessStack]:
     """Every service of the route table, ``create_app(settings, **app_kwargs(name))``."""
     prefix = f"t_tr_{uuid.uuid4().hex[:8]}_"
-    names = [r.service for r in ROUTES]
+    names = [spec.name for spec in SERVICES]
     stack = InProcessStack(ports={name: free_port() for name in names})
     create_databases(MYSQL, [f"{prefix}{name}" for name in names])
     try:
-        for name in names:
-            settings = _settings(name, ports=stack.ports, database=f"{prefix}{name}", prefix=prefix)
-            importlib.import_module(f"duochat_{name}.migrate").migrate(settings)
-            app: FastAPI = importlib.import_module(f"duochat_{name}.main").create_app(
-                settings, **app_kwargs(name)
-            )
+        for spec in SERVICES:
+            name = spec.name
+            settings = _settings(spec, ports=stack.ports, database=f"{prefix}{name}", prefix=prefix)
+            spec.migrate(settings)
+            app: FastAPI = spec.create_app(settings, **app_kwargs(name))
             config = uvicorn.Config(
                 app,
                 host="127.0.0.1",

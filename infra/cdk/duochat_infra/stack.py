@@ -49,15 +49,20 @@ _CONTEXT_PARTS = (
     *(f"services/{r.service}" for r in ROUTES),
 )
 _PYTHON_PARTS = ("pyproject.toml", "uv.lock", "libs/common", "deploy/docker")
+# Every service's image, the service chosen by the build arguments SERVICE and PORT.
+SERVICE_DOCKERFILE = "deploy/docker/service.Dockerfile"
 
 
-def image_for(dockerfile: str, *, keep: tuple[str, ...]) -> ecs.ContainerImage:
-    """The image built from ``dockerfile``, whose context holds only ``keep``: the asset
-    hash then changes only with what the image is made of, so a change to one service does
-    not rebuild and redeploy the others."""
+def image_for(
+    dockerfile: str, *, keep: tuple[str, ...], build_args: dict[str, str] | None = None
+) -> ecs.ContainerImage:
+    """The image built from ``dockerfile`` (with ``build_args``), whose context holds only
+    ``keep``: the asset hash then changes only with what the image is made of, so a change to
+    one service does not rebuild and redeploy the others."""
     return ecs.ContainerImage.from_asset(
         str(REPO_ROOT),
         file=dockerfile,
+        build_args=build_args,
         exclude=[part for part in _CONTEXT_PARTS if part not in keep],
         # Graviton tasks; the base images are multi-arch, so the same Dockerfile builds both.
         platform=ecr_assets.Platform.LINUX_ARM64,
@@ -197,8 +202,9 @@ class DuochatStack(Stack):
                 cluster=self.cluster,
                 subnets=network.task_subnets,
                 image=image_for(
-                    f"services/{route.service}/Dockerfile",
+                    SERVICE_DOCKERFILE,
                     keep=(*_PYTHON_PARTS, f"services/{route.service}"),
+                    build_args={"SERVICE": route.service, "PORT": str(route.port)},
                 ),
                 port=route.port,
                 health_command=SERVICE_HEALTH_COMMAND,

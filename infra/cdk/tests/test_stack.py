@@ -18,7 +18,7 @@ from duochat_infra.service import (
     SCHEDULE_TAG_VALUE,
     SERVICE_CONNECT_PORT_OFFSET,
 )
-from duochat_infra.stack import INTERNAL_CALLS
+from duochat_infra.stack import INTERNAL_CALLS, SERVICE_DOCKERFILE
 
 from .conftest import CERTIFICATE_ARN, Synthesized, app_container
 
@@ -377,10 +377,17 @@ def test_outputs_the_alb_dns_name(synthesized: Synthesized, env: str) -> None:
 def test_images_build_from_each_dockerfile(synthesized: Synthesized, env: str) -> None:
     stack = synthesized.stacks[env]
     manifest = json.loads((synthesized.outdir / f"{stack.artifact_id}.assets.json").read_text())
-    files = sorted(image["source"]["dockerFile"] for image in manifest["dockerImages"].values())
-    assert files == sorted(
-        [f"services/{r.service}/Dockerfile" for r in ROUTES] + ["web/Dockerfile"]
+    built = sorted(
+        (
+            (image["source"]["dockerFile"], image["source"].get("dockerBuildArgs", {}))
+            for image in manifest["dockerImages"].values()
+        ),
+        key=str,
     )
+    expected = [
+        (SERVICE_DOCKERFILE, {"SERVICE": r.service, "PORT": str(r.port)}) for r in ROUTES
+    ] + [("web/Dockerfile", {})]
+    assert built == sorted(expected, key=str)
     for image in manifest["dockerImages"].values():
         staged = synthesized.outdir / image["source"]["directory"]
         dockerfile = image["source"]["dockerFile"]
@@ -388,8 +395,8 @@ def test_images_build_from_each_dockerfile(synthesized: Synthesized, env: str) -
         assert not (staged / ".venv").exists() and not (staged / "infra").exists()
         # Each context holds only what its image is made of.
         present = {p.name for p in (staged / "services").glob("*")}
-        if dockerfile.startswith("services/"):
-            assert present == {dockerfile.split("/")[1]}
+        if dockerfile == SERVICE_DOCKERFILE:
+            assert present == {image["source"]["dockerBuildArgs"]["SERVICE"]}
             assert (staged / "uv.lock").exists() and (staged / "libs/common").is_dir()
             assert not (staged / "web").exists()
         else:

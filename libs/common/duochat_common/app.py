@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.routing import APIRouter
 
 from duochat_common.errors import install_error_handlers
-from duochat_common.health import Check, health_router
+from duochat_common.health import health_router, resource_checks
 from duochat_common.heap import settle_heap
 from duochat_common.logs import RequestIdMiddleware
 from duochat_common.metrics import HttpMetricsMiddleware, Metrics, metrics_router
@@ -26,14 +26,14 @@ def build_app(
     title: str,
     routers: list[APIRouter],
     lifespan: Lifespan,
-    health_checks: Callable[[FastAPI], dict[str, Check]],
     telemetry: Telemetry | None = None,
     app_class: type[FastAPI] = FastAPI,
 ) -> FastAPI:
     """A FastAPI app with the shared middleware, error handlers, health and metrics routes.
 
     ``telemetry`` defaults to a registry of its own and no tracing. ``app_class`` lets a
-    service intercept some scopes before the middleware stack (chat's STOMP socket)."""
+    service intercept some scopes before the middleware stack (chat's STOMP socket). ``/readyz``
+    checks the database and Redis that the lifespan keeps in ``app.state.db`` and ``.redis``."""
     telemetry = telemetry or Telemetry(title)
     app = app_class(title=title, lifespan=_then_settle(lifespan), version="1.0.0")
     app.state.telemetry = telemetry
@@ -44,7 +44,7 @@ def build_app(
     tracer = telemetry.tracer
     if tracer is not None:
         app.add_middleware(TracingMiddleware, tracer=tracer)
-    app.include_router(health_router(lambda: health_checks(app)))
+    app.include_router(health_router(lambda: resource_checks(app.state)))
     app.include_router(metrics_router(_metrics))
     for router in routers:
         app.include_router(router)

@@ -7,8 +7,24 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from starlette.datastructures import State
+
+from duochat_common.redis_store import ping
 
 Check = Callable[[], Awaitable[object]]
+
+
+def resource_checks(state: State) -> dict[str, Check]:
+    """The readiness checks of every service: the database and the Redis its lifespan opened
+    (``state.db``, ``state.redis``), looked up at each check; one not open yet fails."""
+
+    async def database() -> None:
+        await state.db.ping()
+
+    async def redis() -> None:
+        await ping(state.redis)
+
+    return {"database": database, "redis": redis}
 
 
 async def _run(check: Check, limit: float) -> str:

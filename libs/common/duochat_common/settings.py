@@ -7,6 +7,11 @@ Values come from ``DUOCHAT_*`` environment variables. Every default suits the em
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
+import re
+import socket
+import uuid
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
@@ -39,6 +44,9 @@ class ServiceSettings(BaseSettings):
     redis_prefix: str = ""
     # Where every service fetches the public keys that verify access tokens.
     auth_jwks_url: str = "http://127.0.0.1:8000/auth/.well-known/jwks.json"
+    # A static JWKS document (JSON). When set it replaces ``auth_jwks_url``: tests and tools that
+    # mint their own tokens hand the public keys over without running auth.
+    auth_jwks_json: str = ""
     jwt_issuer: str = "duochat-auth"
     jwt_audience: str = "duochat"
     jwks_cache_seconds: int = 300
@@ -48,6 +56,15 @@ class ServiceSettings(BaseSettings):
     # Proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDR networks):
     # nginx's address in compose, the ALB's subnets on AWS. Empty: the header is ignored.
     trusted_proxies: str = ""
+
+    @field_validator("auth_jwks_json")
+    @classmethod
+    def _jwks_is_json(cls, value: str) -> str:
+        if value:
+            document = json.loads(value)
+            if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+                raise ValueError("DUOCHAT_AUTH_JWKS_JSON must be a JWKS document with 'keys'")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -66,6 +83,12 @@ class ServiceSettings(BaseSettings):
         if problems:
             raise ValueError("unsafe production settings: " + "; ".join(problems))
         return self
+
+    def instance_name(self) -> str:
+        """This process's name in consumer groups, routing and Redis keys: ``instance_id`` when
+        set, else one made of the host, the pid and a random part (a new one per call)."""
+        raw = self.instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", raw)[:100]
 
     def key(self, name: str) -> str:
         """A Redis key or stream name in this deployment's namespace."""

@@ -8,11 +8,12 @@ rotated key is picked up without a restart, and a forged ``kid`` cannot hammer a
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import jwt
@@ -52,6 +53,39 @@ def http_jwks_fetcher(url: str, *, timeout: float = 5.0) -> JwksFetcher:
             return data
 
     return fetch
+
+
+class VerifierSettings(Protocol):
+    """The settings a verifier is built from (``ServiceSettings`` has them all)."""
+
+    auth_jwks_url: str
+    auth_jwks_json: str
+    jwt_issuer: str
+    jwt_audience: str
+    jwks_cache_seconds: int
+
+
+def jwks_fetcher(settings: VerifierSettings) -> JwksFetcher:
+    """Where a verifier gets its keys: the static document when one is set, else auth's URL."""
+    if not settings.auth_jwks_json:
+        return http_jwks_fetcher(settings.auth_jwks_url)
+    document: dict[str, Any] = json.loads(settings.auth_jwks_json)
+
+    async def static() -> dict[str, Any]:
+        return document
+
+    return static
+
+
+def verifier_for(settings: VerifierSettings, *, fetch: JwksFetcher | None = None) -> TokenVerifier:
+    """The verifier of every service: the settings' issuer, audience and cache, and keys from
+    ``fetch`` (auth reads its own key ring) or else the settings' JWKS source."""
+    return TokenVerifier(
+        fetch or jwks_fetcher(settings),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        cache_seconds=settings.jwks_cache_seconds,
+    )
 
 
 class TokenVerifier:

@@ -78,7 +78,7 @@ async def nothing(_: FastAPI) -> AsyncIterator[None]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(title="t", routers=[router], lifespan=nothing, health_checks=lambda _: {})
+    app = build_app(title="t", routers=[router], lifespan=nothing)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         yield c

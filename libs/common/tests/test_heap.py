@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent(
         yield
 
     async def main():
-        app = build_app(title="t", routers=[], lifespan=lifespan, health_checks=lambda a: {})
+        app = build_app(title="t", routers=[], lifespan=lifespan)
         async with app.router.lifespan_context(app):
             seen["after startup"] = gc.get_freeze_count()
             seen["again"] = settle_heap()

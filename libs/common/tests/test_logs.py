@@ -29,7 +29,7 @@ async def nothing(_: FastAPI) -> AsyncIterator[None]:
 
 
 def make_app() -> FastAPI:
-    return build_app(title="t", routers=[router], lifespan=nothing, health_checks=lambda _: {})
+    return build_app(title="t", routers=[router], lifespan=nothing)
 
 
 def client(app: FastAPI) -> httpx.AsyncClient:

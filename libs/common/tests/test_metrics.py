@@ -54,7 +54,7 @@ def value(text: str, name: str, **labels: str) -> float:
 
 
 async def test_requests_are_timed_by_route_template_and_status() -> None:
-    app = build_app(title="t", routers=[router], lifespan=nothing, health_checks=lambda _: {})
+    app = build_app(title="t", routers=[router], lifespan=nothing)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         for item_id in (1, 2, 3, 0):
@@ -72,7 +72,7 @@ async def test_requests_are_timed_by_route_template_and_status() -> None:
 
 
 async def test_the_process_reports_cpu_memory_files_and_event_loop_lag() -> None:
-    app = build_app(title="t", routers=[], lifespan=nothing, health_checks=lambda _: {})
+    app = build_app(title="t", routers=[], lifespan=nothing)
     lag_count = "duochat_event_loop_lag_seconds_count"
     async with app.router.lifespan_context(app):
         await asyncio.sleep(0.05)  # the probe is asleep now
@@ -117,9 +117,7 @@ async def test_readings_are_taken_when_scraped_and_refreshers_run_first() -> Non
 
     telemetry.metrics.before_scrape(refresh)
     telemetry.metrics.before_scrape(hangs)
-    app = build_app(
-        title="t", routers=[], lifespan=nothing, health_checks=lambda _: {}, telemetry=telemetry
-    )
+    app = build_app(title="t", routers=[], lifespan=nothing, telemetry=telemetry)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         counts["stored"] = 41
         started = time.monotonic()

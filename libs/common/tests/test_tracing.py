@@ -79,7 +79,6 @@ async def test_a_request_continues_the_callers_trace_and_its_events_carry_it(spa
         title="t",
         routers=[router],
         lifespan=nothing,
-        health_checks=lambda _: {},
         telemetry=telemetry,
     )
     log = io.StringIO()

@@ -20,12 +20,12 @@ from duochat_auth.models import User
 from duochat_auth.passwords import Passwords, hash_slots
 from duochat_auth.ratelimit import LoginLimiter, WindowLimiter
 from duochat_auth.routes import router
-from duochat_common.app import build_app
+from duochat_common.app import Lifespan, build_app
 from duochat_common.db import Database
 from duochat_common.errors import Conflict
-from duochat_common.redis_store import create_redis
+from duochat_common.resources import opened
 from duochat_common.telemetry import Telemetry
-from duochat_common.tokens import TokenVerifier
+from duochat_common.tokens import JwksFetcher, TokenVerifier, verifier_for
 
 log = logging.getLogger(__name__)
 DEMO_ACCOUNTS = ("happydaddy", "angrydaddy")
@@ -59,69 +59,77 @@ def login_limiter(redis: Redis, settings: Settings, *, prefix: str | None = None
     )
 
 
-def _local_verifier(keys: KeyRing, settings: Settings) -> TokenVerifier:
+def _passwords(settings: Settings) -> Passwords:
+    """The bounded argon2id hasher the settings ask for."""
+    return Passwords(
+        time_cost=settings.password_time_cost,
+        memory_kib=settings.password_memory_kib,
+        parallelism=settings.password_parallelism,
+        max_concurrent=hash_slots(
+            memory_kib=settings.password_memory_kib,
+            budget_mib=settings.password_memory_budget_mib,
+            configured=settings.password_max_concurrent,
+        ),
+        queue_seconds=settings.password_queue_seconds,
+    )
+
+
+def _own_keys(keys: KeyRing) -> JwksFetcher:
+    """auth verifies its own tokens against its key ring, without a round trip to itself."""
+
     async def fetch() -> dict[str, Any]:
         return keys.jwks()
 
-    return TokenVerifier(fetch, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    return fetch
+
+
+def _lifespan(
+    settings: Settings, verifier: TokenVerifier | None, database: Database | None
+) -> Lifespan:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with opened(app.state, settings, database=database) as (db, redis):
+            async with db.session() as session:
+                keys = await load_key_ring(session=session, configured_pem=settings.jwt_private_key)
+            passwords = _passwords(settings)
+            app.state.keys = keys
+            app.state.verifier = verifier or verifier_for(settings, fetch=_own_keys(keys))
+            app.state.limiter = login_limiter(redis, settings)
+            app.state.signups = WindowLimiter(
+                redis,
+                prefix=settings.redis_prefix,
+                name="auth:register",
+                limit=settings.register_max_per_address,
+                window_seconds=settings.register_window_seconds,
+            )
+            app.state.passwords = passwords
+            if settings.demo_accounts:
+                await seed_demo_accounts(db, passwords)
+            try:
+                yield
+            finally:
+                passwords.close()
+
+    return lifespan
 
 
 def create_app(
-    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+    settings: Settings | None = None,
+    *,
+    verifier: TokenVerifier | None = None,
+    database: Database | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
-    """The auth app; ``tracer_provider`` traces into it instead of the configured export."""
+    """The auth app. ``verifier`` replaces the one that reads auth's own key ring, ``database``
+    the one built from ``settings`` (a given one stays open when the app stops: its owner
+    disposes of it), ``tracer_provider`` the configured trace export."""
     settings = settings or Settings()
     telemetry = Telemetry.of("auth", settings, tracer_provider=tracer_provider)
     telemetry.export_to_cloudwatch(*CLOUDWATCH)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.database_url)
-        redis = create_redis(
-            settings.redis_url,
-            max_connections=settings.redis_max_connections,
-            cluster=settings.redis_cluster,
-        )
-        async with db.session() as session:
-            keys = await load_key_ring(session=session, configured_pem=settings.jwt_private_key)
-        app.state.db = db
-        app.state.redis = redis
-        app.state.keys = keys
-        app.state.verifier = _local_verifier(keys, settings)
-        app.state.limiter = login_limiter(redis, settings)
-        app.state.signups = WindowLimiter(
-            redis,
-            prefix=settings.redis_prefix,
-            name="auth:register",
-            limit=settings.register_max_per_address,
-            window_seconds=settings.register_window_seconds,
-        )
-        passwords = Passwords(
-            time_cost=settings.password_time_cost,
-            memory_kib=settings.password_memory_kib,
-            parallelism=settings.password_parallelism,
-            max_concurrent=hash_slots(
-                memory_kib=settings.password_memory_kib,
-                budget_mib=settings.password_memory_budget_mib,
-                configured=settings.password_max_concurrent,
-            ),
-            queue_seconds=settings.password_queue_seconds,
-        )
-        app.state.passwords = passwords
-        if settings.demo_accounts:
-            await seed_demo_accounts(db, passwords)
-        try:
-            yield
-        finally:
-            passwords.close()
-            await redis.aclose()
-            await db.dispose()
-
     app = build_app(
         title="duochat auth",
         routers=[router],
-        lifespan=lifespan,
-        health_checks=lambda a: {"database": a.state.db.ping, "redis": a.state.redis.ping},
+        lifespan=_lifespan(settings, verifier, database),
         telemetry=telemetry,
     )
     app.state.settings = settings

@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from duochat_auth.config import Settings
 from duochat_auth.main import create_app, login_limiter
-from duochat_auth.migrate import migrate
 from duochat_auth.ratelimit import WindowLimiter
+from duochat_common.services import service
 from duochat_common.testing import REDIS_URL, mariadb_database, unique_prefix
 
 PASSWORD = "correct horse battery"
@@ -106,7 +106,7 @@ class Api:
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     with mariadb_database("auth") as url:
-        migrate(Settings(database_url=url))
+        service("auth").migrate(Settings(database_url=url))
         yield url
 
 
@@ -114,7 +114,7 @@ def database_url() -> Iterator[str]:
 def fresh_database_url() -> Iterator[str]:
     """A database of this test's own, for tests that need several connections at once."""
     with mariadb_database("authx") as url:
-        migrate(Settings(database_url=url))
+        service("auth").migrate(Settings(database_url=url))
         yield url
 
 

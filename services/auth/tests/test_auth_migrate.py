@@ -11,12 +11,14 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from duochat_auth.config import Settings
-from duochat_auth.migrate import SCRIPT_LOCATION, VERSION_TABLE, migrate
 from duochat_common.db import ensure_sqlite_dir, sync_url
 from duochat_common.migrations import alembic_config
+from duochat_common.services import service
 from duochat_common.testing import MYSQL_SERVER, mariadb_database
 
-TABLES = {"users", "refresh_tokens", "signing_keys", VERSION_TABLE}
+SPEC = service("auth")
+
+TABLES = {"users", "refresh_tokens", "signing_keys", SPEC.version_table}
 
 
 def tables_of(url: str) -> set[str]:
@@ -29,8 +31,8 @@ def tables_of(url: str) -> set[str]:
 
 def test_sqlite_reaches_head_twice(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh' / 'auth.db'}"
-    migrate(Settings(database_url=url))
-    migrate(Settings(database_url=url))
+    SPEC.migrate(Settings(database_url=url))
+    SPEC.migrate(Settings(database_url=url))
     assert tables_of(url) == TABLES
 
 
@@ -46,8 +48,8 @@ def test_mariadb_through_a_password_with_url_escapes() -> None:
             conn.execute(text(f"GRANT ALL ON `{name}`.* TO '{user}'@'%'"))
         try:
             own = f"mysql://{user}:{quote(password, safe='')}@{host}/{name}"
-            migrate(Settings(database_url=own))
-            migrate(Settings(database_url=own))
+            SPEC.migrate(Settings(database_url=own))
+            SPEC.migrate(Settings(database_url=own))
             assert tables_of(url) == TABLES
         finally:
             with server.connect() as conn:
@@ -62,7 +64,9 @@ def test_existing_names_get_their_canonical_form(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old' / 'auth.db'}"
     ensure_sqlite_dir(url)
     config = alembic_config(
-        script_location=SCRIPT_LOCATION, database_url=url, version_table=VERSION_TABLE
+        script_location=SPEC.migrations,
+        database_url=url,
+        version_table=SPEC.version_table,
     )
     command.upgrade(config, "0001")
     engine = create_engine(sync_url(url))
@@ -76,7 +80,7 @@ def test_existing_names_get_their_canonical_form(tmp_path: Path) -> None:
                     ),
                     {"name": name},
                 )
-        migrate(Settings(database_url=url))
+        SPEC.migrate(Settings(database_url=url))
         with engine.connect() as conn:
             rows = conn.execute(text("SELECT id, username, canonical FROM users ORDER BY id")).all()
             assert [(r.username, r.canonical) for r in rows] == [

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from duochat_auth.config import Settings
 from duochat_auth.main import create_app
-from duochat_auth.migrate import migrate
+from duochat_common.services import service
 from duochat_common.testing import REDIS_URL, mariadb_database, unique_prefix
 
 from .conftest import CHEAP_HASHING
@@ -52,7 +52,7 @@ def target() -> Iterator[Target]:
             redis_prefix=unique_prefix(),
             **CHEAP_HASHING,
         )
-        migrate(config)
+        service("auth").migrate(config)
         app = create_app(config)
         try:
             schema = schemathesis.openapi.from_asgi("/openapi.json", app)

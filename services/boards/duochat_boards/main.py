@@ -13,23 +13,58 @@ from opentelemetry.trace import TracerProvider
 from duochat_boards.config import Settings
 from duochat_boards.outbox import Outbox
 from duochat_boards.routes import router
-from duochat_common.app import build_app
+from duochat_common.app import Lifespan, build_app
 from duochat_common.db import Database
 from duochat_common.events import EventBus
 from duochat_common.ratelimit import WindowLimiter
-from duochat_common.redis_store import create_redis, ping
+from duochat_common.resources import opened
 from duochat_common.telemetry import Telemetry
-from duochat_common.tokens import TokenVerifier, http_jwks_fetcher
+from duochat_common.tokens import TokenVerifier, verifier_for
 
 
-def jwks_verifier(settings: Settings) -> TokenVerifier:
-    """Verifies access tokens against auth's published keys."""
-    return TokenVerifier(
-        http_jwks_fetcher(settings.auth_jwks_url),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        cache_seconds=settings.jwks_cache_seconds,
-    )
+def _lifespan(
+    settings: Settings, verifier: TokenVerifier | None, database: Database | None
+) -> Lifespan:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with opened(app.state, settings, database=database) as (db, redis):
+            bus = EventBus(redis)
+            outbox = Outbox(
+                db=db,
+                bus=bus,
+                stream_key=settings.key,
+                grace_seconds=settings.outbox_grace_seconds,
+                retention_seconds=settings.outbox_retention_seconds,
+            )
+            app.state.bus = bus
+            app.state.outbox = outbox
+            app.state.report_limiter = WindowLimiter(
+                redis,
+                prefix=settings.redis_prefix,
+                name="boards:reports",
+                limit=settings.reports_per_window,
+                window_seconds=settings.report_window_seconds,
+            )
+            app.state.verifier = verifier or verifier_for(settings)
+            async with _relay(outbox, settings.outbox_relay_seconds):
+                yield
+
+    return lifespan
+
+
+@asynccontextmanager
+async def _relay(outbox: Outbox, interval: float) -> AsyncIterator[None]:
+    """The outbox relay, every ``interval`` seconds while the app runs (none when 0)."""
+    if interval <= 0:
+        yield
+        return
+    relay = asyncio.create_task(outbox.run(interval=interval), name="boards-outbox-relay")
+    try:
+        yield
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
 
 
 def create_app(
@@ -44,56 +79,10 @@ def create_app(
     database stays open when the app stops, as its owner disposes of it. ``tracer_provider``
     traces into it instead of the OTLP export the settings ask for."""
     settings = settings or Settings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = database or Database(settings.database_url)
-        redis = create_redis(
-            settings.redis_url,
-            max_connections=settings.redis_max_connections,
-            cluster=settings.redis_cluster,
-        )
-        bus = EventBus(redis)
-        outbox = Outbox(
-            db=db,
-            bus=bus,
-            stream_key=settings.key,
-            grace_seconds=settings.outbox_grace_seconds,
-            retention_seconds=settings.outbox_retention_seconds,
-        )
-        app.state.db = db
-        app.state.redis = redis
-        app.state.bus = bus
-        app.state.outbox = outbox
-        app.state.report_limiter = WindowLimiter(
-            redis,
-            prefix=settings.redis_prefix,
-            name="boards:reports",
-            limit=settings.reports_per_window,
-            window_seconds=settings.report_window_seconds,
-        )
-        app.state.verifier = verifier or jwks_verifier(settings)
-        relay = None
-        if settings.outbox_relay_seconds > 0:
-            relay = asyncio.create_task(
-                outbox.run(interval=settings.outbox_relay_seconds), name="boards-outbox-relay"
-            )
-        try:
-            yield
-        finally:
-            if relay is not None:
-                relay.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await relay
-            await redis.aclose()
-            if database is None:
-                await db.dispose()
-
     app = build_app(
         title="duochat boards",
         routers=[router],
-        lifespan=lifespan,
-        health_checks=lambda a: {"database": a.state.db.ping, "redis": lambda: ping(a.state.redis)},
+        lifespan=_lifespan(settings, verifier, database),
         telemetry=Telemetry.of("boards", settings, tracer_provider=tracer_provider),
     )
     app.state.settings = settings

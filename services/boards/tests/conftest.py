@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from duochat_boards.config import Settings
 from duochat_boards.main import create_app
-from duochat_boards.migrate import migrate
 from duochat_common.db import Database
 from duochat_common.events import Envelope
 from duochat_common.events.schemas import BOARDS_STREAM
 from duochat_common.redis_store import create_redis
+from duochat_common.services import service
 from duochat_common.testing import REDIS_URL, TestSigner, mariadb_database, unique_prefix
 
 
@@ -117,7 +117,7 @@ def signer() -> TestSigner:
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     with mariadb_database("boards") as url:
-        migrate(Settings(database_url=url))
+        service("boards").migrate(Settings(database_url=url))
         yield url
 
 
@@ -194,7 +194,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def own_database_url() -> Iterator[str]:
     """A migrated database of this test alone."""
     with mariadb_database("boardsown") as url:
-        migrate(Settings(database_url=url))
+        service("boards").migrate(Settings(database_url=url))
         yield url
 
 

@@ -11,10 +11,10 @@ import pytest
 
 from duochat_boards.config import Settings
 from duochat_boards.main import create_app
-from duochat_boards.migrate import migrate
 from duochat_common.events import Envelope
 from duochat_common.events.schemas import BOARDS_STREAM
 from duochat_common.redis_store import create_redis
+from duochat_common.services import service
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def settings(tmp_path) -> Settings:
 
 @pytest.fixture
 async def client(settings, signer) -> AsyncIterator[httpx.AsyncClient]:
-    migrate(settings)
+    service("boards").migrate(settings)
     app = create_app(settings, verifier=signer.verifier())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

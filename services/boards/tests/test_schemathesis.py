@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 
 from duochat_boards.config import Settings
 from duochat_boards.main import create_app
-from duochat_boards.migrate import migrate
+from duochat_common.services import service
 from duochat_common.testing import REDIS_URL, TestSigner, mariadb_database, unique_prefix
 
 MAX_EXAMPLES = 20
@@ -39,7 +39,7 @@ def fuzz_database_url() -> Iterator[str]:
     # The app runs in schemathesis' own event loop, so it gets a plain database of its own
     # rather than the suite's per-test transaction.
     with mariadb_database("boardsfuzz") as url:
-        migrate(Settings(database_url=url))
+        service("boards").migrate(Settings(database_url=url))
         yield url
 
 

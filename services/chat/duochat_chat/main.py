@@ -20,19 +20,25 @@ from duochat_chat.routes import router
 from duochat_chat.runtime import Runtime, build_runtime, start
 from duochat_chat.transport import StompEndpoint, run_ticker
 from duochat_common.app import build_app
+from duochat_common.db import Database
 from duochat_common.events.metrics import BusMetrics
 from duochat_common.telemetry import Telemetry
-from duochat_common.tokens import TokenVerifier
+from duochat_common.tokens import TokenVerifier, verifier_for
 
 
 def create_app(
     settings: Settings | None = None,
     *,
     verifier: TokenVerifier | None = None,
+    database: Database | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     """The chat app; ``verifier`` replaces the JWKS-backed one (tests without auth), and
-    ``tracer_provider`` the configured trace export."""
+    ``tracer_provider`` the configured trace export. ``database`` is part of every service's
+    signature, but chat's runtime opens its own two (the readers' and the writer's), so a
+    given one is refused rather than ignored."""
+    if database is not None:
+        raise TypeError("chat opens its own databases (runtime.build_runtime); pass none")
     settings = settings or Settings()
     telemetry = Telemetry.of("chat", settings, tracer_provider=tracer_provider)
     telemetry.export_to_cloudwatch(*CLOUDWATCH)
@@ -41,9 +47,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The instance's name and the verifier are made as every service makes them.
         runtime = build_runtime(
-            settings,
-            verifier,
+            settings.model_copy(update={"instance_id": settings.instance_name()}),
+            verifier or verifier_for(settings),
             metrics=chat_metrics,
             bus_metrics=bus_metrics,
             tracer_provider=telemetry.tracer_provider,
@@ -64,7 +71,6 @@ def create_app(
         title="duochat chat",
         routers=[router],
         lifespan=lifespan,
-        health_checks=lambda a: {"database": a.state.db.ping, "redis": a.state.redis.ping},
         telemetry=telemetry,
         # The STOMP socket skips the middleware stack (see ChatApp); everything else keeps it.
         app_class=ChatApp,

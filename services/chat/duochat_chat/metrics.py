@@ -102,71 +102,88 @@ class ChatMetrics:
         rt = self._runtime()
         if rt is None:
             return
-        hub, writer, ring, router = rt.hub, rt.writer, rt.ring, rt.router
-        yield Read("duochat_chat_connections", "Open STOMP sockets", lambda: len(rt.sessions))
-        yield Read(
-            "duochat_chat_subscriptions",
-            "Live room subscriptions of this instance's sockets",
-            lambda: sum(len(room.subs) for room in hub.rooms.values()),
-        )
-        yield Read(
-            "duochat_chat_messages_stored",
-            "Messages this instance stored as the rooms' owner (every type)",
-            lambda: writer.stored,
-            kind="counter",
-        )
-        yield Read(
-            "duochat_chat_messages_delivered",
-            "Stored messages handed to this instance's subscriptions (one per subscription)",
-            lambda: hub.delivered,
-            kind="counter",
-        )
-        yield Read(
-            "duochat_chat_write_batches",
-            "Batches the writer stored",
-            lambda: writer.batches,
-            kind="counter",
-        )
-        yield Read(
-            "duochat_chat_writer_fenced",
-            "Batches refused by the database because another owner wrote the room first",
-            lambda: writer.fenced,
-            kind="counter",
-        )
-        yield Read(
-            "duochat_chat_writer_queue",
-            "Messages waiting for the writer",
-            writer.queued,
-        )
-        yield Read(
-            "duochat_chat_owned_rooms",
-            "Rooms the writer holds in memory",
-            lambda: len(writer.rooms),
-        )
-        yield Read(
-            "duochat_chat_ownership_changes",
-            "Times the set of live instances changed, and with it the owners of rooms",
-            lambda: ring.moves,
-            kind="counter",
-        )
-        yield Read(
-            "duochat_chat_live_instances",
-            "Live chat instances this one sees",
-            lambda: len(ring.live),
-        )
-        yield Read(
-            "duochat_chat_forwarded",
-            "Messages forwarded to the owner of their room on another instance",
-            lambda: router.forwarded,
-            kind="counter",
-        )
-        yield Read(
-            "duochat_chat_forwards_unanswered",
-            "Forwarded messages the owner has not answered yet",
-            lambda: len(router.pending),
-        )
-        yield Read(
-            "duochat_chat_redis_backlog",
-            "Appends to Redis (forwards, deliveries, events) waiting to go out",
-            lambda: rt.outbound.pending() + rt.events_out.pending(),
-        )
+        yield from _socket_readings(rt)
+        yield from _writer_readings(rt)
+        yield from _routing_readings(rt)
+
+
+def _socket_readings(rt: Runtime) -> Iterable[Read]:
+    """This instance's sockets and their subscriptions."""
+    hub = rt.hub
+    yield Read("duochat_chat_connections", "Open STOMP sockets", lambda: len(rt.sessions))
+    yield Read(
+        "duochat_chat_subscriptions",
+        "Live room subscriptions of this instance's sockets",
+        lambda: sum(len(room.subs) for room in hub.rooms.values()),
+    )
+
+
+def _writer_readings(rt: Runtime) -> Iterable[Read]:
+    """What the owner's writer stored, fenced and holds, and what the hub handed on."""
+    hub, writer = rt.hub, rt.writer
+    yield Read(
+        "duochat_chat_messages_stored",
+        "Messages this instance stored as the rooms' owner (every type)",
+        lambda: writer.stored,
+        kind="counter",
+    )
+    yield Read(
+        "duochat_chat_messages_delivered",
+        "Stored messages handed to this instance's subscriptions (one per subscription)",
+        lambda: hub.delivered,
+        kind="counter",
+    )
+    yield Read(
+        "duochat_chat_write_batches",
+        "Batches the writer stored",
+        lambda: writer.batches,
+        kind="counter",
+    )
+    yield Read(
+        "duochat_chat_writer_fenced",
+        "Batches refused by the database because another owner wrote the room first",
+        lambda: writer.fenced,
+        kind="counter",
+    )
+    yield Read(
+        "duochat_chat_writer_queue",
+        "Messages waiting for the writer",
+        writer.queued,
+    )
+    yield Read(
+        "duochat_chat_owned_rooms",
+        "Rooms the writer holds in memory",
+        lambda: len(writer.rooms),
+    )
+
+
+def _routing_readings(rt: Runtime) -> Iterable[Read]:
+    """The live set, the forwards to owners and what waits to go out to Redis."""
+    ring, router = rt.ring, rt.router
+    yield Read(
+        "duochat_chat_ownership_changes",
+        "Times the set of live instances changed, and with it the owners of rooms",
+        lambda: ring.moves,
+        kind="counter",
+    )
+    yield Read(
+        "duochat_chat_live_instances",
+        "Live chat instances this one sees",
+        lambda: len(ring.live),
+    )
+    yield Read(
+        "duochat_chat_forwarded",
+        "Messages forwarded to the owner of their room on another instance",
+        lambda: router.forwarded,
+        kind="counter",
+    )
+    yield Read(
+        "duochat_chat_forwards_unanswered",
+        "Forwarded messages the owner has not answered yet",
+        lambda: len(router.pending),
+    )
+    yield Read(
+        "duochat_chat_redis_backlog",
+        "Appends to Redis (forwards, deliveries, events) waiting to go out",
+        lambda: rt.outbound.pending() + rt.events_out.pending(),
+    )

@@ -18,9 +18,9 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from duochat_chat.config import Settings
-from duochat_chat.migrate import migrate
 from duochat_chat.ring import rendezvous
 from duochat_common.events.schemas import UserRef
+from duochat_common.services import service
 from duochat_common.testing import REDIS_URL, TestSigner, mariadb_database, unique_prefix
 from duochat_testing.chat import (
     ChatProcess,
@@ -85,7 +85,7 @@ class Cluster:
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     with mariadb_database("chat") as url:
-        migrate(Settings(database_url=url))
+        service("chat").migrate(Settings(database_url=url))
         yield url
 
 

@@ -7,8 +7,8 @@ import asyncio
 import httpx
 
 from duochat_chat.config import Settings
-from duochat_chat.migrate import migrate
 from duochat_common.events.schemas import UserRef
+from duochat_common.services import service
 from duochat_common.testing import TestSigner
 from duochat_testing.chat import ChatProcess, StompClient, Stub, chat_env, collect, new_room
 
@@ -17,7 +17,7 @@ async def test_sqlite_and_memory_redis(tmp_path) -> None:
     signer = TestSigner()
     stub = Stub(signer)
     url = f"sqlite:///{tmp_path / 'chat.db'}"
-    migrate(Settings(database_url=url))
+    service("chat").migrate(Settings(database_url=url))
     proc = ChatProcess(
         chat_env(database_url=url, redis_url="memory://chat-test", prefix="", stub=stub),
         log_path=tmp_path / "chat.log",

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from duochat_common.settings import ServiceSettings
-from duochat_common.tokens import JwksFetcher, http_jwks_fetcher
 
 
 class Settings(ServiceSettings):
     """``DUOCHAT_*`` environment variables; every default suits the embedded mode."""
-
-    # A static JWKS document (JSON). When set it replaces ``auth_jwks_url``: tests and tools that
-    # mint their own tokens hand the public keys over without running auth.
-    auth_jwks_json: str = ""
 
     # Tickets that open a stream: single use, bound to the user who asked for them, and only so
     # many a minute per user.
@@ -57,23 +49,3 @@ class Settings(ServiceSettings):
     # Read notifications older than this are deleted by a periodic task on every instance.
     prune_read_after_days: float = 30.0
     prune_interval_seconds: float = 3600.0
-
-    @field_validator("auth_jwks_json")
-    @classmethod
-    def _jwks_is_json(cls, value: str) -> str:
-        if value:
-            document = json.loads(value)
-            if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-                raise ValueError("DUOCHAT_AUTH_JWKS_JSON must be a JWKS document with 'keys'")
-        return value
-
-    def jwks_fetcher(self) -> JwksFetcher:
-        """Where the token verifier gets its keys: the static document, else auth's URL."""
-        if not self.auth_jwks_json:
-            return http_jwks_fetcher(self.auth_jwks_url)
-        document: dict[str, Any] = json.loads(self.auth_jwks_json)
-
-        async def static() -> dict[str, Any]:
-            return document
-
-        return static

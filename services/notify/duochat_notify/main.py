@@ -1,27 +1,25 @@
-"""The notify service: ``create_app(settings)`` and its lifespan."""
+"""notify: notifications and the SSE stream; ``create_app(settings)`` and its lifespan."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry.trace import TracerProvider
+from redis.asyncio import Redis
 
-from duochat_common.app import build_app
+from duochat_common.app import Lifespan, build_app
 from duochat_common.db import Database, utcnow
 from duochat_common.events.metrics import BusMetrics
 from duochat_common.events.schemas import BOARDS_STREAM, CHAT_STREAM
-from duochat_common.health import Check
-from duochat_common.redis_store import create_redis, ping
+from duochat_common.resources import opened
 from duochat_common.telemetry import Telemetry
-from duochat_common.tokens import TokenVerifier
+from duochat_common.tokens import TokenVerifier, verifier_for
 from duochat_notify import service
 from duochat_notify.config import Settings
 from duochat_notify.consumer import BatchConsumer
@@ -55,21 +53,8 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str
         await asyncio.sleep(seconds)
 
 
-def _instance_id(settings: Settings) -> str:
-    return settings.instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    telemetry: Telemetry = app.state.telemetry
-    instance = _instance_id(settings)
-    db = Database(settings.database_url)
-    redis = create_redis(
-        settings.redis_url,
-        max_connections=settings.redis_max_connections,
-        cluster=settings.redis_cluster,
-    )
+def _streams(app: FastAPI, settings: Settings, redis: Redis, instance: str) -> None:
+    """What serves the SSE streams of this instance's users, into ``app.state``."""
     delivery = Delivery(redis, settings, app.state.notify_metrics)
     hub = Hub(
         redis,
@@ -78,23 +63,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         block_ms=settings.delivery_block_ms,
         max_queued=settings.stream_queue_size,
     )
-    slots = StreamSlots(redis, settings, instance=instance)
     tickets = Tickets(redis, settings)
-    app.state.db = db
-    app.state.redis = redis
-    app.state.verifier = TokenVerifier(
-        settings.jwks_fetcher(),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        cache_seconds=settings.jwks_cache_seconds,
-    )
+    app.state.slots = StreamSlots(redis, settings, instance=instance)
     app.state.delivery = delivery
     app.state.hub = hub
     app.state.tickets = tickets
     app.state.streams = Streams(
-        tickets=tickets, slots=slots, hub=hub, keepalive_seconds=settings.keepalive_seconds
+        tickets=tickets,
+        slots=app.state.slots,
+        hub=hub,
+        keepalive_seconds=settings.keepalive_seconds,
     )
 
+
+def _pruner(settings: Settings, db: Database) -> Callable[[], Awaitable[None]]:
     async def prune() -> None:
         read_before = utcnow() - timedelta(days=settings.prune_read_after_days)
         async with db.session() as session:
@@ -102,41 +84,47 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if pruned:
             log.info("pruned read alarms", extra={"fields": {"count": pruned}})
 
-    jobs = [
-        hub.run(),
-        _every(settings.stream_slot_ttl_seconds / 3, slots.refresh, "slots"),
-        _every(settings.prune_interval_seconds, prune, "prune"),
-    ]
-    stop = asyncio.Event()
-    if settings.consume_events:
-        held = HeldPushes(
-            redis,
-            key=delivery.keys.held(),
-            db=db,
-            delivery=delivery,
-            hold_seconds=settings.presence_hold_seconds,
+    return prune
+
+
+def _consumers(
+    app: FastAPI, settings: Settings, instance: str, stop: asyncio.Event
+) -> list[Coroutine[Any, Any, None]]:
+    """The jobs of an instance that consumes events: both streams and the held alarms."""
+    db: Database = app.state.db
+    delivery: Delivery = app.state.delivery
+    held = HeldPushes(
+        app.state.redis,
+        key=delivery.keys.held(),
+        db=db,
+        delivery=delivery,
+        hold_seconds=settings.presence_hold_seconds,
+    )
+    triggers = Triggers(
+        db=db, delivery=delivery, preview_max_chars=settings.preview_max_chars, held=held
+    )
+    jobs = [_every(HELD_RELEASE_SECONDS, held.release_due, "held")]
+    for stream in (BOARDS_STREAM, CHAT_STREAM):
+        consumer = BatchConsumer(
+            app.state.redis,
+            stream=settings.key(stream),
+            group=CONSUMER_GROUP,
+            consumer=instance,
+            handler=triggers.handle,
+            batch_handler=triggers.handle_batch,
+            block_ms=settings.consumer_block_ms,
+            claim_idle_ms=settings.consumer_claim_idle_ms,
+            metrics=app.state.bus_metrics,
+            tracer=app.state.telemetry.tracer,
         )
-        triggers = Triggers(
-            db=db,
-            delivery=delivery,
-            preview_max_chars=settings.preview_max_chars,
-            held=held,
-        )
-        jobs.append(_every(HELD_RELEASE_SECONDS, held.release_due, "held"))
-        for stream in (BOARDS_STREAM, CHAT_STREAM):
-            consumer = BatchConsumer(
-                redis,
-                stream=settings.key(stream),
-                group=CONSUMER_GROUP,
-                consumer=instance,
-                handler=triggers.handle,
-                batch_handler=triggers.handle_batch,
-                block_ms=settings.consumer_block_ms,
-                claim_idle_ms=settings.consumer_claim_idle_ms,
-                metrics=app.state.bus_metrics,
-                tracer=telemetry.tracer,
-            )
-            jobs.append(consumer.run(stop))
+        jobs.append(consumer.run(stop))
+    return jobs
+
+
+@asynccontextmanager
+async def _running(
+    jobs: list[Coroutine[Any, Any, None]], stop: asyncio.Event, hub: Hub
+) -> AsyncIterator[None]:
     tasks = [asyncio.create_task(job) for job in jobs]
     try:
         yield
@@ -150,30 +138,48 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_SECONDS)
         if stuck:
             log.warning("background tasks still running at shutdown: %d", len(stuck))
-        await redis.aclose()
-        await db.dispose()
 
 
-def _health_checks(app: FastAPI) -> dict[str, Check]:
-    async def redis_ping() -> None:
-        await ping(app.state.redis)
+def _lifespan(
+    settings: Settings, verifier: TokenVerifier | None, database: Database | None
+) -> Lifespan:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        instance = settings.instance_name()
+        async with opened(app.state, settings, database=database) as (db, redis):
+            app.state.verifier = verifier or verifier_for(settings)
+            _streams(app, settings, redis, instance)
+            jobs = [
+                app.state.hub.run(),
+                _every(settings.stream_slot_ttl_seconds / 3, app.state.slots.refresh, "slots"),
+                _every(settings.prune_interval_seconds, _pruner(settings, db), "prune"),
+            ]
+            stop = asyncio.Event()
+            if settings.consume_events:
+                jobs += _consumers(app, settings, instance, stop)
+            async with _running(jobs, stop, app.state.hub):
+                yield
 
-    return {"database": app.state.db.ping, "redis": redis_ping}
+    return lifespan
 
 
 def create_app(
-    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+    settings: Settings | None = None,
+    *,
+    verifier: TokenVerifier | None = None,
+    database: Database | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
-    """The notify app; ``settings`` defaults to the environment, ``tracer_provider`` replaces
-    the configured trace export."""
+    """The notify app; ``settings`` defaults to the environment. ``verifier`` and ``database``
+    replace the ones built from ``settings`` (a given database stays open when the app stops),
+    ``tracer_provider`` the configured trace export."""
     settings = settings or Settings()
     telemetry = Telemetry.of("notify", settings, tracer_provider=tracer_provider)
     telemetry.export_to_cloudwatch(*CLOUDWATCH)
     app = build_app(
         title="duochat notify",
         routers=[router],
-        lifespan=lifespan,
-        health_checks=_health_checks,
+        lifespan=_lifespan(settings, verifier, database),
         telemetry=telemetry,
     )
     app.state.settings = settings

@@ -25,6 +25,7 @@ import pytest
 from duochat_common.events import EventBus
 from duochat_common.events.schemas import BOARDS_STREAM, CHAT_STREAM, EventData
 from duochat_common.redis_store import create_redis
+from duochat_common.services import service
 from duochat_common.testing import (
     REDIS_SHAPES,
     TestSigner,
@@ -33,7 +34,6 @@ from duochat_common.testing import (
     unique_prefix,
 )
 from duochat_notify.config import Settings
-from duochat_notify.migrate import migrate
 
 MAX_STREAMS = 3
 KEEPALIVE = 1.0
@@ -137,7 +137,7 @@ def signer() -> TestSigner:
 @pytest.fixture(scope="package")
 def database_url() -> Iterator[str]:
     with mariadb_database("notify") as url:
-        migrate(Settings(database_url=url))
+        service("notify").migrate(Settings(database_url=url))
         yield url
 
 

@@ -21,9 +21,9 @@ from duochat_common.events.schemas import (
     UserRef,
 )
 from duochat_common.redis_store import create_redis
+from duochat_common.services import service
 from duochat_notify.config import Settings
 from duochat_notify.main import create_app
-from duochat_notify.migrate import migrate
 
 
 def chat(room: str, to: int, text: str, message_id: int = 1) -> ChatMessageSent:
@@ -69,7 +69,7 @@ async def test_embedded_mode_in_one_process(tmp_path, signer, sse):
         keepalive_seconds=1,
         consumer_block_ms=200,
     )
-    migrate(settings)
+    service("notify").migrate(settings)
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())

@@ -25,10 +25,10 @@ from schemathesis.specs.openapi.checks import (
     positive_data_acceptance,
 )
 
+from duochat_common.services import service
 from duochat_common.testing import REDIS_URL, TestSigner, mariadb_database, unique_prefix
 from duochat_notify.config import Settings
 from duochat_notify.main import create_app
-from duochat_notify.migrate import migrate
 
 OPERATIONS = [
     ("POST", "/notify/ticket"),
@@ -57,7 +57,7 @@ def target() -> Iterator[Target]:
             consume_events=False,
             tickets_per_minute=10_000,
         )
-        migrate(config)
+        service("notify").migrate(config)
         app = create_app(config)
         try:
             yield Target(

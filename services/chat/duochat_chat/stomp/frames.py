@@ -164,10 +164,22 @@ class FrameParser:
 
     def _next(self) -> Frame | None:
         self._skip_heartbeats()
-        buf = self._buf
-        if not buf:
+        if not self._buf:
             return None
-        # The header section ends with an empty line.
+        split = self._head_end()
+        if split is None:
+            return None  # wait for more (feed() bounds the buffer)
+        head_end, body_start = split
+        command, headers = self._head(head_end)
+        body = self._body(body_start, _content_length(headers))
+        if body is None:
+            return None
+        return Frame(command, headers, body)
+
+    def _head_end(self) -> tuple[int, int] | None:
+        """Where the header section ends (an empty line) and the body starts; None while
+        the buffer holds no end of headers yet."""
+        buf = self._buf
         end = buf.find(b"\n\n")
         end_crlf = buf.find(b"\n\r\n")
         if end_crlf != -1 and (end == -1 or end_crlf < end):
@@ -177,11 +189,15 @@ class FrameParser:
         else:
             if b"\x00" in buf:
                 raise ProtocolError("frame ends before its headers do")
-            return None  # wait for more (feed() bounds the buffer)
+            return None
         if head_end + 1 > self.max_frame_bytes:
             raise ProtocolError(f"frame larger than {self.max_frame_bytes} bytes")
+        return head_end, body_start
+
+    def _head(self, head_end: int) -> tuple[str, list[tuple[str, str]]]:
+        """The command and the headers, in order, of the buffered frame."""
         try:
-            head = bytes(buf[:head_end]).decode("utf-8")
+            head = bytes(self._buf[:head_end]).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ProtocolError("frame headers are not valid UTF-8") from exc
         lines = head.split("\n")
@@ -204,27 +220,35 @@ class FrameParser:
                 key = unescape(key, self.version)
                 value = unescape(value, self.version)
             headers.append((key, value))
-        length_header = None
-        for key, value in headers:
-            if key == "content-length":
-                length_header = value
-                break
-        if length_header is not None:
-            if not length_header.isascii() or not length_header.strip().isdigit():
-                raise ProtocolError("content-length is not a non-negative integer")
-            length = int(length_header)
-            if body_start + length + 1 > self.max_frame_bytes:
-                raise ProtocolError(f"frame larger than {self.max_frame_bytes} bytes")
-            if len(buf) < body_start + length + 1:
-                return None
-            if buf[body_start + length] != 0:
-                raise ProtocolError("frame body is longer than its content-length")
-            body = bytes(buf[body_start : body_start + length])
-            del buf[: body_start + length + 1]
-        else:
+        return command, headers
+
+    def _body(self, body_start: int, length: int | None) -> bytes | None:
+        """The body (``length`` bytes, else up to the NUL), taken off the buffer with its
+        frame; None while it has not all arrived."""
+        buf = self._buf
+        if length is None:
             nul = buf.find(b"\x00", body_start)
             if nul == -1:
                 return None
             body = bytes(buf[body_start:nul])
             del buf[: nul + 1]
-        return Frame(command, headers, body)
+            return body
+        if body_start + length + 1 > self.max_frame_bytes:
+            raise ProtocolError(f"frame larger than {self.max_frame_bytes} bytes")
+        if len(buf) < body_start + length + 1:
+            return None
+        if buf[body_start + length] != 0:
+            raise ProtocolError("frame body is longer than its content-length")
+        body = bytes(buf[body_start : body_start + length])
+        del buf[: body_start + length + 1]
+        return body
+
+
+def _content_length(headers: list[tuple[str, str]]) -> int | None:
+    """The first ``content-length`` header's value, if any; a malformed one is an error."""
+    for key, value in headers:
+        if key == "content-length":
+            if not value.isascii() or not value.strip().isdigit():
+                raise ProtocolError("content-length is not a non-negative integer")
+            return int(value)
+    return None
