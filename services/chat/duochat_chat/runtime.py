@@ -47,7 +47,7 @@ from duochat_common.db import Database
 from duochat_common.events import Consumer
 from duochat_common.events.metrics import BusMetrics
 from duochat_common.events.schemas import BOARDS_STREAM, CHAT_STREAM
-from duochat_common.redis_store import create_redis, is_memory
+from duochat_common.redis_store import create_redis
 from duochat_common.tokens import TokenVerifier, http_jwks_fetcher
 from duochat_common.tracing import instrument, tracer_of
 
@@ -259,15 +259,14 @@ async def start(runtime: Runtime, *more: Coroutine[Any, Any, None]) -> None:
         await runtime.ring.beat()
     except Exception:
         log.warning("could not join the instance set yet (redis unavailable)")
-    count = None if is_memory(runtime.settings.redis_url) else 1000
     jobs: list[Coroutine[Any, Any, None]] = [
         runtime.ring.run(),
         runtime.writer.run(),
         runtime.outbound.run(),
         runtime.events_out.run(),
-        runtime.router.run_inbox(count=count),
+        runtime.router.run_inbox(),
         runtime.router.run_resends(),
-        runtime.delivery.run_reader(count=count),
+        runtime.delivery.run_reader(),
         runtime.relay.run(),
         runtime.consumer.run(),
         runtime.presence.run(),

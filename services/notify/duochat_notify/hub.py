@@ -263,9 +263,8 @@ class Hub:
         """Read until cancelled; survives Redis outages."""
         backoff = 0.1
         while not self._closing:
-            started = time.monotonic()
             try:
-                seen = await self.read_once()
+                await self.read_once()
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
@@ -273,7 +272,3 @@ class Hub:
                 log.warning("delivery read failed, retrying", exc_info=True)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-                continue
-            # Guard against a store that answers an empty blocking read at once.
-            if not seen and time.monotonic() - started < self.block_ms / 4000:
-                await asyncio.sleep(0.05)
