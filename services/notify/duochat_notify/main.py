@@ -26,14 +26,14 @@ from duochat_notify import service
 from duochat_notify.config import Settings
 from duochat_notify.consumer import BatchConsumer
 from duochat_notify.delivery import Delivery
-from duochat_notify.events import Triggers
+from duochat_notify.fanout import Fanout
 from duochat_notify.held import HeldPushes
-from duochat_notify.hub import Hub
 from duochat_notify.metrics import CLOUDWATCH, NotifyMetrics
 from duochat_notify.routes import router
 from duochat_notify.slots import StreamSlots
 from duochat_notify.streams import Streams
 from duochat_notify.tickets import Tickets
+from duochat_notify.triggers import Triggers
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cluster=settings.redis_cluster,
     )
     delivery = Delivery(redis, settings, app.state.notify_metrics)
-    hub = Hub(
+    fanout = Fanout(
         redis,
         inbox_key=delivery.keys.inbox(instance),
         key_of=delivery.stream_key,
@@ -89,10 +89,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cache_seconds=settings.jwks_cache_seconds,
     )
     app.state.delivery = delivery
-    app.state.hub = hub
+    app.state.fanout = fanout
     app.state.tickets = tickets
     app.state.streams = Streams(
-        tickets=tickets, slots=slots, hub=hub, keepalive_seconds=settings.keepalive_seconds
+        tickets=tickets, slots=slots, fanout=fanout, keepalive_seconds=settings.keepalive_seconds
     )
 
     async def prune() -> None:
@@ -103,7 +103,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             log.info("pruned read alarms", extra={"fields": {"count": pruned}})
 
     jobs = [
-        hub.run(),
+        fanout.run(),
         _every(settings.stream_slot_ttl_seconds / 3, slots.refresh, "slots"),
         _every(settings.prune_interval_seconds, prune, "prune"),
     ]
@@ -144,7 +144,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Flags first, then cancellation: a cancel that lands while a Redis read times out can
         # be swallowed (Python 3.11's asyncio.timeout), and the loops then stop on their flags.
         stop.set()
-        hub.close_all()
+        fanout.close_all()
         for task in tasks:
             task.cancel()
         _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_SECONDS)
@@ -183,5 +183,5 @@ def create_app(
 
 
 def _streams_open(app: FastAPI) -> int | None:
-    hub: Hub | None = getattr(app.state, "hub", None)
-    return None if hub is None else hub.connected
+    fanout: Fanout | None = getattr(app.state, "fanout", None)
+    return None if fanout is None else fanout.connected
