@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from opentelemetry.trace import Tracer, TracerProvider
 
 from duochat_chat.config import Settings
+from duochat_chat.decisions import BoardDecisions
 from duochat_chat.delivery import Delivery
 from duochat_chat.forwarding import Router
 from duochat_chat.history import History
@@ -205,13 +206,13 @@ def build_runtime(
         metrics=metrics,
     )
     router.writer = writer
-    membership = Membership(db, http=http, boards_url=settings.boards_url, router=router)
+    membership = Membership(db, http=http, boards_url=settings.boards_url)
     consumer = Consumer(
         redis,
         stream=key(BOARDS_STREAM),
         group="chat",
         consumer=instance,
-        handler=membership.handle_event,
+        handler=BoardDecisions(membership, router=router).handle_event,
         metrics=bus_metrics,
         tracer=tracer,
     )
