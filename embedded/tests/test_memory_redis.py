@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from importlib.metadata import requires
 from typing import Any
 
@@ -38,8 +38,13 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Redis, Re
 
 
 @pytest.fixture
-def stream() -> str:
-    return f"t{uuid.uuid4().hex[:10]}:stream"
+async def grouped(store: tuple[Redis, Redis]) -> AsyncIterator[tuple[Redis, Redis, str]]:
+    """The reader, the writer and a stream with an empty group ``g``; the stream goes after."""
+    reader, writer = store
+    stream = f"t{uuid.uuid4().hex[:10]}:stream"
+    await writer.xgroup_create(stream, "g", id="$", mkstream=True)
+    yield reader, writer, stream
+    await writer.delete(stream)
 
 
 async def _ticks_while(work: asyncio.Future[Any]) -> int:
@@ -51,92 +56,75 @@ async def _ticks_while(work: asyncio.Future[Any]) -> int:
     return ticks
 
 
+async def _woken_by_append(read: Awaitable[Any], writer: Redis, stream: str) -> tuple[Any, str]:
+    """Start ``read``, see that it waits, append one entry from the other client: the reply,
+    which must come at once, and the entry's id."""
+    pending = asyncio.ensure_future(read)
+    await asyncio.sleep(0.1)
+    assert not pending.done()
+    appended = time.monotonic()
+    entry_id = str(await writer.xadd(stream, {"n": "1"}))
+    reply = await asyncio.wait_for(pending, 2)
+    assert time.monotonic() - appended < 0.2
+    return reply, entry_id
+
+
 async def test_an_empty_group_read_with_count_waits_out_its_block(
-    store: tuple[Redis, Redis], stream: str
+    grouped: tuple[Redis, Redis, str],
 ) -> None:
-    reader, writer = store
-    await writer.xgroup_create(stream, "g", id="$", mkstream=True)
-    try:
-        started = time.monotonic()
-        read: asyncio.Future[Any] = asyncio.ensure_future(
-            reader.xreadgroup("g", "c", {stream: ">"}, count=100, block=BLOCK_MS)
-        )
-        ticks = await _ticks_while(read)
-        assert not read.result()
-        assert time.monotonic() - started >= BLOCK_MS / 1000 * 0.9
-        assert ticks >= 20  # the loop ran other tasks meanwhile
-    finally:
-        await writer.delete(stream)
+    reader, _, stream = grouped
+    started = time.monotonic()
+    read = asyncio.ensure_future(
+        reader.xreadgroup("g", "c", {stream: ">"}, count=100, block=BLOCK_MS)
+    )
+    ticks = await _ticks_while(read)
+    assert not read.result()
+    assert time.monotonic() - started >= BLOCK_MS / 1000 * 0.9
+    assert ticks >= 20  # the loop ran other tasks meanwhile
 
 
 @pytest.mark.parametrize("block_ms", [BLOCK_MS * 5, 0])  # 0: no limit, as in Redis
 async def test_a_blocked_group_read_wakes_on_another_clients_append(
-    store: tuple[Redis, Redis], stream: str, block_ms: int
+    grouped: tuple[Redis, Redis, str], block_ms: int
 ) -> None:
-    reader, writer = store
-    await writer.xgroup_create(stream, "g", id="$", mkstream=True)
-    try:
-        read: asyncio.Future[Any] = asyncio.ensure_future(
-            reader.xreadgroup("g", "c", {stream: ">"}, count=100, block=block_ms)
-        )
-        await asyncio.sleep(0.1)
-        assert not read.done()
-        appended = time.monotonic()
-        entry_id = await writer.xadd(stream, {"n": "1"})
-        reply = await asyncio.wait_for(read, 2)
-        assert time.monotonic() - appended < 0.2
-        assert [[name, [(i, f) for i, f in entries]] for name, entries in reply] == [
-            [stream, [(entry_id, {"n": "1"})]]
-        ]
-        assert (await writer.xpending(stream, "g"))["pending"] == 1  # delivered, not acked
-    finally:
-        await writer.delete(stream)
-
-
-async def test_a_group_read_takes_at_most_count_and_keeps_the_rest(
-    store: tuple[Redis, Redis], stream: str
-) -> None:
-    reader, writer = store
-    await writer.xgroup_create(stream, "g", id="$", mkstream=True)
-    try:
-        for n in range(5):
-            await writer.xadd(stream, {"n": str(n)})
-        first: Any = await reader.xreadgroup("g", "c", {stream: ">"}, count=3, block=BLOCK_MS)
-        second: Any = await reader.xreadgroup("g", "c", {stream: ">"}, count=3, block=BLOCK_MS)
-        assert [f["n"] for _, f in first[0][1]] == ["0", "1", "2"]
-        assert [f["n"] for _, f in second[0][1]] == ["3", "4"]
-    finally:
-        await writer.delete(stream)
+    reader, writer, stream = grouped
+    read = reader.xreadgroup("g", "c", {stream: ">"}, count=100, block=block_ms)
+    reply, entry_id = await _woken_by_append(read, writer, stream)
+    assert [[name, list(entries)] for name, entries in reply] == [
+        [stream, [(entry_id, {"n": "1"})]]
+    ]
+    assert (await writer.xpending(stream, "g"))["pending"] == 1  # delivered, not acked
 
 
 async def test_a_blocked_read_wakes_on_another_clients_append(
-    store: tuple[Redis, Redis], stream: str
+    grouped: tuple[Redis, Redis, str],
 ) -> None:
-    reader, writer = store
+    reader, writer, stream = grouped
     await writer.xadd(stream, {"n": "0"})
-    try:
-        read: asyncio.Future[Any] = asyncio.ensure_future(
-            reader.xread({stream: "$"}, count=100, block=BLOCK_MS * 5)
-        )
-        await asyncio.sleep(0.1)
-        assert not read.done()
-        await writer.xadd(stream, {"n": "1"})
-        reply = await asyncio.wait_for(read, 2)
-        assert [f["n"] for _, f in reply[0][1]] == ["1"]
-    finally:
-        await writer.delete(stream)
+    read = reader.xread({stream: "$"}, count=100, block=BLOCK_MS * 5)
+    reply, _ = await _woken_by_append(read, writer, stream)
+    assert [f["n"] for _, f in reply[0][1]] == ["1"]
+
+
+async def test_a_group_read_takes_at_most_count_and_keeps_the_rest(
+    grouped: tuple[Redis, Redis, str],
+) -> None:
+    reader, writer, stream = grouped
+    for n in range(5):
+        await writer.xadd(stream, {"n": str(n)})
+    first: Any = await reader.xreadgroup("g", "c", {stream: ">"}, count=3, block=BLOCK_MS)
+    second: Any = await reader.xreadgroup("g", "c", {stream: ">"}, count=3, block=BLOCK_MS)
+    assert [f["n"] for _, f in first[0][1]] == ["0", "1", "2"]
+    assert [f["n"] for _, f in second[0][1]] == ["3", "4"]
 
 
 async def test_a_group_read_of_a_missing_group_fails_as_in_redis(
-    store: tuple[Redis, Redis], stream: str
+    grouped: tuple[Redis, Redis, str],
 ) -> None:
-    reader, writer = store
+    reader, writer, stream = grouped
     await writer.xadd(stream, {"n": "0"})
-    try:
-        with pytest.raises(ResponseError, match=r"^NOGROUP"):
-            await reader.xreadgroup("nobody", "c", {stream: ">"}, count=10, block=BLOCK_MS)
-    finally:
-        await writer.delete(stream)
+    with pytest.raises(ResponseError, match=r"^NOGROUP"):
+        await reader.xreadgroup("nobody", "c", {stream: ">"}, count=10, block=BLOCK_MS)
 
 
 def test_memory_urls_reach_the_embedded_backend() -> None:
