@@ -37,6 +37,7 @@ from duochat_common.events.schemas import (
     UserBlocked,
     UserRef,
 )
+from duochat_common.room_status import RoomStatus
 from duochat_common.tracing import current_traceparent
 
 
@@ -59,7 +60,7 @@ class BoardDecisions:
                     board_title=applied.board_title,
                     writer=Person.of(applied.writer),
                     applicant=Person.of(applied.applicant),
-                    status="open",
+                    status=RoomStatus.OPEN,
                 )
             )
         elif envelope.type == BoardMatched.TYPE:
@@ -67,27 +68,29 @@ class BoardDecisions:
             pair = matched_text(
                 matched.writer.username, matched.matched.applicant.username, matched.board_title
             )
-            await self._post_status(matched, [matched.matched], "matched", pair, to_applicant=False)
+            await self._post_status(
+                matched, [matched.matched], RoomStatus.MATCHED, pair, to_applicant=False
+            )
             text = rejected_text(matched.writer.username)
-            await self._post_status(matched, matched.rejected, "rejected", text)
+            await self._post_status(matched, matched.rejected, RoomStatus.REJECTED, text)
         elif envelope.type == BoardClosed.TYPE:
             closed = BoardClosed.parse(envelope)
             text = closed_text(closed.writer.username, closed.board_title)
-            await self._post_status(closed, closed.rooms, "closed", text)
+            await self._post_status(closed, closed.rooms, RoomStatus.CLOSED, text)
         elif envelope.type == RoomLeft.TYPE:
             left = RoomLeft.parse(envelope)
             room = left.room
             other = room.applicant if left.by.id == room.writer.id else room.writer
             text = withdrew_text(left.by.username)
-            await self._end([room], SYSTEM, "left", text, audience=other.id)
+            await self._end([room], SYSTEM, RoomStatus.LEFT, text, audience=other.id)
         elif envelope.type == UserBlocked.TYPE:
-            await self._end(UserBlocked.parse(envelope).rooms, STATUS, "blocked", "")
+            await self._end(UserBlocked.parse(envelope).rooms, STATUS, RoomStatus.BLOCKED, "")
 
     async def _end(
         self,
         rooms: list[RoomDetail],
         kind: str,
-        status: str,
+        status: RoomStatus,
         text: str,
         *,
         audience: int | None = None,
@@ -123,7 +126,7 @@ class BoardDecisions:
                     title,
                     Person.of(writer),
                     Person.of(ref.applicant),
-                    "open",
+                    RoomStatus.OPEN,
                 )
             )
 
@@ -131,7 +134,7 @@ class BoardDecisions:
         self,
         event: BoardMatched | BoardClosed,
         refs: list[RoomRef],
-        status: str,
+        status: RoomStatus,
         text: str,
         *,
         to_applicant: bool = True,

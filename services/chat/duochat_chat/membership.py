@@ -27,6 +27,7 @@ from duochat_common.db import Database
 from duochat_common.errors import Forbidden, NotFound, Unavailable
 from duochat_common.events.schemas import UserRef
 from duochat_common.logs import request_id_headers
+from duochat_common.room_status import RoomStatus
 from duochat_common.tokens import AuthUser
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class Membership:
                 board_title=str(data.get("boardTitle") or ""),
                 writer=Person.of(data["writer"]),
                 applicant=Person.of(data["applicant"]),
-                status=str(data.get("status") or "open"),
+                status=str(data.get("status") or RoomStatus.OPEN),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("boards answered a room lookup with an unexpected body")
@@ -166,14 +167,14 @@ class Membership:
             "writer_name": info.writer.username,
             "applicant_id": info.applicant.id,
             "applicant_name": info.applicant.username,
-            "status": info.status if info.status in STATUS_RANK else "open",
+            "status": info.status if info.status in STATUS_RANK else RoomStatus.OPEN,
             "updated_at": utcnow_ms(),
         }
         try:
             async with self.db.engine.begin() as conn:
                 await conn.execute(insert(Room).values(**values))
         except IntegrityError:
-            if values["status"] != "open":
+            if values["status"] != RoomStatus.OPEN:
                 await self.set_status(info.room_id, str(values["status"]))
         self.forget(info.room_id)
         await self.load(info.room_id)
