@@ -3,8 +3,11 @@
 - ``redis://`` (or ``rediss://``) is one real server;
 - the same URL with ``cluster=True`` (``DUOCHAT_REDIS_CLUSTER=true``) is a Redis Cluster reached
   through any of its nodes, with redis-py's cluster client, which follows MOVED/ASK itself;
-- ``memory://NAME`` is an in-process store (fakeredis) shared by every client with the same NAME,
-  for the embedded mode and tests.
+- ``memory://NAME`` is an in-process store shared by every client with the same NAME, for the
+  embedded mode and tests. It behaves like Redis for every command the services use, so no
+  production loop carries a workaround for it; it is a backend of the embedded package
+  (``duochat_embedded.memory_redis``), found through the ``duochat.redis`` entry point, and a
+  service image, which does not install that package, refuses the URL.
 
 On a cluster every command must touch keys of one hash slot: keys used together share a
 ``{hash tag}`` (see ``hash_tag``), and non-transactional pipelines are split by node.
@@ -12,15 +15,11 @@ On a cluster every command must touch keys of one hash slot: keys used together 
 
 from __future__ import annotations
 
-import threading
+from importlib.metadata import entry_points
 from typing import Any, cast
 
-import fakeredis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-
-_servers: dict[str, fakeredis.FakeServer] = {}
-_lock = threading.Lock()
 
 
 def is_memory(url: str) -> bool:
@@ -37,12 +36,19 @@ def hash_tag(name: str) -> str:
     return "{" + name.replace("{", "(").replace("}", ")") + "}"
 
 
-def _fake_server(name: str) -> fakeredis.FakeServer:
-    with _lock:
-        server = _servers.get(name)
-        if server is None:
-            server = _servers[name] = fakeredis.FakeServer()
-        return server
+class NoMemoryBackend(RuntimeError):
+    """``memory://`` asked of an installation without the embedded package."""
+
+
+def _memory_client(url: str) -> aioredis.Redis:
+    found = entry_points(group="duochat.redis", name="memory")
+    if not found:
+        raise NoMemoryBackend(
+            f"{url}: the in-process store comes with the duochat-embedded package, which is not "
+            "installed here; give a redis:// URL"
+        )
+    create = next(iter(found)).load()
+    return cast(aioredis.Redis, create(url))
 
 
 def create_redis(url: str, *, max_connections: int = 256, cluster: bool = False) -> aioredis.Redis:
@@ -54,8 +60,7 @@ def create_redis(url: str, *, max_connections: int = 256, cluster: bool = False)
     ours are.
     """
     if is_memory(url):
-        name = url.removeprefix("memory://") or "default"
-        return fakeredis.FakeAsyncRedis(server=_fake_server(name), decode_responses=True)
+        return _memory_client(url)
     options: dict[str, Any] = {
         "decode_responses": True,
         "max_connections": max_connections,

@@ -68,7 +68,7 @@ async def cluster_redis(prefix: str) -> AsyncIterator[Redis]:
 
 @pytest.fixture(params=["redis", "cluster", "memory"])
 async def any_redis(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Redis]:
-    """Real Redis, a Redis Cluster, then the embedded mode's in-process store (fakeredis)."""
+    """Real Redis, a Redis Cluster, then the embedded mode's in-process store."""
     async with shaped_redis(request.param, prefix) as client:
         yield client
 
@@ -190,8 +190,8 @@ async def _cpu_while_idle(redis: Redis, stream: str, *, block_ms: int) -> float:
 
 @pytest.mark.parametrize("block_ms", [2000, 100])
 async def test_an_idle_consumer_does_not_spin(any_redis: Redis, stream: str, block_ms: int) -> None:
-    # fakeredis answers XREADGROUP COUNT+BLOCK on an empty stream at once; a loop built on it
-    # would burn a whole core.
+    # The loop has no pause of its own: an empty XREADGROUP must block, in every store, or the
+    # loop burns a whole core.
     used = await _cpu_while_idle(any_redis, stream, block_ms=block_ms)
     assert used < 0.3, f"{used:.2f} s of CPU in 1 s idle"
 
@@ -201,8 +201,8 @@ async def test_an_idle_consumer_does_not_spin(any_redis: Redis, stream: str, blo
 async def test_a_consumer_on_memory_never_starves_the_event_loop(
     stream: str, block_ms: int
 ) -> None:
-    # The in-process store never suspends on a command; a loop iteration slower than its own
-    # "did it block?" threshold (a busy machine) must still give other tasks their turn.
+    # With a block of a millisecond or so the loop reads all the time; each read must still
+    # give other tasks their turn.
     store = create_redis(f"memory://test-{uuid.uuid4().hex}")
     reader = consumer(store, stream, Recorder(), block_ms=block_ms, claim_idle_ms=10)
     task = asyncio.create_task(reader.run())

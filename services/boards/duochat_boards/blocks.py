@@ -17,7 +17,7 @@ from functools import partial
 from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from duochat_boards.models import WRITABLE, Block, Board, Room, RoomStatus, utcnow
+from duochat_boards.models import Block, Board, Room, utcnow
 from duochat_boards.outbox import Outbox
 from duochat_boards.retry import again_on_race
 from duochat_common.errors import NotFound, Unprocessable
@@ -28,6 +28,7 @@ from duochat_common.events.schemas import (
     UserRef,
     UserUnblocked,
 )
+from duochat_common.room_status import WRITABLE, RoomStatus
 from duochat_common.tokens import AuthUser
 
 

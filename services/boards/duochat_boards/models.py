@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from duochat_common.db import BigId, Timestamp, utcnow
+from duochat_common.room_status import RoomStatus
 
 USERNAME_MAX = 64
 
@@ -32,17 +33,6 @@ class BoardStatus(StrEnum):
     CLOSED = "closed"
 
 
-class RoomStatus(StrEnum):
-    OPEN = "open"
-    MATCHED = "matched"
-    REJECTED = "rejected"
-    CLOSED = "closed"
-    LEFT = "left"  # a member left (an applicant withdrew, or the writer ended it)
-    BLOCKED = "blocked"  # one member blocked the other (shown to the blocked one as closed)
-
-
-# A room in one of these takes messages; every other status is read-only for both members.
-WRITABLE = (RoomStatus.OPEN, RoomStatus.MATCHED)
 # A room in one of these no longer counts as an application on its board.
 WITHDRAWN = (RoomStatus.LEFT, RoomStatus.BLOCKED)
 

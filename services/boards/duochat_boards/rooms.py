@@ -18,12 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
 from duochat_boards.blocks import room_detail
-from duochat_boards.models import WRITABLE, Board, Room, RoomMute, RoomStatus
+from duochat_boards.models import Board, Room, RoomMute
 from duochat_boards.outbox import Outbox
 from duochat_boards.retry import again_on_race
 from duochat_common.db import utcnow
 from duochat_common.errors import Conflict, Forbidden, NotFound
 from duochat_common.events.schemas import BOARDS_STREAM, RoomLeft, RoomMuted, UserRef
+from duochat_common.room_status import WRITABLE, RoomStatus
 from duochat_common.tokens import AuthUser
 
 Ended = Literal["recent", "exclude", "include"]

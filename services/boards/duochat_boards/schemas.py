@@ -21,8 +21,8 @@ from duochat_boards.models import (
     Report,
     ReportReason,
     Room,
-    RoomStatus,
 )
+from duochat_common.room_status import RoomStatus
 from duochat_common.wire import CamelModel, UserOut
 
 Role = Literal["writer", "applicant"]

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from duochat_boards.blocks import hides_writer, is_blocked
-from duochat_boards.models import Board, BoardStatus, Room, RoomStatus
+from duochat_boards.models import Board, BoardStatus, Room
 from duochat_boards.outbox import Outbox
 from duochat_common.db import utcnow
 from duochat_common.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -34,6 +34,7 @@ from duochat_common.events.schemas import (
     RoomRef,
     UserRef,
 )
+from duochat_common.room_status import RoomStatus
 from duochat_common.tokens import AuthUser
 
 _CURSOR = re.compile(r"b([1-9][0-9]{0,18})")

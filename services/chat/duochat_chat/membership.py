@@ -1,6 +1,5 @@
-"""Who may use a room: a projection of boards' rooms, fed by ``board.*`` events, ``room.left``
-(a SYSTEM line, and the room read-only) and ``user.blocked`` (the shared rooms read-only,
-silently: no line, so the blocked member is not told).
+"""Who may use a room: a projection of boards' rooms (``chat_rooms``), which boards' events
+fill (``decisions.py``) and which this module reads.
 
 A room this instance has not seen is looked up in the projection table, and failing that,
 asked of boards over HTTP with the caller's own token (boards answers 200 only to a member);
@@ -11,7 +10,6 @@ before it stores anything.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -22,35 +20,15 @@ import httpx
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from duochat_chat.drafts import Draft
-from duochat_chat.forwarding import Router
-from duochat_chat.messages import (
-    STATUS,
-    SYSTEM,
-    closed_text,
-    matched_text,
-    rejected_text,
-    utcnow_ms,
-    withdrew_text,
-)
+from duochat_chat.messages import utcnow_ms
 from duochat_chat.models import Room
 from duochat_chat.rooms import STATUS_RANK, is_read_only, is_room_id
 from duochat_common.db import Database
 from duochat_common.errors import Forbidden, NotFound, Unavailable
-from duochat_common.events.envelope import Envelope
-from duochat_common.events.schemas import (
-    BoardApplied,
-    BoardClosed,
-    BoardMatched,
-    RoomDetail,
-    RoomLeft,
-    RoomRef,
-    UserBlocked,
-    UserRef,
-)
+from duochat_common.events.schemas import UserRef
 from duochat_common.logs import request_id_headers
+from duochat_common.room_status import RoomStatus
 from duochat_common.tokens import AuthUser
-from duochat_common.tracing import current_traceparent
 
 log = logging.getLogger(__name__)
 NEGATIVE_CACHE_S = 5.0
@@ -108,13 +86,12 @@ class RoomInfo:
 
 
 class Membership:
-    def __init__(
-        self, db: Database, *, http: httpx.AsyncClient, boards_url: str, router: Router
-    ) -> None:
+    """The rooms this instance has looked up, and the way to look up the others."""
+
+    def __init__(self, db: Database, *, http: httpx.AsyncClient, boards_url: str) -> None:
         self.db = db
         self.http = http
         self.boards_url = boards_url.rstrip("/")
-        self.router = router
         self.rooms: dict[str, RoomInfo] = {}
         self.entered: set[tuple[str, int]] = set()
         self._negative: dict[tuple[str, int], float] = {}
@@ -123,7 +100,7 @@ class Membership:
         """The room, if ``user`` is one of its two members; else ``NotMember``."""
         if not is_room_id(room_id):
             raise NoSuchRoom("no such room")
-        info = self.rooms.get(room_id) or await self._load(room_id)
+        info = self.rooms.get(room_id) or await self.load(room_id)
         if info is None:
             miss = self._negative.get((room_id, user.id))
             if miss is not None and time.monotonic() - miss < NEGATIVE_CACHE_S:
@@ -138,7 +115,8 @@ class Membership:
             raise NotMember("you are not a member of this room")
         return info
 
-    async def _load(self, room_id: str) -> RoomInfo | None:
+    async def load(self, room_id: str) -> RoomInfo | None:
+        """The room as the projection has it (and now cached), or None."""
         async with self.db.engine.connect() as conn:
             row = (await conn.execute(select(Room).where(Room.room_id == room_id))).first()
         if row is None:
@@ -169,7 +147,7 @@ class Membership:
                 board_title=str(data.get("boardTitle") or ""),
                 writer=Person.of(data["writer"]),
                 applicant=Person.of(data["applicant"]),
-                status=str(data.get("status") or "open"),
+                status=str(data.get("status") or RoomStatus.OPEN),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("boards answered a room lookup with an unexpected body")
@@ -189,17 +167,17 @@ class Membership:
             "writer_name": info.writer.username,
             "applicant_id": info.applicant.id,
             "applicant_name": info.applicant.username,
-            "status": info.status if info.status in STATUS_RANK else "open",
+            "status": info.status if info.status in STATUS_RANK else RoomStatus.OPEN,
             "updated_at": utcnow_ms(),
         }
         try:
             async with self.db.engine.begin() as conn:
                 await conn.execute(insert(Room).values(**values))
         except IntegrityError:
-            if values["status"] != "open":
+            if values["status"] != RoomStatus.OPEN:
                 await self.set_status(info.room_id, str(values["status"]))
-        self.rooms.pop(info.room_id, None)
-        await self._load(info.room_id)
+        self.forget(info.room_id)
+        await self.load(info.room_id)
 
     async def set_status(self, room_id: str, status: str) -> None:
         """Move a room forward to ``status`` without posting anything."""
@@ -210,110 +188,8 @@ class Membership:
                 .where(Room.room_id == room_id, Room.status.in_(lower))
                 .values(status=status, updated_at=utcnow_ms())
             )
+        self.forget(room_id)
+
+    def forget(self, room_id: str) -> None:
+        """Drop the cached room: its status moved (the owner checks it again in any case)."""
         self.rooms.pop(room_id, None)
-
-    # -- boards events -------------------------------------------------------------------------
-
-    async def handle_event(self, envelope: Envelope) -> None:
-        if envelope.type == BoardApplied.TYPE:
-            applied = BoardApplied.parse(envelope)
-            await self.remember(
-                RoomInfo(
-                    room_id=applied.room_id,
-                    board_id=applied.board_id,
-                    board_title=applied.board_title,
-                    writer=Person.of(applied.writer),
-                    applicant=Person.of(applied.applicant),
-                    status="open",
-                )
-            )
-        elif envelope.type == BoardMatched.TYPE:
-            matched = BoardMatched.parse(envelope)
-            pair = matched_text(
-                matched.writer.username, matched.matched.applicant.username, matched.board_title
-            )
-            await self._post_status(matched, [matched.matched], "matched", pair, to_applicant=False)
-            text = rejected_text(matched.writer.username)
-            await self._post_status(matched, matched.rejected, "rejected", text)
-        elif envelope.type == BoardClosed.TYPE:
-            closed = BoardClosed.parse(envelope)
-            text = closed_text(closed.writer.username, closed.board_title)
-            await self._post_status(closed, closed.rooms, "closed", text)
-        elif envelope.type == RoomLeft.TYPE:
-            left = RoomLeft.parse(envelope)
-            room = left.room
-            other = room.applicant if left.by.id == room.writer.id else room.writer
-            text = withdrew_text(left.by.username)
-            await self._end([room], SYSTEM, "left", text, audience=other.id)
-        elif envelope.type == UserBlocked.TYPE:
-            await self._end(UserBlocked.parse(envelope).rooms, STATUS, "blocked", "")
-
-    async def _end(
-        self,
-        rooms: list[RoomDetail],
-        kind: str,
-        status: str,
-        text: str,
-        *,
-        audience: int | None = None,
-    ) -> None:
-        """Move each room to ``status`` through its owner (which then refuses every SEND), with
-        a SYSTEM line for ``audience`` or (``STATUS``) with none."""
-        futures = []
-        for room in rooms:
-            await self._ensure(
-                room.board_id,
-                room.board_title,
-                room.writer,
-                RoomRef(room_id=room.room_id, applicant=room.applicant),
-            )
-            draft = Draft(
-                room.room_id, kind, None, "system", text, new_status=status, audience=audience
-            )
-            futures.append(self.router.submit(draft))
-        await asyncio.gather(*futures)
-        for room in rooms:
-            self.rooms.pop(room.room_id, None)
-
-    async def _ensure(self, board_id: int, title: str, writer: UserRef, ref: RoomRef) -> None:
-        if ref.room_id not in self.rooms and await self._load(ref.room_id) is None:
-            await self.remember(
-                RoomInfo(
-                    ref.room_id,
-                    board_id,
-                    title,
-                    Person.of(writer),
-                    Person.of(ref.applicant),
-                    "open",
-                )
-            )
-
-    async def _post_status(
-        self,
-        event: BoardMatched | BoardClosed,
-        refs: list[RoomRef],
-        status: str,
-        text: str,
-        *,
-        to_applicant: bool = True,
-    ) -> None:
-        """A SYSTEM message in each room, stored with the status change (once, even if the
-        event is delivered twice); addressed to the applicant unless ``to_applicant`` is off
-        (the writer decided, and knows: the line is not the writer's unread)."""
-        futures = []
-        for ref in refs:
-            await self._ensure(event.board_id, event.board_title, event.writer, ref)
-            draft = Draft(
-                ref.room_id,
-                SYSTEM,
-                None,
-                "system",
-                text,
-                new_status=status,
-                audience=ref.applicant.id if to_applicant else None,
-                trace=current_traceparent(),  # the board event's trace, if traced
-            )
-            futures.append(self.router.submit(draft))
-        await asyncio.gather(*futures)
-        for ref in refs:
-            self.rooms.pop(ref.room_id, None)

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from duochat_common.db import BigId, Timestamp
+from duochat_common.room_status import RoomStatus
 
 ROOM_ID_LEN = 64
 
@@ -36,7 +37,7 @@ class Room(ChatBase):
     writer_name: Mapped[str] = mapped_column(String(64))
     applicant_id: Mapped[int] = mapped_column(BigId, index=True)
     applicant_name: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default=RoomStatus.OPEN)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
 
 

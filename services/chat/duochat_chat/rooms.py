@@ -7,11 +7,19 @@ import re
 from dataclasses import dataclass, field
 
 from duochat_chat.messages import ENTER, STATUS, SYSTEM
+from duochat_common.room_status import WRITABLE, RoomStatus
 
-READ_ONLY = ("rejected", "closed", "left", "blocked")
+READ_ONLY = tuple(status for status in RoomStatus if status not in WRITABLE)
 # A status only moves up: a board's decision, then its close, then a member leaving or a block
 # (the last two end a room for good, whatever came before).
-STATUS_RANK = {"open": 0, "matched": 1, "rejected": 1, "closed": 2, "left": 3, "blocked": 3}
+STATUS_RANK: dict[str, int] = {
+    RoomStatus.OPEN: 0,
+    RoomStatus.MATCHED: 1,
+    RoomStatus.REJECTED: 1,
+    RoomStatus.CLOSED: 2,
+    RoomStatus.LEFT: 3,
+    RoomStatus.BLOCKED: 3,
+}
 ROOM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # boards makes UUIDs
 RECENT_KEYS = 128  # idempotency keys an owner remembers per room (the database has them all)
 
@@ -40,9 +48,9 @@ def moves_forward(current: str, new: str) -> bool:
 def read_only_reason(status: str) -> str:
     """What a refused SEND is told. A block is silent: the blocked member must not learn of it,
     so a blocked room reads as closed, without saying by whom."""
-    if status in ("rejected", "closed", "matched"):
+    if status in (RoomStatus.REJECTED, RoomStatus.CLOSED, RoomStatus.MATCHED):
         return f"this room is read-only (the board is {status})"
-    if status == "left":
+    if status == RoomStatus.LEFT:
         return "this room is read-only (a member left)"
     return "this room is read-only (it is closed)"
 

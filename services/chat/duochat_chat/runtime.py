@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from opentelemetry.trace import Tracer, TracerProvider
 
 from duochat_chat.config import Settings
+from duochat_chat.decisions import BoardDecisions
 from duochat_chat.delivery import Delivery
 from duochat_chat.forwarding import Router
 from duochat_chat.history import History
@@ -47,7 +48,7 @@ from duochat_common.db import Database
 from duochat_common.events import Consumer
 from duochat_common.events.metrics import BusMetrics
 from duochat_common.events.schemas import BOARDS_STREAM, CHAT_STREAM
-from duochat_common.redis_store import create_redis, is_memory
+from duochat_common.redis_store import create_redis
 from duochat_common.tokens import TokenVerifier, http_jwks_fetcher
 from duochat_common.tracing import instrument, tracer_of
 
@@ -206,13 +207,13 @@ def build_runtime(
         metrics=metrics,
     )
     router.writer = writer
-    membership = Membership(db, http=http, boards_url=settings.boards_url, router=router)
+    membership = Membership(db, http=http, boards_url=settings.boards_url)
     consumer = Consumer(
         redis,
         stream=key(BOARDS_STREAM),
         group="chat",
         consumer=instance,
-        handler=membership.handle_event,
+        handler=BoardDecisions(membership, router=router).handle_event,
         metrics=bus_metrics,
         tracer=tracer,
     )
@@ -260,15 +261,14 @@ async def start(runtime: Runtime, *more: Coroutine[Any, Any, None]) -> None:
         await runtime.ring.beat()
     except Exception:
         log.warning("could not join the instance set yet (redis unavailable)")
-    count = None if is_memory(runtime.settings.redis_url) else 1000
     jobs: list[Coroutine[Any, Any, None]] = [
         runtime.ring.run(),
         runtime.writer.run(),
         runtime.outbound.run(),
         runtime.events_out.run(),
-        runtime.router.run_inbox(count=count),
+        runtime.router.run_inbox(),
         runtime.router.run_resends(),
-        runtime.delivery.run_reader(count=count),
+        runtime.delivery.run_reader(),
         runtime.relay.run(),
         runtime.consumer.run(),
         runtime.presence.run(),

@@ -17,6 +17,7 @@ from duochat_chat.rooms import (
     is_room_id,
     moves_forward,
 )
+from duochat_common.room_status import RoomStatus
 
 WRITER, APPLICANT, STRANGER = 1, 2, 3
 
@@ -45,6 +46,22 @@ def test_a_status_only_moves_forward() -> None:
     assert not moves_forward("matched", "rejected"), "a decision does not replace another"
     assert not moves_forward("open", "open")
     assert not moves_forward("open", "no-such-status"), "an unknown status ranks as open"
+
+
+def test_the_rules_know_every_status_boards_can_give_a_room() -> None:
+    # boards and chat share one RoomStatus; a status added there needs its rank here, or it
+    # would rank as open and a room could move back to writable.
+    assert set(STATUS_RANK) == set(RoomStatus)
+    assert set(READ_ONLY) == set(RoomStatus) - {RoomStatus.OPEN, RoomStatus.MATCHED}
+    # the values both services' databases store
+    assert [s.value for s in RoomStatus] == [
+        "open",
+        "matched",
+        "rejected",
+        "closed",
+        "left",
+        "blocked",
+    ]
 
 
 def test_every_read_only_status_is_past_open_and_open_is_writable() -> None:

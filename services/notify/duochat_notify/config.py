@@ -27,10 +27,10 @@ class Settings(ServiceSettings):
     # an idle user's stream is kept.
     user_stream_maxlen: int = 1000
     user_stream_ttl_seconds: int = 7 * 86400
-    # How long an instance's hub blocks in XREAD on its inbox; below redis-py's 5 s socket
+    # How long an instance's fan-out blocks in XREAD on its inbox; below redis-py's 5 s socket
     # timeout, or the read times out instead of returning empty.
     delivery_block_ms: int = 2000
-    # Entries an instance's inbox keeps (a hub reads them within milliseconds; this only bounds
+    # Entries an instance's inbox keeps (a fan-out reads them within milliseconds; this only bounds
     # the inbox of an instance that died, which also expires an hour after its last read).
     inbox_maxlen: int = 10_000
     # A ``message`` alarm for a recipient whose presence chat could not read (``presenceKnown:

@@ -9,14 +9,14 @@ slot, does in one atomic step three things that a crash must not split:
 2. the append to the user's stream (XADD);
 3. reading which instances hold a stream of this user (the live members of the user's slots).
 
-Then the entry is copied to the inbox of each of those instances (``hub.py`` reads its own). A
+Then the entry is copied to the inbox of each of those instances (``fanout.py`` reads its own). A
 crash before the copies loses no live push: the event is redelivered, the script finds the marker
-and returns the same entry id, and the copies go out again (a hub drops an id it already gave a
+and returns the same entry id, and the copies go out again (a fan-out drops an id it already gave a
 tab). A tab that opens during a push sees the entry either in its replay or in its inbox: it
 registers its slot before it reads where the stream ends.
 
 Two instances pushing to one user at once can have their copies land in an inbox in the other
-order than on the user's stream. Each copy names the entry before it, and a hub that sees a copy
+order than on the user's stream. Each copy names the entry before it, and a fan-out that sees a copy
 which does not follow the last one it delivered reads the gap from the user's stream instead.
 """
 
@@ -38,7 +38,7 @@ from duochat_notify.schemas import AlarmOut, ReadNotice
 EVENT_FIELD = "event"
 DATA_FIELD = "data"
 # Fields an inbox entry adds: the user, the entry's id on the user's stream, and the id of the
-# entry before it there ('' when unknown), so that a hub sees a copy that overtook another.
+# entry before it there ('' when unknown), so that a fan-out sees a copy that overtook another.
 USER_FIELD = "user"
 ID_FIELD = "id"
 PREV_FIELD = "prev"

@@ -27,7 +27,7 @@ class Keys:
         return self.settings.key(f"notify:pushed:{{{user_id}}}:{alarm_id}")
 
     def inbox(self, instance: str) -> str:
-        """What an instance's hub reads: entries for the users whose tabs it holds."""
+        """What an instance's fan-out reads: entries for the users whose tabs it holds."""
         return self.settings.key(f"notify:inbox:{instance}")
 
     def held(self) -> str:

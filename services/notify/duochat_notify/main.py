@@ -24,14 +24,14 @@ from duochat_notify import service
 from duochat_notify.config import Settings
 from duochat_notify.consumer import BatchConsumer
 from duochat_notify.delivery import Delivery
-from duochat_notify.events import Triggers
+from duochat_notify.fanout import Fanout
 from duochat_notify.held import HeldPushes
-from duochat_notify.hub import Hub
 from duochat_notify.metrics import CLOUDWATCH, NotifyMetrics
 from duochat_notify.routes import router
 from duochat_notify.slots import StreamSlots
 from duochat_notify.streams import Streams
 from duochat_notify.tickets import Tickets
+from duochat_notify.triggers import Triggers
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str
 def _streams(app: FastAPI, settings: Settings, redis: Redis, instance: str) -> None:
     """What serves the SSE streams of this instance's users, into ``app.state``."""
     delivery = Delivery(redis, settings, app.state.notify_metrics)
-    hub = Hub(
+    fanout = Fanout(
         redis,
         inbox_key=delivery.keys.inbox(instance),
         key_of=delivery.stream_key,
@@ -66,12 +66,12 @@ def _streams(app: FastAPI, settings: Settings, redis: Redis, instance: str) -> N
     tickets = Tickets(redis, settings)
     app.state.slots = StreamSlots(redis, settings, instance=instance)
     app.state.delivery = delivery
-    app.state.hub = hub
+    app.state.fanout = fanout
     app.state.tickets = tickets
     app.state.streams = Streams(
         tickets=tickets,
         slots=app.state.slots,
-        hub=hub,
+        fanout=fanout,
         keepalive_seconds=settings.keepalive_seconds,
     )
 
@@ -123,7 +123,7 @@ def _consumers(
 
 @asynccontextmanager
 async def _running(
-    jobs: list[Coroutine[Any, Any, None]], stop: asyncio.Event, hub: Hub
+    jobs: list[Coroutine[Any, Any, None]], stop: asyncio.Event, fanout: Fanout
 ) -> AsyncIterator[None]:
     tasks = [asyncio.create_task(job) for job in jobs]
     try:
@@ -132,7 +132,7 @@ async def _running(
         # Flags first, then cancellation: a cancel that lands while a Redis read times out can
         # be swallowed (Python 3.11's asyncio.timeout), and the loops then stop on their flags.
         stop.set()
-        hub.close_all()
+        fanout.close_all()
         for task in tasks:
             task.cancel()
         _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_SECONDS)
@@ -150,14 +150,14 @@ def _lifespan(
             app.state.verifier = verifier or verifier_for(settings)
             _streams(app, settings, redis, instance)
             jobs = [
-                app.state.hub.run(),
+                app.state.fanout.run(),
                 _every(settings.stream_slot_ttl_seconds / 3, app.state.slots.refresh, "slots"),
                 _every(settings.prune_interval_seconds, _pruner(settings, db), "prune"),
             ]
             stop = asyncio.Event()
             if settings.consume_events:
                 jobs += _consumers(app, settings, instance, stop)
-            async with _running(jobs, stop, app.state.hub):
+            async with _running(jobs, stop, app.state.fanout):
                 yield
 
     return lifespan
@@ -189,5 +189,5 @@ def create_app(
 
 
 def _streams_open(app: FastAPI) -> int | None:
-    hub: Hub | None = getattr(app.state, "hub", None)
-    return None if hub is None else hub.connected
+    fanout: Fanout | None = getattr(app.state, "fanout", None)
+    return None if fanout is None else fanout.connected

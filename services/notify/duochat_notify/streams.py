@@ -1,5 +1,5 @@
 """Opening an SSE stream: redeem the ticket, take a slot, subscribe, and stream until the
-client leaves, the hub closes the subscription, or the server shuts down."""
+client leaves, the fan-out closes the tab, or the server shuts down."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
 from duochat_common.errors import TooManyRequests, Unauthorized
-from duochat_notify.hub import Hub, Subscription
+from duochat_notify.fanout import Fanout, Tab
 from duochat_notify.slots import StreamSlots
 from duochat_notify.tickets import Tickets
 
@@ -25,7 +25,7 @@ RECONNECT_MS = 2000
 
 
 class _Stream(EventSourceResponse):
-    """An EventSourceResponse that always releases its subscription and slot, even when the
+    """An EventSourceResponse that always releases its tab and slot, even when the
     body never started (the client left before the first byte)."""
 
     def __init__(self, *args: object, on_close: Callable[[], Awaitable[None]], **kw: object):
@@ -40,23 +40,23 @@ class _Stream(EventSourceResponse):
                 await self._on_close()
 
 
-async def _close_on(shutdown: anyio.Event, sub: Subscription, expires_at: float | None) -> None:
+async def _close_on(shutdown: anyio.Event, sub: Tab, expires_at: float | None) -> None:
     with anyio.move_on_after(math.inf if expires_at is None else expires_at - time.time()):
         await shutdown.wait()
     sub.close()
 
 
 async def _events(
-    sub: Subscription, shutdown: anyio.Event, expires_at: float | None
+    sub: Tab, shutdown: anyio.Event, expires_at: float | None
 ) -> AsyncIterator[ServerSentEvent]:
-    # sse-starlette sets ``shutdown`` when the server begins to stop; closing the subscription
+    # sse-starlette sets ``shutdown`` when the server begins to stop; closing the tab
     # ends this generator, so the body ends properly and the client reconnects elsewhere. The
     # stream also ends when the owner's access token expires (as a STOMP session does): signed
     # out or not, whoever holds the page must show a fresh token to get a new ticket.
     watcher = asyncio.create_task(_close_on(shutdown, sub, expires_at))
     try:
         # A first comment flushes the headers through proxies; it also tells a client that its
-        # subscription is in place.
+        # tab is in place.
         yield ServerSentEvent(comment="connected", retry=RECONNECT_MS)
         while (entry := await sub.next()) is not None:
             yield ServerSentEvent(id=entry.id, event=entry.event, data=entry.data)
@@ -72,13 +72,13 @@ class Streams:
         *,
         tickets: Tickets,
         slots: StreamSlots,
-        hub: Hub,
+        fanout: Fanout,
         keepalive_seconds: float,
         shutdown_grace_seconds: float = 2.0,
     ) -> None:
         self.tickets = tickets
         self.slots = slots
-        self.hub = hub
+        self.fanout = fanout
         self.keepalive = keepalive_seconds
         self.grace = shutdown_grace_seconds
 
@@ -95,13 +95,13 @@ class Streams:
                 "too many notification streams open; close one", code="too_many_streams"
             )
         try:
-            sub = await self.hub.subscribe(user.id, last_event_id)
+            sub = await self.fanout.subscribe(user.id, last_event_id)
         except BaseException:
             await self.slots.release(slot)
             raise
 
         async def on_close() -> None:
-            self.hub.unsubscribe(sub)
+            self.fanout.unsubscribe(sub)
             await self.slots.release(slot)
 
         shutdown = anyio.Event()

@@ -276,7 +276,7 @@ async def open_stream(
         assert response.status_code == 200, (await response.aread()).decode()
         stream = SseStream(response)
         try:
-            # The first comment comes once the subscription is in place.
+            # The first comment comes once the tab is in place.
             for _ in range(500):
                 if stream.comments or stream.ended.is_set():
                     break

@@ -17,9 +17,9 @@ from duochat_common.testing import REDIS_URL, unique_prefix
 from duochat_notify import service
 from duochat_notify.config import Settings
 from duochat_notify.delivery import Delivery
-from duochat_notify.events import Triggers
 from duochat_notify.models import Alarm
 from duochat_notify.service import NewAlarm
+from duochat_notify.triggers import Triggers
 
 
 def auth(token: str) -> dict[str, str]:

@@ -20,11 +20,11 @@ from duochat_common.testing import unique_prefix
 from duochat_notify import service
 from duochat_notify.config import Settings
 from duochat_notify.delivery import Delivery
-from duochat_notify.events import Triggers
 from duochat_notify.held import HeldPushes
 from duochat_notify.models import Alarm
 from duochat_notify.service import NewAlarm
 from duochat_notify.slots import StreamSlots
+from duochat_notify.triggers import Triggers
 
 HOLD = 0.3
 

@@ -362,18 +362,6 @@ class Consumer:
             await self._process(entries)
         return seen
 
-    def _pause_after(self, seen: int, elapsed: float) -> float:
-        """How long to wait before the next read.
-
-        Redis blocks an empty XREADGROUP for ``block_ms``; fakeredis (the embedded mode) answers
-        COUNT+BLOCK at once, so the loop waits out the rest itself instead of spinning. The
-        in-process store never suspends on a command either, so every pass ends in a sleep,
-        even ``sleep(0)``: otherwise a slow pass on a busy machine starves the event loop.
-        """
-        if seen:
-            return 0.0
-        return max(0.0, min(0.05, self.block_ms / 1000 - elapsed))
-
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Consume until ``stop`` is set or the task is cancelled; survives Redis outages."""
         stop = stop or asyncio.Event()
@@ -386,10 +374,8 @@ class Consumer:
                 while not stop.is_set():
                     if cancel_requested():
                         raise asyncio.CancelledError
-                    started = time.monotonic()
-                    seen = await self.run_once()
+                    await self.run_once()  # waits up to block_ms in XREADGROUP when idle
                     backoff = 0.1
-                    await asyncio.sleep(self._pause_after(seen, time.monotonic() - started))
             except asyncio.CancelledError:
                 raise
             except (RedisConnectionError, RedisTimeoutError, OSError):

@@ -9,7 +9,7 @@ A new tab registers here before it reads where its user's stream ends, and repla
 from the stream; what the inbox brings meanwhile waits in the tab and is offered after the
 replay. An entry reaches a tab only if its id is above the last id that tab has seen, so every
 entry arrives once and in order; a copy that overtook another one (two pushers at once) makes
-the hub read the gap from the user's stream.
+the fan-out read the gap from the user's stream.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 StreamId = tuple[int, int]
 ZERO: StreamId = (0, 0)
 Fields = dict[str, Any]
-# How often a hub pushes back the expiry of its inbox, and that expiry.
+# How often a fan-out pushes back the expiry of its inbox, and that expiry.
 INBOX_TTL_SECONDS = 3600
 INBOX_REFRESH_SECONDS = 300.0
 
@@ -50,21 +50,21 @@ def format_id(value: StreamId) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class SseEvent:
     id: str
     event: str
     data: str
 
 
-class Subscription:
-    """One open SSE stream: a queue of entries, closed by the hub, an overflow or shutdown."""
+class Tab:
+    """One open SSE stream: a queue of entries, closed by the fan-out, an overflow or shutdown."""
 
     def __init__(self, user_id: int, last: StreamId, *, max_queued: int) -> None:
         self.user_id = user_id
         self.last = last
         self.closed = False
         self._max = max_queued
-        self._queue: asyncio.Queue[Entry | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[SseEvent | None] = asyncio.Queue()
         # While the tab replays, what the inbox brings waits here.
         self._early: list[tuple[StreamId, str, Fields]] | None = []
 
@@ -87,7 +87,7 @@ class Subscription:
             self.close()
             return True
         event = str(fields.get(EVENT_FIELD, "message"))
-        self._queue.put_nowait(Entry(entry_id, event, str(fields.get(DATA_FIELD, "{}"))))
+        self._queue.put_nowait(SseEvent(entry_id, event, str(fields.get(DATA_FIELD, "{}"))))
         return True
 
     def go_live(self, replay: list[tuple[str, Fields]]) -> bool:
@@ -107,12 +107,12 @@ class Subscription:
             self.closed = True
             self._queue.put_nowait(None)
 
-    async def next(self) -> Entry | None:
+    async def next(self) -> SseEvent | None:
         """The next entry, or None once closed."""
         return await self._queue.get()
 
 
-class Hub:
+class Fanout:
     """Reads this instance's inbox and hands each entry to its user's tabs here."""
 
     def __init__(
@@ -131,7 +131,7 @@ class Hub:
         self.block_ms = block_ms
         self.max_queued = max_queued
         self.replay_batch = replay_batch
-        self._subs: dict[int, set[Subscription]] = {}
+        self._subs: dict[int, set[Tab]] = {}
         self._cursor: str | None = None
         self._expiry_due = 0.0
         self._closing = False
@@ -140,8 +140,8 @@ class Hub:
     def connected(self) -> int:
         return sum(len(subs) for subs in self._subs.values())
 
-    async def subscribe(self, user_id: int, last_event_id: str | None) -> Subscription:
-        """A subscription that starts after ``last_event_id``, or after the newest entry.
+    async def subscribe(self, user_id: int, last_event_id: str | None) -> Tab:
+        """A tab that starts after ``last_event_id``, or after the newest entry.
 
         The caller has registered the user's slot on this instance first (``StreamSlots``),
         so that pushes from then on are copied to this inbox.
@@ -149,7 +149,7 @@ class Hub:
         if self._cursor is None:
             # Where the inbox stands before the first tab: a push from then on reaches it.
             self._cursor = await self._start_cursor()
-        sub = Subscription(user_id, ZERO, max_queued=self.max_queued)
+        sub = Tab(user_id, ZERO, max_queued=self.max_queued)
         self._subs.setdefault(user_id, set()).add(sub)
         try:
             key = self.key_of(user_id)
@@ -175,7 +175,7 @@ class Hub:
             raise
         return sub
 
-    def unsubscribe(self, sub: Subscription) -> None:
+    def unsubscribe(self, sub: Tab) -> None:
         sub.close()
         subs = self._subs.get(sub.user_id)
         if subs is None:
@@ -191,7 +191,7 @@ class Hub:
             for sub in list(subs):
                 sub.close()
 
-    async def _fill(self, sub: Subscription) -> None:
+    async def _fill(self, sub: Tab) -> None:
         """Deliver, from the user's stream, every entry after the tab's last one."""
         start = sub.last
         while True:
@@ -206,7 +206,7 @@ class Hub:
             if len(entries) < self.replay_batch:
                 return
 
-    async def _fill_gaps(self, gaps: set[Subscription]) -> None:
+    async def _fill_gaps(self, gaps: set[Tab]) -> None:
         for sub in gaps:
             try:
                 await self._fill(sub)
@@ -221,7 +221,7 @@ class Hub:
         newest: Any = await self.redis.xrevrange(self.inbox_key, "+", "-", count=1)
         return str(newest[0][0]) if newest else "0-0"
 
-    def _dispatch(self, entry_id: str, fields: Fields, gaps: set[Subscription]) -> None:
+    def _dispatch(self, entry_id: str, fields: Fields, gaps: set[Tab]) -> None:
         try:
             user_id = int(fields.get(USER_FIELD, ""))
         except ValueError:
@@ -248,7 +248,7 @@ class Hub:
             {self.inbox_key: self._cursor}, count=500, block=self.block_ms
         )
         seen = 0
-        gaps: set[Subscription] = set()
+        gaps: set[Tab] = set()
         for _key, entries in reply or []:
             for entry_id, fields in entries:
                 seen += 1
@@ -263,9 +263,8 @@ class Hub:
         """Read until cancelled; survives Redis outages."""
         backoff = 0.1
         while not self._closing:
-            started = time.monotonic()
             try:
-                seen = await self.read_once()
+                await self.read_once()
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
@@ -273,7 +272,3 @@ class Hub:
                 log.warning("delivery read failed, retrying", exc_info=True)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-                continue
-            # Guard against a store that answers an empty blocking read at once.
-            if not seen and time.monotonic() - started < self.block_ms / 4000:
-                await asyncio.sleep(0.05)
