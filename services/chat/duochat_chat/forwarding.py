@@ -187,20 +187,16 @@ class Router:
 
     # -- the inbox -----------------------------------------------------------------------------
 
-    async def run_inbox(self, *, count: int | None = 1000, block_ms: int = 1000) -> None:
+    async def run_inbox(self, *, count: int = 1000, block_ms: int = 1000) -> None:
         """Read this instance's inbox: drafts to write (or pass on), and watch notes."""
         stream = self.inbox_key(self.instance)
         last = "0-0"
         backoff = 0.05
         while not cancel_requested():
             try:
-                started = time.monotonic()
                 reply: Any = await self.redis.xread({stream: last}, count=count, block=block_ms)
                 backoff = 0.05
                 if not reply:
-                    # An in-process store may answer an empty read at once instead of blocking.
-                    if time.monotonic() - started < block_ms / 4000:
-                        await asyncio.sleep(0.02)
                     continue
                 for _stream, entries in reply:
                     for entry_id, fields in entries:

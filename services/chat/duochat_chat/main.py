@@ -33,12 +33,9 @@ def create_app(
     database: Database | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
-    """The chat app; ``verifier`` replaces the JWKS-backed one (tests without auth), and
-    ``tracer_provider`` the configured trace export. ``database`` is part of every service's
-    signature, but chat's runtime opens its own two (the readers' and the writer's), so a
-    given one is refused rather than ignored."""
-    if database is not None:
-        raise TypeError("chat opens its own databases (runtime.build_runtime); pass none")
+    """The chat app; ``verifier`` replaces the JWKS-backed one (tests without auth),
+    ``database`` the readers' database (the writer opens an engine of its own on the same
+    URL), and ``tracer_provider`` the configured trace export."""
     settings = settings or Settings()
     telemetry = Telemetry.of("chat", settings, tracer_provider=tracer_provider)
     telemetry.export_to_cloudwatch(*CLOUDWATCH)
@@ -51,6 +48,7 @@ def create_app(
         runtime = build_runtime(
             settings.model_copy(update={"instance_id": settings.instance_name()}),
             verifier or verifier_for(settings),
+            database=database,
             metrics=chat_metrics,
             bus_metrics=bus_metrics,
             tracer_provider=telemetry.tracer_provider,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 
 from duochat_chat.messages import ENTER, STATUS, SYSTEM
 from duochat_common.room_status import WRITABLE, RoomStatus
@@ -28,8 +29,14 @@ class Rejected(Exception):
     """A message the room refuses; the text is safe to show the sender."""
 
 
-class Skip(Exception):
-    """Nothing to store (a status already reached): the draft settles with no message."""
+class Nothing(Enum):
+    """What ``refusal`` answers for a draft with nothing to store (a status already reached):
+    a value, not an error; the draft settles with no message."""
+
+    TO_STORE = "nothing to store"
+
+
+NOTHING_TO_STORE = Nothing.TO_STORE
 
 
 def is_room_id(value: str) -> bool:
@@ -80,14 +87,14 @@ class OwnedRoom:
 
     def refusal(
         self, kind: str, sender_id: int | None, new_status: str | None, *, status: str
-    ) -> Exception | None:
+    ) -> Rejected | Nothing | None:
         """Why a message of ``kind`` from ``sender_id`` is not stored when the room is at
         ``status`` (an earlier message of the same batch may have moved it), or None."""
         if kind in (SYSTEM, STATUS):
             if kind == STATUS and new_status is None:
-                return Skip()
+                return NOTHING_TO_STORE
             if new_status is not None and not moves_forward(status, new_status):
-                return Skip()
+                return NOTHING_TO_STORE
             return None
         if sender_id not in (self.writer_id, self.applicant_id):
             return Rejected("you are not a member of this room")

@@ -16,10 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import re
-import socket
-import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -48,8 +44,8 @@ from duochat_common.db import Database
 from duochat_common.events import Consumer
 from duochat_common.events.metrics import BusMetrics
 from duochat_common.events.schemas import BOARDS_STREAM, CHAT_STREAM
-from duochat_common.redis_store import create_redis
-from duochat_common.tokens import TokenVerifier, http_jwks_fetcher
+from duochat_common.resources import open_redis
+from duochat_common.tokens import TokenVerifier, verifier_for
 from duochat_common.tracing import instrument, tracer_of
 
 if TYPE_CHECKING:
@@ -83,6 +79,7 @@ class Runtime:
     consumer: Consumer
     metrics: ChatMetrics
     tracer: Tracer | None = None  # None: tracing is off
+    owns_db: bool = True  # False: the app was given its database, whose owner disposes of it
     sessions: set[Session] = field(default_factory=set)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     draining: bool = False
@@ -120,63 +117,83 @@ class Runtime:
         await self.redis.aclose()
         if self.writer.db is not self.db:
             await self.writer.db.dispose()
-        await self.db.dispose()
-
-
-def instance_name(settings: Settings) -> str:
-    raw = settings.instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", raw)[:100]
+        if self.owns_db:
+            await self.db.dispose()
 
 
 def build_runtime(
     settings: Settings,
     verifier: TokenVerifier | None = None,
     *,
+    database: Database | None = None,
     metrics: ChatMetrics | None = None,
     bus_metrics: BusMetrics | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> Runtime:
+    """One chat instance, named by ``settings.instance_name()`` (set ``instance_id`` to keep a
+    name). ``database`` is the readers' database when given (its owner disposes of it); the
+    writer always has an engine of its own (``mysql_batch.writer_database``)."""
     metrics = metrics or ChatMetrics()
     tracer = tracer_of(tracer_provider, "chat")
-    instance = instance_name(settings)
-    key = settings.key
-    db = Database(settings.database_url, pool_size=10, max_overflow=20)
-    redis = create_redis(
-        settings.redis_url,
-        max_connections=settings.redis_max_connections,
-        cluster=settings.redis_cluster,
-    )
-    verifier = verifier or TokenVerifier(
-        http_jwks_fetcher(settings.auth_jwks_url),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        cache_seconds=settings.jwks_cache_seconds,
-    )
+    instance = settings.instance_name()
+    db = database or Database(settings.database_url, pool_size=10, max_overflow=20)
+    redis = open_redis(settings)
+    presence = Presence(redis, key=settings.key, instance=instance, ttl_s=settings.presence_ttl_s)
+    parts = _messaging(settings, db, redis, instance, presence, metrics)
     http = instrument(httpx.AsyncClient(timeout=settings.boards_timeout_s), tracer_provider)
-    presence = Presence(redis, key=key, instance=instance, ttl_s=settings.presence_ttl_s)
-    history = History(db)
-    hub = Hub(history, on_presence_change=presence.invalidate)
-    ring = Ring(
+    membership = Membership(db, http=http, boards_url=settings.boards_url)
+    consumer = Consumer(
         redis,
-        key=key("chat:instances"),
-        instance=instance,
-        interval_s=settings.ring_interval_s,
-        ttl_s=settings.ring_ttl_s,
+        stream=settings.key(BOARDS_STREAM),
+        group="chat",
+        consumer=instance,
+        handler=BoardDecisions(membership, router=parts["router"]).handle_event,
+        metrics=bus_metrics,
+        tracer=tracer,
     )
-    ring.nodes_of = presence.nodes_of
-    # Two queues: what a conversation waits for (forwards, deliveries, acks) never queues
-    # behind the events that notify reads.
-    outbound = Outbound(redis)
-    events_out = Outbound(redis)
-    router = Router(
+    runtime = Runtime(
+        settings=settings,
         instance=instance,
-        ring=ring,
+        db=db,
+        owns_db=database is None,
         redis=redis,
-        outbound=outbound,
+        verifier=verifier or verifier_for(settings),
+        http=http,
         presence=presence,
-        inbox_key=lambda node: key(f"chat:inbox:{node}"),
-        resend_s=settings.forward_resend_s,
+        membership=membership,
+        limits=settings.stomp_limits(),
+        user_limits=UserLimits(
+            redis,
+            key=settings.key,
+            instance=instance,
+            is_live=parts["ring"].is_live,
+            max_sockets=settings.max_sockets_per_user,
+            sends_per_second=settings.sends_per_second,
+            send_burst=settings.send_burst,
+        ),
+        consumer=consumer,
+        typing=Throttle(),
+        metrics=metrics,
+        tracer=tracer,
+        **parts,
     )
+    metrics.watch(runtime)
+    return runtime
+
+
+def _messaging(
+    settings: Settings,
+    db: Database,
+    redis: aioredis.Redis,
+    instance: str,
+    presence: Presence,
+    metrics: ChatMetrics,
+) -> dict[str, Any]:
+    """The path of a message: owners, forwarding, the writer, delivery and the events'
+    outbox, wired to each other (the ``Runtime`` fields of the same names)."""
+    ring, outbound, router = _routing(settings, redis, instance, presence)
+    events_out = Outbound(redis)  # its own queue: see ``_routing``
+    key = settings.key
     relay = OutboxRelay(
         db,
         events_out,
@@ -184,6 +201,8 @@ def build_runtime(
         stale_s=settings.outbox_stale_s,
         sweep_s=settings.outbox_sweep_s,
     )
+    history = History(db)
+    hub = Hub(history, on_presence_change=presence.invalidate)
     delivery = Delivery(
         instance=instance,
         hub=hub,
@@ -194,7 +213,7 @@ def build_runtime(
         deliver_key=lambda node: key(f"chat:deliver:{node}"),
         metrics=metrics,
     )
-    writer = MessageWriter(
+    router.writer = MessageWriter(
         writer_database(db),
         reads=db,
         presence=presence,
@@ -206,52 +225,45 @@ def build_runtime(
         relayed=relay,
         metrics=metrics,
     )
-    router.writer = writer
-    membership = Membership(db, http=http, boards_url=settings.boards_url)
-    consumer = Consumer(
+    return {
+        "ring": ring,
+        "outbound": outbound,
+        "events_out": events_out,
+        "router": router,
+        "relay": relay,
+        "history": history,
+        "hub": hub,
+        "delivery": delivery,
+        "writer": router.writer,
+    }
+
+
+def _routing(
+    settings: Settings, redis: aioredis.Redis, instance: str, presence: Presence
+) -> tuple[Ring, Outbound, Router]:
+    """Which instance owns each room, and the router that gets drafts to it."""
+    key = settings.key
+    ring = Ring(
         redis,
-        stream=key(BOARDS_STREAM),
-        group="chat",
-        consumer=instance,
-        handler=BoardDecisions(membership, router=router).handle_event,
-        metrics=bus_metrics,
-        tracer=tracer,
-    )
-    runtime = Runtime(
-        settings=settings,
+        key=key("chat:instances"),
         instance=instance,
-        db=db,
-        redis=redis,
-        verifier=verifier,
-        http=http,
-        presence=presence,
-        hub=hub,
-        history=history,
-        ring=ring,
-        outbound=outbound,
-        events_out=events_out,
-        router=router,
-        writer=writer,
-        delivery=delivery,
-        relay=relay,
-        membership=membership,
-        limits=settings.stomp_limits(),
-        user_limits=UserLimits(
-            redis,
-            key=key,
-            instance=instance,
-            is_live=ring.is_live,
-            max_sockets=settings.max_sockets_per_user,
-            sends_per_second=settings.sends_per_second,
-            send_burst=settings.send_burst,
-        ),
-        consumer=consumer,
-        typing=Throttle(),
-        metrics=metrics,
-        tracer=tracer,
+        interval_s=settings.ring_interval_s,
+        ttl_s=settings.ring_ttl_s,
     )
-    metrics.watch(runtime)
-    return runtime
+    ring.nodes_of = presence.nodes_of
+    # Two queues: what a conversation waits for (forwards, deliveries, acks) never queues
+    # behind the events that notify reads.
+    outbound = Outbound(redis)
+    router = Router(
+        instance=instance,
+        ring=ring,
+        redis=redis,
+        outbound=outbound,
+        presence=presence,
+        inbox_key=lambda node: key(f"chat:inbox:{node}"),
+        resend_s=settings.forward_resend_s,
+    )
+    return ring, outbound, router
 
 
 async def start(runtime: Runtime, *more: Coroutine[Any, Any, None]) -> None:

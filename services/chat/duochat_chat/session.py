@@ -290,32 +290,7 @@ class Session:
                 f"unknown destination {event.destination[:100]!r}: send to {SEND_DESTINATION}"
                 f" or {TYPING_DESTINATION}"
             )
-        try:
-            data = json.loads(event.body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            # RecursionError: JSON nested thousands deep (the frame limit allows 16 KiB of it).
-            raise Refused('the body must be JSON: {"type","roomId","message"}') from None
-        if not isinstance(data, dict):
-            raise Refused('the body must be a JSON object: {"type","roomId","message"}')
-        room_id, kind, text = data.get("roomId"), data.get("type", TALK), data.get("message", "")
-        if not isinstance(room_id, str) or not is_room_id(room_id):
-            raise Refused("roomId must be a room id (1-64 letters, digits, '_' or '-')")
-        if kind not in (TALK, ENTER, QUIT):
-            raise Refused("type must be TALK, ENTER or QUIT")
-        if not isinstance(text, str):
-            raise Refused("message must be a string")
-        limit = self.rt.settings.max_message_chars
-        if len(text) > limit:
-            raise Refused(f"message too long: at most {limit} characters")
-        try:
-            text.encode()
-        except UnicodeEncodeError:
-            raise Refused("message is not valid Unicode text") from None
-        key = data.get("clientMessageId")
-        if key is None:
-            key = f"{SERVER_KEY}{_KEY_PREFIX}{next(_key_numbers)}"
-        elif not isinstance(key, str) or not CLIENT_KEY.fullmatch(key):
-            raise Refused("clientMessageId must be 1-64 letters, digits, '.', '_', ':' or '-'")
+        room_id, kind, text, key = parse_send(event.body, self.rt.settings.max_message_chars)
         rt = self.rt
         info = await rt.membership.room_for(room_id, user, self.token)
         if kind != TALK:
@@ -401,3 +376,35 @@ def token_expiry(token: str) -> float:
         return float(claims.get("exp") or 0)
     except (jwt.PyJWTError, TypeError, ValueError):
         return 0.0
+
+
+def parse_send(body: bytes | str, max_chars: int) -> tuple[str, str, str, str]:
+    """A SEND body to the room's message as ``(roomId, type, message, key)``; a body that
+    breaks a rule is refused with the rule. ``key`` is the ``clientMessageId``, or one the
+    server makes."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: JSON nested thousands deep (the frame limit allows 16 KiB of it).
+        raise Refused('the body must be JSON: {"type","roomId","message"}') from None
+    if not isinstance(data, dict):
+        raise Refused('the body must be a JSON object: {"type","roomId","message"}')
+    room_id, kind, text = data.get("roomId"), data.get("type", TALK), data.get("message", "")
+    if not isinstance(room_id, str) or not is_room_id(room_id):
+        raise Refused("roomId must be a room id (1-64 letters, digits, '_' or '-')")
+    if kind not in (TALK, ENTER, QUIT):
+        raise Refused("type must be TALK, ENTER or QUIT")
+    if not isinstance(text, str):
+        raise Refused("message must be a string")
+    if len(text) > max_chars:
+        raise Refused(f"message too long: at most {max_chars} characters")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise Refused("message is not valid Unicode text") from None
+    key = data.get("clientMessageId")
+    if key is None:
+        key = f"{SERVER_KEY}{_KEY_PREFIX}{next(_key_numbers)}"
+    elif not isinstance(key, str) or not CLIENT_KEY.fullmatch(key):
+        raise Refused("clientMessageId must be 1-64 letters, digits, '.', '_', ':' or '-'")
+    return room_id, kind, text, key

@@ -45,6 +45,7 @@ from duochat_chat.messages import (
     STATUS,
     SYSTEM,
     SYSTEM_SENDER,
+    Body,
     encode_body,
     iso,
     utcnow_ms,
@@ -53,7 +54,7 @@ from duochat_chat.metrics import ChatMetrics
 from duochat_chat.models import Message, OutboxBatch, Room
 from duochat_chat.presence import Here, Presence
 from duochat_chat.ring import Ring
-from duochat_chat.rooms import OwnedRoom, Rejected, Skip
+from duochat_chat.rooms import NOTHING_TO_STORE, OwnedRoom, Rejected
 from duochat_common.db import Database
 from duochat_common.events.bus import cancel_requested
 
@@ -101,8 +102,46 @@ class _Plan:
     refs: dict[str, list[int]] = field(default_factory=dict)  # room -> [first id, last id]
     outbox_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
+    def add(
+        self, d: Draft, message_id: int, sender: str, users: int, body: Body, event: str
+    ) -> None:
+        """One message to store: its row, its outcome, its event, its place in the outbox."""
+        self.rows.append(
+            {
+                "room_id": d.room_id,
+                "id": message_id,
+                "type": d.type,
+                "sender_id": d.sender_id,
+                "sender_name": sender,
+                "message": d.text,
+                "user_count": users,
+                "created_at": self.now,
+                "client_message_id": d.key,
+                "deleted_at": None,
+                "audience_id": d.audience,
+            }
+        )
+        self.outcome.append(Stored(d.room_id, message_id, body))
+        self.events.append(event)
+        ref = self.refs.get(d.room_id)
+        if ref is None:
+            self.refs[d.room_id] = [message_id, message_id]
+        else:
+            ref[1] = message_id
+
 
 Deliver = Callable[[Sequence[Draft], Sequence[Outcome], dict[str, Here], list[str], str], None]
+
+
+def _stored_before(
+    room: OwnedRoom, d: Draft, planned: dict[tuple[str, int | None, str], int]
+) -> int | None:
+    """The id of the draft's key if it was stored before, or earlier in this very batch (a
+    resend that caught up with its first copy): the draft settles with that message's id."""
+    if d.key is None:
+        return None
+    found = room.keys.get((d.sender_id, d.key))
+    return found if found is not None else planned.get((d.room_id, d.sender_id, d.key))
 
 
 class Relayed(Protocol):
@@ -390,17 +429,16 @@ class MessageWriter:
                     raise Rejected(f"room {d.room_id} is unknown")
                 status = statuses.get(d.room_id, room.status)
                 refusal = room.refusal(d.type, d.sender_id, d.new_status, status=status)
+                if refusal is NOTHING_TO_STORE:
+                    plan.outcome.append(None)
+                    continue
                 if refusal is not None:
                     raise refusal
                 if d.type == STATUS and d.new_status is not None:  # no line: only the status
                     statuses[d.room_id] = d.new_status
                     plan.outcome.append(None)
                     continue
-                # A key stored before, or earlier in this very batch (a resend that caught up
-                # with its first copy), settles with that message's id.
-                found = None if d.key is None else room.keys.get((d.sender_id, d.key))
-                if found is None and d.key is not None:
-                    found = planned.get((d.room_id, d.sender_id, d.key))
+                found = _stored_before(room, d, planned)
                 if found is not None:
                     plan.outcome.append(
                         None if d.key == ENTER_KEY else Stored(d.room_id, found, None)
@@ -420,8 +458,8 @@ class MessageWriter:
                     client_message_id=d.key,
                 )
                 event = message_sent_event(d, room, message_id, sender, here, now_iso)
-            except (Rejected, Skip) as exc:
-                plan.outcome.append(None if isinstance(exc, Skip) else exc)
+            except Rejected as exc:
+                plan.outcome.append(exc)
                 continue
             except (UnicodeError, ValueError, TypeError):
                 # Text that cannot be encoded fails alone (SEND checks it first).
@@ -432,28 +470,7 @@ class MessageWriter:
                 planned[(d.room_id, d.sender_id, d.key)] = message_id
             if d.new_status is not None:
                 statuses[d.room_id] = d.new_status
-            plan.rows.append(
-                {
-                    "room_id": d.room_id,
-                    "id": message_id,
-                    "type": d.type,
-                    "sender_id": d.sender_id,
-                    "sender_name": sender,
-                    "message": d.text,
-                    "user_count": len(here.members),
-                    "created_at": plan.now,
-                    "client_message_id": d.key,
-                    "deleted_at": None,
-                    "audience_id": d.audience,
-                }
-            )
-            plan.outcome.append(Stored(d.room_id, message_id, body))
-            plan.events.append(event)
-            ref = plan.refs.get(d.room_id)
-            if ref is None:
-                plan.refs[d.room_id] = [message_id, message_id]
-            else:
-                ref[1] = message_id
+            plan.add(d, message_id, sender, len(here.members), body, event)
         plan.statuses = statuses
         return plan
 

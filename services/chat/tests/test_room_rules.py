@@ -7,12 +7,12 @@ import pytest
 
 from duochat_chat.messages import ENTER, QUIT, SYSTEM, TALK
 from duochat_chat.rooms import (
+    NOTHING_TO_STORE,
     READ_ONLY,
     RECENT_KEYS,
     STATUS_RANK,
     OwnedRoom,
     Rejected,
-    Skip,
     is_read_only,
     is_room_id,
     moves_forward,
@@ -103,8 +103,8 @@ def test_a_system_line_is_posted_only_when_it_moves_the_status() -> None:
     assert room().refusal(SYSTEM, None, "matched", status="open") is None
     assert room().refusal(SYSTEM, None, "closed", status="matched") is None
     # The same event delivered twice, or a decision after a later one: nothing to post.
-    assert isinstance(room().refusal(SYSTEM, None, "matched", status="matched"), Skip)
-    assert isinstance(room().refusal(SYSTEM, None, "rejected", status="closed"), Skip)
+    assert room().refusal(SYSTEM, None, "matched", status="matched") is NOTHING_TO_STORE
+    assert room().refusal(SYSTEM, None, "rejected", status="closed") is NOTHING_TO_STORE
     # A line that changes no status is the server's to post, in any room.
     assert room("closed").refusal(SYSTEM, None, None, status="closed") is None
 
