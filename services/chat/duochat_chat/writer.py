@@ -47,6 +47,7 @@ from duochat_chat.messages import (
     SYSTEM_SENDER,
     encode_body,
     iso,
+    params_column,
     utcnow_ms,
 )
 from duochat_chat.metrics import ChatMetrics
@@ -410,6 +411,8 @@ class MessageWriter:
                     created_at=now_iso,
                     user_count=len(here.members),
                     client_message_id=d.key,
+                    code=d.code,
+                    params=d.params,
                 )
                 event = message_sent_event(d, room, message_id, sender, here, now_iso)
             except (Rejected, Skip) as exc:
@@ -437,6 +440,8 @@ class MessageWriter:
                     "client_message_id": d.key,
                     "deleted_at": None,
                     "audience_id": d.audience,
+                    "code": d.code,
+                    "params": params_column(d.params),
                 }
             )
             plan.outcome.append(Stored(d.room_id, message_id, body))
