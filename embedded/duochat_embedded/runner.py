@@ -30,6 +30,7 @@ def service_settings(name: str, *, data_dir: Path, base_url: str) -> Any:
         redis_url=MEMORY_REDIS,
         auth_jwks_url=f"{base_url}/auth/.well-known/jwks.json",
         boards_url=base_url,
+        chat_url=base_url,
         demo_accounts=name == "auth",
         instance_id="embedded",
     )

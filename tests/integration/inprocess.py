@@ -46,6 +46,7 @@ def _settings(name: str, *, ports: Mapping[str, int], database: str, prefix: str
         redis_prefix=prefix,
         auth_jwks_url=f"http://127.0.0.1:{ports['auth']}/auth/.well-known/jwks.json",
         boards_url=f"http://127.0.0.1:{ports['boards']}",
+        chat_url=f"http://127.0.0.1:{ports['chat']}",
         instance_id=f"{name}-{ports[name]}",
         **extra,
     )

@@ -7,10 +7,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from opentelemetry.trace import TracerProvider
 
 from duochat_boards.config import Settings
+from duochat_boards.evidence import ChatHistory, MessageSource
 from duochat_boards.outbox import Outbox
 from duochat_boards.routes import router
 from duochat_common.app import build_app
@@ -38,11 +40,13 @@ def create_app(
     verifier: TokenVerifier | None = None,
     database: Database | None = None,
     tracer_provider: TracerProvider | None = None,
+    message_source: MessageSource | None = None,
 ) -> FastAPI:
     """The boards app. ``verifier`` and ``database`` replace the ones built from ``settings``
     (tests sign their own tokens and run each test in a transaction they roll back); a given
     database stays open when the app stops, as its owner disposes of it. ``tracer_provider``
-    traces into it instead of the OTLP export the settings ask for."""
+    traces into it instead of the OTLP export the settings ask for. ``message_source``
+    replaces chat's history API (``settings.chat_url``) as where reports copy messages from."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -73,6 +77,8 @@ def create_app(
             window_seconds=settings.report_window_seconds,
         )
         app.state.verifier = verifier or jwks_verifier(settings)
+        http = httpx.AsyncClient(timeout=5.0)
+        app.state.message_source = message_source or ChatHistory(http, settings.chat_url)
         relay = None
         if settings.outbox_relay_seconds > 0:
             relay = asyncio.create_task(
@@ -86,6 +92,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await relay
             await redis.aclose()
+            await http.aclose()
             if database is None:
                 await db.dispose()
 
