@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from .helpers import STRONG_PASSWORD, User, unique
-from .seed import auth, login, send_messages
+from .seed import apply, auth, login, new_user, post_board, send_messages
 
 RAW_VALIDATOR_TEXT = re.compile(
     r"String should|should have at least|must be at least|Field required"
@@ -353,3 +354,60 @@ def test_browser_notifications_when_the_tab_is_hidden(open_user, api, base_url):
     page.wait_for_function("() => window.__notifications.length === 3")
     assert notifications(angry)[2]["body"] == "still on for 6?"
     page.evaluate("window.__setHidden(false)")
+
+
+@pytest.mark.parametrize(
+    ("locale", "title"), [("en-US", "{name} wrote"), ("ko-KR", "{name}님의 메시지")]
+)
+def test_a_muted_room_makes_no_browser_notification_but_still_counts(
+    open_user, api, base_url, locale, title
+):
+    """The tab hidden, a message in a muted room makes no notification (from the bell's
+    stream, or from the room open in that tab) while one in an unmuted room does; the muted
+    room's unread count still goes up. In English and in Korean."""
+    writer_name, writer = new_user(api, "w")
+    reader_name, reader = new_user(api, "r")
+    quiet, loud = (
+        apply(api, reader, post_board(api, writer, unique(t))["id"]) for t in ("Yoga ", "Karaoke ")
+    )
+    user = open_user(reader_name, STRONG_PASSWORD, sign_in=False, locale=locale)
+    user.context.add_init_script(NOTIFICATION_SPY)
+    user.context.grant_permissions(["notifications"], origin=base_url)
+    user.sign_in()
+    page = user.page
+    assert page.evaluate("Notification.permission") == "granted"
+
+    # Muted from the room's menu.
+    user.open_room_from_chats(quiet)
+    user.tid("room-options").click()
+    user.tid("room-mute").click()
+    expect(user.tid("room-muted")).to_be_visible()
+    user.tid("nav-chats").click()
+    expect(user.tid(f"room-item-{quiet}").get_by_test_id("room-item-muted")).to_be_visible()
+
+    # Away from both rooms: the muted one first, then the other. Only the other notifies.
+    page.evaluate("window.__setHidden(true)")
+    send_messages(base_url, writer, quiet, ["yoga at 7?"])
+    send_messages(base_url, writer, loud, ["karaoke tonight?"])
+    page.wait_for_function("() => window.__notifications.length >= 1")
+    expect(user.tid(f"room-item-{loud}").get_by_test_id("room-item-unread")).to_have_text("1")
+    expect(user.tid(f"room-item-{quiet}").get_by_test_id("room-item-unread")).to_have_text("1")
+    assert [(n["title"], n["body"], n["tag"]) for n in notifications(user)] == [
+        (title.format(name=writer_name), "karaoke tonight?", f"duochat-room-{loud}")
+    ]
+    user.axe(f"chats-muted-{locale[:2]}-light-desktop")
+    user.shot(f"85-chats-muted-{locale[:2]}-light-desktop")
+
+    # The muted room open in the hidden tab: still nothing from it; the other one notifies.
+    page.evaluate("window.__setHidden(false)")
+    user.open_room_from_chats(quiet)
+    page.evaluate("window.__setHidden(true)")
+    send_messages(base_url, writer, quiet, ["or at 8?"])
+    expect(page.get_by_test_id("line-text").last).to_have_text("or at 8?")
+    send_messages(base_url, writer, loud, ["room 4"])
+    page.wait_for_function("() => window.__notifications.length >= 2")
+    page.wait_for_timeout(500)  # time for a wrong one to follow
+    assert [n["tag"] for n in notifications(user)] == [f"duochat-room-{loud}"] * 2
+    page.evaluate("window.__setHidden(false)")
+    # Muted, not forgotten: the room's messages are all there, and counted until read.
+    assert api.get("/chat/rooms/unread", headers=auth(reader)).json()[loud] == 2

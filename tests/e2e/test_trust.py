@@ -6,31 +6,10 @@ a desktop, applicants in Korean on a phone."""
 
 from __future__ import annotations
 
-import httpx
 from playwright.sync_api import expect
 
 from .helpers import STRONG_PASSWORD, User, unique
-from .seed import auth, login, send_messages
-
-
-def new_user(api: httpx.Client, prefix: str) -> tuple[str, str]:
-    """Registers someone (blocks must not touch the demo accounts other tests use); returns
-    (name, token)."""
-    name = unique(prefix)
-    api.post("/auth/register", json={"username": name, "password": STRONG_PASSWORD})
-    return name, login(api, name, STRONG_PASSWORD)
-
-
-def post_board(api: httpx.Client, token: str, title: str) -> dict:
-    res = api.post("/boards", json={"title": title}, headers=auth(token))
-    res.raise_for_status()
-    return res.json()
-
-
-def apply(api: httpx.Client, token: str, board_id: int) -> str:
-    res = api.post(f"/boards/{board_id}/apply", headers=auth(token))
-    res.raise_for_status()
-    return res.json()["roomId"]
+from .seed import apply, auth, login, new_user, post_board, send_messages
 
 
 def room_option(user: User, test_id: str) -> None:
