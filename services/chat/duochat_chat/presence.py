@@ -59,6 +59,10 @@ class Presence:
         self.by_room: dict[str, set[int]] = {}  # room -> users with local subscriptions
         self.names: dict[int, str] = {}
         self._cache: dict[str, tuple[float, Here]] = {}
+        # A refresh and a leave must not cross: a refresh that read the local entries before a
+        # leave, and whose ZADD reached Redis after the leave's ZREM, would bring the departed
+        # user back for a whole TTL (no QUIT, and no alarm for what is sent to them meanwhile).
+        self._writing = asyncio.Lock()
 
     def key(self, room_id: str) -> str:
         return self._key(f"chat:presence:{room_id}")
@@ -114,7 +118,8 @@ class Presence:
                 del self.by_room[room_id]
         self.invalidate(room_id)
         try:
-            await self.redis.zrem(self.key(room_id), self._member(user_id))
+            async with self._writing:
+                await self.redis.zrem(self.key(room_id), self._member(user_id))
         except RedisError:
             log.warning("presence leave not recorded (redis unavailable)")
         return user_id not in await self.members(room_id)
@@ -169,6 +174,10 @@ class Presence:
 
     async def refresh(self) -> None:
         """Re-announce every local entry (also restores them after a Redis restart)."""
+        async with self._writing:
+            await self._refresh()
+
+    async def _refresh(self) -> None:
         if not self.local:
             return
         expiry = self._expiry()
