@@ -411,3 +411,63 @@ def test_a_muted_room_makes_no_browser_notification_but_still_counts(
     page.evaluate("window.__setHidden(false)")
     # Muted, not forgotten: the room's messages are all there, and counted until read.
     assert api.get("/chat/rooms/unread", headers=auth(reader)).json()[loud] == 2
+
+
+@pytest.mark.parametrize(
+    ("theme", "locale"), [("light", "ko-KR"), ("dark", "en-US")], ids=["light-ko", "dark-en"]
+)
+def test_every_screen_in_each_theme(open_user, api, base_url, theme, locale):
+    """Every screen once more, in the theme and language the walk above did not give it (it
+    went English-light and Korean-dark): axe with no serious or critical violation, and a
+    screenshot of each under artifacts/screenshots/ named by language and theme."""
+    dark = theme == "dark"
+    lang = locale[:2]
+    writer_name, writer = new_user(api, "w")
+    name, token = new_user(api, "v")
+    board = post_board(api, writer, unique("Morning run "))
+    room = apply(api, token, board["id"])
+    send_messages(base_url, writer, room, ["6am at the river?"])
+    mine = post_board(api, token, unique("Study group "))
+    apply(api, writer, mine["id"])
+    user = open_user(name, STRONG_PASSWORD, sign_in=False, dark=dark, locale=locale)
+
+    def screen(number: int, what: str, include: str | None = None) -> None:
+        user.axe(f"{what}-{lang}-{theme}-desktop", include=include)
+        user.shot(f"9{number}-{what}-{lang}-{theme}-desktop")
+
+    user.page.goto("/")
+    expect(user.tid("login-view")).to_be_visible()
+    expect(user.page.locator("html")).to_have_attribute("data-bs-theme", theme)
+    expect(user.page.locator("html")).to_have_attribute("lang", lang)
+    screen(0, "landing")
+    user.sign_in()
+    screen(1, "boards")
+    user.page.goto(f"/board/{mine['id']}")
+    expect(user.tid(f"applicant-{writer_name}")).to_be_visible()
+    screen(2, "board")
+    user.tid(f"applicant-{writer_name}").get_by_test_id("applicant-match").click()
+    expect(user.tid("match-confirm")).to_be_visible()
+    screen(3, "match-confirm")
+    user.page.keyboard.press("Escape")
+    user.tid("nav-chats").click()
+    expect(user.tid(f"room-item-{room}")).to_be_visible()
+    screen(4, "chats")
+    user.tid("bell-button").click()
+    expect(user.tid("bell-menu")).to_be_visible()
+    screen(5, "bell", include="[data-testid=bell-menu]")
+    user.page.keyboard.press("Escape")
+    user.open_room_from_chats(room)
+    expect(user.page.get_by_test_id("line-text").last).to_have_text("6am at the river?")
+    screen(6, "room")
+    theirs = user.page.locator('[data-testid="line-talk"][data-mine="false"]').last
+    theirs.locator(".bubble").click()
+    user.tid("line-report").click()
+    expect(user.tid("report-dialog")).to_be_visible()
+    screen(7, "report-dialog")
+    user.page.keyboard.press("Escape")
+    user.tid("account-button").click()
+    expect(user.tid("account-menu")).to_be_visible()
+    screen(8, "account-menu", include="#account-menu")
+    user.tid("account-blocked").click()
+    expect(user.tid("blocked-empty")).to_be_visible()
+    screen(9, "blocked")

@@ -275,3 +275,58 @@ def test_the_servers_lines_speak_each_readers_language(open_user, api):
     expect(c.tid("line-system")).to_have_text(
         f'{writer_name} closed the board "{closing}". This chat is now read-only.'
     )
+
+
+def test_block_from_a_room_and_a_board_then_unblock_in_english(open_user, api):
+    """The English side of blocking (the Korean one is above), on a dark desktop: from a room's
+    menu, from a board's, and undone from the blocked users list; the blocked user is not told."""
+    writer_name, writer = new_user(api, "w")
+    pest_name, pest = new_user(api, "p")
+    room = apply(api, pest, post_board(api, writer, unique("Book club "))["id"])
+    w = open_user(writer_name, STRONG_PASSWORD, dark=True)
+    p = open_user(pest_name, STRONG_PASSWORD, phone=True)
+
+    w.open_room_from_chats(room)
+    room_option(w, "room-block")
+    expect(w.tid("room-ask-question")).to_have_text(f"Block {pest_name}?")
+    expect(w.tid("room-ask-yes")).to_be_focused()
+    w.axe("room-block-confirm-en-dark-desktop")
+    w.shot("86-room-block-confirm-en-dark-desktop")
+    w.tid("room-ask-yes").click()
+    expect(w.tid("room-readonly")).to_have_text(f"You blocked {pest_name}. This chat is read-only.")
+    expect(w.tid("message-input")).to_be_disabled()
+    expect(w.tid("status-blocked")).to_be_visible()
+    # Silent: the blocked user's room just reads closed, with no line.
+    p.tid("nav-chats").click()
+    p.tid(f"room-item-{room}").click()
+    p.wait_room_readonly()
+    expect(p.tid("room-readonly")).to_have_text("This chat is closed.")
+    expect(p.tid("line-system")).to_have_count(0)
+
+    # From a board's menu: another writer's boards leave the list.
+    other_name, other = new_user(api, "o")
+    title = unique("Cheap tickets ")
+    post_board(api, other, title)
+    card = w.search_board(title)
+    card.get_by_test_id("board-options").click()
+    card.get_by_test_id("board-block").click()
+    expect(card.get_by_test_id("board-block-yes")).to_be_focused()
+    card.get_by_test_id("board-block-yes").click()
+    expect(w.board_card(title)).to_have_count(0)
+
+    # Both listed in the account menu's list; unblocking one leaves the other.
+    w.tid("account-button").click()
+    w.tid("account-blocked").click()
+    expect(w.tid("blocked-view")).to_be_visible()
+    expect(w.tid(f"blocked-{pest_name}")).to_be_visible()
+    expect(w.tid(f"blocked-{other_name}")).to_be_visible()
+    w.axe("blocked-en-dark-desktop")
+    w.shot("87-blocked-list-en-dark-desktop")
+    w.tid(f"blocked-{pest_name}").get_by_role("button", name=f"Unblock {pest_name}").click()
+    expect(w.tid("blocked-notice")).to_have_text(
+        f"{pest_name} is unblocked. Chats that ended stay read-only."
+    )
+    expect(w.tid(f"blocked-{pest_name}")).to_have_count(0)
+    expect(w.tid(f"blocked-{other_name}")).to_be_visible()
+    blocks = api.get("/boards/blocks", headers=auth(writer)).json()["items"]
+    assert [b["user"]["username"] for b in blocks] == [other_name]
