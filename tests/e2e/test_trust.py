@@ -17,6 +17,15 @@ def room_option(user: User, test_id: str) -> None:
     user.tid(test_id).click()
 
 
+def block_from_board(user: User, title: str) -> None:
+    """Blocks the writer of the board ``title`` from its card's menu (the confirm has focus)."""
+    card = user.search_board(title)
+    card.get_by_test_id("board-options").click()
+    card.get_by_test_id("board-block").click()
+    expect(card.get_by_test_id("board-block-yes")).to_be_focused()
+    card.get_by_test_id("board-block-yes").click()
+
+
 def test_mute_leave_withdraw_and_the_ended_filter(open_user, api, base_url):
     happy = open_user("happydaddy", "1234")
     angry = open_user("angrydaddy", "1234", phone=True, locale="ko-KR")
@@ -154,11 +163,7 @@ def test_report_block_and_unblock(open_user, api, base_url):
     # Blocking from a board: the writer's boards leave the list.
     title = unique("Badminton ")
     post_board(api, writer, title)
-    card = a.search_board(title)
-    card.get_by_test_id("board-options").click()
-    card.get_by_test_id("board-block").click()
-    expect(card.get_by_test_id("board-block-yes")).to_be_focused()
-    card.get_by_test_id("board-block-yes").click()
+    block_from_board(a, title)
     expect(a.tid("boards-notice")).to_contain_text(f"{writer_name}님을 차단했어요")
     expect(a.board_card(title)).to_have_count(0)
     blocks = api.get("/boards/blocks", headers=auth(applicant)).json()["items"]
@@ -307,11 +312,7 @@ def test_block_from_a_room_and_a_board_then_unblock_in_english(open_user, api):
     other_name, other = new_user(api, "o")
     title = unique("Cheap tickets ")
     post_board(api, other, title)
-    card = w.search_board(title)
-    card.get_by_test_id("board-options").click()
-    card.get_by_test_id("board-block").click()
-    expect(card.get_by_test_id("board-block-yes")).to_be_focused()
-    card.get_by_test_id("board-block-yes").click()
+    block_from_board(w, title)
     expect(w.board_card(title)).to_have_count(0)
 
     # Both listed in the account menu's list; unblocking one leaves the other.
