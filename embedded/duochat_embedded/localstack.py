@@ -99,6 +99,7 @@ def service_env(
         DUOCHAT_REDIS_PREFIX=redis_prefix,
         DUOCHAT_AUTH_JWKS_URL=f"http://127.0.0.1:{ports['auth']}/auth/.well-known/jwks.json",
         DUOCHAT_BOARDS_URL=f"http://127.0.0.1:{ports['boards']}",
+        DUOCHAT_CHAT_URL=f"http://127.0.0.1:{ports['chat']}",
         DUOCHAT_INSTANCE_ID=f"{name}-{ports[name]}",
         PYTHONUNBUFFERED="1",
     )

@@ -3,18 +3,29 @@ the benchmarks that need the whole product on a free port with a throwaway data 
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from duochat_embedded.localstack import free_port, wait_ready
 
 
 class EmbeddedProcess:
-    def __init__(self, *, data_dir: Path, log: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        log: Path,
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``env``: variables set for the server on top of this process's own."""
         self.data_dir = data_dir
         self.log = log
+        self.env = {**os.environ, **(env or {})}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -35,6 +46,7 @@ class EmbeddedProcess:
             ],
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
+            env=self.env,
         )
         try:
             wait_ready(f"{self.url}/readyz", self.proc, timeout=timeout)

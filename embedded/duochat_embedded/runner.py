@@ -28,6 +28,7 @@ def service_settings(spec: ServiceSpec, *, data_dir: Path, base_url: str) -> Ser
         redis_url=MEMORY_REDIS,
         auth_jwks_url=f"{base_url}/auth/.well-known/jwks.json",
         boards_url=base_url,
+        chat_url=base_url,
         demo_accounts=spec.name == "auth",
         instance_id="embedded",
     )

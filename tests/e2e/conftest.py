@@ -69,7 +69,13 @@ def base_url(server_data: Path) -> Iterator[str]:
             "`npm ci --prefix web && npm run build --prefix web`"
         )
     ARTIFACTS.mkdir(exist_ok=True)
-    server = EmbeddedProcess(data_dir=server_data, log=ARTIFACTS / "e2e-server.log")
+    server = EmbeddedProcess(
+        data_dir=server_data,
+        log=ARTIFACTS / "e2e-server.log",
+        # Every browser test signs people up from this one address; auth's own tests cover
+        # the per-address limit.
+        env={"DUOCHAT_REGISTER_MAX_PER_ADDRESS": "1000"},
+    )
     try:
         server.start()
     except RuntimeError as exc:

@@ -9,6 +9,8 @@ import httpx
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
+from .helpers import STRONG_PASSWORD, unique
+
 
 def login(api: httpx.Client, username: str, password: str) -> str:
     res = api.post("/auth/login", json={"username": username, "password": password})
@@ -56,3 +58,23 @@ def send_messages(base_url: str, token: str, room_id: str, texts: list[str]) -> 
                 if command == "RECEIPT" and headers.get("receipt-id") == receipt:
                     break
         ws.send(frame("DISCONNECT", {}))
+
+
+def new_user(api: httpx.Client, prefix: str) -> tuple[str, str]:
+    """Registers someone (blocks must not touch the demo accounts other tests use); returns
+    (name, token)."""
+    name = unique(prefix)
+    api.post("/auth/register", json={"username": name, "password": STRONG_PASSWORD})
+    return name, login(api, name, STRONG_PASSWORD)
+
+
+def post_board(api: httpx.Client, token: str, title: str) -> dict:
+    res = api.post("/boards", json={"title": title}, headers=auth(token))
+    res.raise_for_status()
+    return res.json()
+
+
+def apply(api: httpx.Client, token: str, board_id: int) -> str:
+    res = api.post(f"/boards/{board_id}/apply", headers=auth(token))
+    res.raise_for_status()
+    return res.json()["roomId"]

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from .helpers import STRONG_PASSWORD, User, unique
-from .seed import auth, login, send_messages
+from .seed import apply, auth, login, new_user, post_board, send_messages
 
 RAW_VALIDATOR_TEXT = re.compile(
     r"String should|should have at least|must be at least|Field required"
@@ -353,3 +354,120 @@ def test_browser_notifications_when_the_tab_is_hidden(open_user, api, base_url):
     page.wait_for_function("() => window.__notifications.length === 3")
     assert notifications(angry)[2]["body"] == "still on for 6?"
     page.evaluate("window.__setHidden(false)")
+
+
+@pytest.mark.parametrize(
+    ("locale", "title"), [("en-US", "{name} wrote"), ("ko-KR", "{name}님의 메시지")]
+)
+def test_a_muted_room_makes_no_browser_notification_but_still_counts(
+    open_user, api, base_url, locale, title
+):
+    """The tab hidden, a message in a muted room makes no notification (from the bell's
+    stream, or from the room open in that tab) while one in an unmuted room does; the muted
+    room's unread count still goes up. In English and in Korean."""
+    writer_name, writer = new_user(api, "w")
+    reader_name, reader = new_user(api, "r")
+    quiet, loud = (
+        apply(api, reader, post_board(api, writer, unique(t))["id"]) for t in ("Yoga ", "Karaoke ")
+    )
+    user = open_user(reader_name, STRONG_PASSWORD, sign_in=False, locale=locale)
+    user.context.add_init_script(NOTIFICATION_SPY)
+    user.context.grant_permissions(["notifications"], origin=base_url)
+    user.sign_in()
+    page = user.page
+    assert page.evaluate("Notification.permission") == "granted"
+
+    # Muted from the room's menu.
+    user.open_room_from_chats(quiet)
+    user.tid("room-options").click()
+    user.tid("room-mute").click()
+    expect(user.tid("room-muted")).to_be_visible()
+    user.tid("nav-chats").click()
+    expect(user.tid(f"room-item-{quiet}").get_by_test_id("room-item-muted")).to_be_visible()
+
+    # Away from both rooms: the muted one first, then the other. Only the other notifies.
+    page.evaluate("window.__setHidden(true)")
+    send_messages(base_url, writer, quiet, ["yoga at 7?"])
+    send_messages(base_url, writer, loud, ["karaoke tonight?"])
+    page.wait_for_function("() => window.__notifications.length >= 1")
+    expect(user.tid(f"room-item-{loud}").get_by_test_id("room-item-unread")).to_have_text("1")
+    expect(user.tid(f"room-item-{quiet}").get_by_test_id("room-item-unread")).to_have_text("1")
+    assert [(n["title"], n["body"], n["tag"]) for n in notifications(user)] == [
+        (title.format(name=writer_name), "karaoke tonight?", f"duochat-room-{loud}")
+    ]
+    user.axe(f"chats-muted-{locale[:2]}-light-desktop")
+    user.shot(f"85-chats-muted-{locale[:2]}-light-desktop")
+
+    # The muted room open in the hidden tab: still nothing from it; the other one notifies.
+    page.evaluate("window.__setHidden(false)")
+    user.open_room_from_chats(quiet)
+    page.evaluate("window.__setHidden(true)")
+    send_messages(base_url, writer, quiet, ["or at 8?"])
+    expect(page.get_by_test_id("line-text").last).to_have_text("or at 8?")
+    send_messages(base_url, writer, loud, ["room 4"])
+    page.wait_for_function("() => window.__notifications.length >= 2")
+    page.wait_for_timeout(500)  # time for a wrong one to follow
+    assert [n["tag"] for n in notifications(user)] == [f"duochat-room-{loud}"] * 2
+    page.evaluate("window.__setHidden(false)")
+    # Muted, not forgotten: the room's messages are all there, and counted until read.
+    assert api.get("/chat/rooms/unread", headers=auth(reader)).json()[loud] == 2
+
+
+@pytest.mark.parametrize(
+    ("theme", "locale"), [("light", "ko-KR"), ("dark", "en-US")], ids=["light-ko", "dark-en"]
+)
+def test_every_screen_in_each_theme(open_user, api, base_url, theme, locale):
+    """Every screen once more, in the theme and language the walk above did not give it (it
+    went English-light and Korean-dark): axe with no serious or critical violation, and a
+    screenshot of each under artifacts/screenshots/ named by language and theme."""
+    dark = theme == "dark"
+    lang = locale[:2]
+    writer_name, writer = new_user(api, "w")
+    name, token = new_user(api, "v")
+    board = post_board(api, writer, unique("Morning run "))
+    room = apply(api, token, board["id"])
+    send_messages(base_url, writer, room, ["6am at the river?"])
+    mine = post_board(api, token, unique("Study group "))
+    apply(api, writer, mine["id"])
+    user = open_user(name, STRONG_PASSWORD, sign_in=False, dark=dark, locale=locale)
+
+    def screen(number: int, what: str, include: str | None = None) -> None:
+        user.axe(f"{what}-{lang}-{theme}-desktop", include=include)
+        user.shot(f"9{number}-{what}-{lang}-{theme}-desktop")
+
+    user.page.goto("/")
+    expect(user.tid("login-view")).to_be_visible()
+    expect(user.page.locator("html")).to_have_attribute("data-bs-theme", theme)
+    expect(user.page.locator("html")).to_have_attribute("lang", lang)
+    screen(0, "landing")
+    user.sign_in()
+    screen(1, "boards")
+    user.page.goto(f"/board/{mine['id']}")
+    expect(user.tid(f"applicant-{writer_name}")).to_be_visible()
+    screen(2, "board")
+    user.tid(f"applicant-{writer_name}").get_by_test_id("applicant-match").click()
+    expect(user.tid("match-confirm")).to_be_visible()
+    screen(3, "match-confirm")
+    user.page.keyboard.press("Escape")
+    user.tid("nav-chats").click()
+    expect(user.tid(f"room-item-{room}")).to_be_visible()
+    screen(4, "chats")
+    user.tid("bell-button").click()
+    expect(user.tid("bell-menu")).to_be_visible()
+    screen(5, "bell", include="[data-testid=bell-menu]")
+    user.page.keyboard.press("Escape")
+    user.open_room_from_chats(room)
+    expect(user.page.get_by_test_id("line-text").last).to_have_text("6am at the river?")
+    screen(6, "room")
+    theirs = user.page.locator('[data-testid="line-talk"][data-mine="false"]').last
+    theirs.locator(".bubble").click()
+    user.tid("line-report").click()
+    expect(user.tid("report-dialog")).to_be_visible()
+    screen(7, "report-dialog")
+    user.page.keyboard.press("Escape")
+    user.tid("account-button").click()
+    expect(user.tid("account-menu")).to_be_visible()
+    screen(8, "account-menu", include="#account-menu")
+    user.tid("account-blocked").click()
+    expect(user.tid("blocked-empty")).to_be_visible()
+    screen(9, "blocked")

@@ -1,40 +1,29 @@
 """Trust (issue 16: 1-4) in the web app: leaving a room or withdrawing an application, muting
 a room, the rooms list's filter for ended chats, blocking from a room and from a board,
-reporting a message, a user and a board, and the blocked users list. Writers use the app in
-English on a desktop, applicants in Korean on a phone."""
+reporting a message, a user and a board, the blocked users list, and the server's lines
+(matched, rejected, closed, left) in each reader's language. Writers use the app in English on
+a desktop, applicants in Korean on a phone."""
 
 from __future__ import annotations
 
-import httpx
 from playwright.sync_api import expect
 
 from .helpers import STRONG_PASSWORD, User, unique
-from .seed import auth, login, send_messages
-
-
-def new_user(api: httpx.Client, prefix: str) -> tuple[str, str]:
-    """Registers someone (blocks must not touch the demo accounts other tests use); returns
-    (name, token)."""
-    name = unique(prefix)
-    api.post("/auth/register", json={"username": name, "password": STRONG_PASSWORD})
-    return name, login(api, name, STRONG_PASSWORD)
-
-
-def post_board(api: httpx.Client, token: str, title: str) -> dict:
-    res = api.post("/boards", json={"title": title}, headers=auth(token))
-    res.raise_for_status()
-    return res.json()
-
-
-def apply(api: httpx.Client, token: str, board_id: int) -> str:
-    res = api.post(f"/boards/{board_id}/apply", headers=auth(token))
-    res.raise_for_status()
-    return res.json()["roomId"]
+from .seed import apply, auth, login, new_user, post_board, send_messages
 
 
 def room_option(user: User, test_id: str) -> None:
     user.tid("room-options").click()
     user.tid(test_id).click()
+
+
+def block_from_board(user: User, title: str) -> None:
+    """Blocks the writer of the board ``title`` from its card's menu (the confirm has focus)."""
+    card = user.search_board(title)
+    card.get_by_test_id("board-options").click()
+    card.get_by_test_id("board-block").click()
+    expect(card.get_by_test_id("board-block-yes")).to_be_focused()
+    card.get_by_test_id("board-block-yes").click()
 
 
 def test_mute_leave_withdraw_and_the_ended_filter(open_user, api, base_url):
@@ -87,7 +76,10 @@ def test_mute_leave_withdraw_and_the_ended_filter(open_user, api, base_url):
     expect(angry.tid("room-readonly")).to_have_text(
         "happydaddy님이 채팅방을 나갔어요. 이제 읽기만 할 수 있어요."
     )
-    expect(angry.tid("line-system")).to_contain_text("left")
+    # The server's line, in the reader's language (its code and parameters, not its English).
+    expect(angry.tid("line-system")).to_have_text(
+        "happydaddy님이 채팅방을 나갔어요. 이제 읽기만 할 수 있어요."
+    )
     angry.axe("room-left-ko-light-phone")
     angry.shot("80-room-left-ko-phone")
 
@@ -171,11 +163,7 @@ def test_report_block_and_unblock(open_user, api, base_url):
     # Blocking from a board: the writer's boards leave the list.
     title = unique("Badminton ")
     post_board(api, writer, title)
-    card = a.search_board(title)
-    card.get_by_test_id("board-options").click()
-    card.get_by_test_id("board-block").click()
-    expect(card.get_by_test_id("board-block-yes")).to_be_focused()
-    card.get_by_test_id("board-block-yes").click()
+    block_from_board(a, title)
     expect(a.tid("boards-notice")).to_contain_text(f"{writer_name}님을 차단했어요")
     expect(a.board_card(title)).to_have_count(0)
     blocks = api.get("/boards/blocks", headers=auth(applicant)).json()["items"]
@@ -220,3 +208,126 @@ def test_report_block_and_unblock(open_user, api, base_url):
         for b in api.get("/boards/blocks", headers=auth(writer)).json()["items"]
     }
     assert blocked == {spammer_name, other_name}
+
+
+def test_the_servers_lines_speak_each_readers_language(open_user, api):
+    """A match, a rejection and a close, each read in Korean and in English: the app words
+    the chat server's SYSTEM lines from their code, in the chats list and in the room."""
+    writer_name, writer = new_user(api, "w")
+    chosen_name, chosen = new_user(api, "c")
+    other_name, other = new_user(api, "o")
+    title = unique("Tennis ")
+    board = post_board(api, writer, title)
+    won = apply(api, chosen, board["id"])
+    lost = apply(api, other, board["id"])
+    w = open_user(writer_name, STRONG_PASSWORD)
+    c = open_user(chosen_name, STRONG_PASSWORD, phone=True, locale="ko-KR")
+    o = open_user(other_name, STRONG_PASSWORD, phone=True, locale="ko-KR", dark=True)
+    w.open_room_from_chats(won)
+    c.open_room_from_chats(won)
+
+    matched = api.post(f"/boards/{board['id']}/match", json={"roomId": won}, headers=auth(writer))
+    matched.raise_for_status()
+    expect(w.tid("line-system")).to_have_text(
+        f'{writer_name} and {chosen_name} matched on "{title}". '
+        "Next step: agree on a time and a place right here."
+    )
+    expect(c.tid("line-system")).to_have_text(
+        f"{writer_name}님과 {chosen_name}님이 “{title}” 글에서 매칭됐어요. "
+        "다음 단계: 여기서 시간과 장소를 정해 보세요."
+    )
+    c.axe("room-matched-ko-light-phone")
+    c.shot("83-room-matched-ko-light-phone")
+    w.shot("83-room-matched-en-light-desktop")
+
+    # The one not chosen reads it later: in the chats list's preview, then in the room.
+    rejected_ko = (
+        f"{writer_name}님이 이번에는 다른 분과 매칭했어요. 지원해 주셔서 고마워요. "
+        "이 채팅은 이제 읽기만 할 수 있고, 다른 글들이 기다리고 있어요."
+    )
+    o.tid("nav-chats").click()
+    expect(o.tid(f"room-item-{lost}").get_by_test_id("room-item-last")).to_have_text(rejected_ko)
+    o.tid(f"room-item-{lost}").click()
+    o.wait_room_readonly()
+    expect(o.tid("line-system")).to_have_text(rejected_ko)
+    o.axe("room-rejected-ko-dark-phone")
+    o.shot("84-room-rejected-ko-dark-phone")
+    # The same stored line, in English once the reader switches.
+    o.tid("account-button").click()
+    o.tid("locale-en").click()
+    o.page.keyboard.press("Escape")
+    expect(o.tid("line-system")).to_have_text(
+        f"{writer_name} matched with someone else this time. Thank you for applying: "
+        "this chat is now read-only, and other boards are waiting for you."
+    )
+    o.axe("room-rejected-en-dark-phone")
+    o.shot("84-room-rejected-en-dark-phone")
+
+    # A board its writer closes: the applicant's line, in Korean, then in English.
+    closing = unique("Jam session ")
+    second = post_board(api, writer, closing)
+    room = apply(api, chosen, second["id"])
+    api.delete(f"/boards/{second['id']}", headers=auth(writer)).raise_for_status()
+    c.tid("nav-chats").click()
+    c.tid(f"room-item-{room}").click()
+    c.wait_room_readonly()
+    expect(c.tid("line-system")).to_have_text(
+        f"{writer_name}님이 “{closing}” 글을 마감했어요. 이 채팅은 이제 읽기만 할 수 있어요."
+    )
+    c.tid("account-button").click()
+    c.tid("locale-en").click()
+    c.page.keyboard.press("Escape")
+    expect(c.tid("line-system")).to_have_text(
+        f'{writer_name} closed the board "{closing}". This chat is now read-only.'
+    )
+
+
+def test_block_from_a_room_and_a_board_then_unblock_in_english(open_user, api):
+    """The English side of blocking (the Korean one is above), on a dark desktop: from a room's
+    menu, from a board's, and undone from the blocked users list; the blocked user is not told."""
+    writer_name, writer = new_user(api, "w")
+    pest_name, pest = new_user(api, "p")
+    room = apply(api, pest, post_board(api, writer, unique("Book club "))["id"])
+    w = open_user(writer_name, STRONG_PASSWORD, dark=True)
+    p = open_user(pest_name, STRONG_PASSWORD, phone=True)
+
+    w.open_room_from_chats(room)
+    room_option(w, "room-block")
+    expect(w.tid("room-ask-question")).to_have_text(f"Block {pest_name}?")
+    expect(w.tid("room-ask-yes")).to_be_focused()
+    w.axe("room-block-confirm-en-dark-desktop")
+    w.shot("86-room-block-confirm-en-dark-desktop")
+    w.tid("room-ask-yes").click()
+    expect(w.tid("room-readonly")).to_have_text(f"You blocked {pest_name}. This chat is read-only.")
+    expect(w.tid("message-input")).to_be_disabled()
+    expect(w.tid("status-blocked")).to_be_visible()
+    # Silent: the blocked user's room just reads closed, with no line.
+    p.tid("nav-chats").click()
+    p.tid(f"room-item-{room}").click()
+    p.wait_room_readonly()
+    expect(p.tid("room-readonly")).to_have_text("This chat is closed.")
+    expect(p.tid("line-system")).to_have_count(0)
+
+    # From a board's menu: another writer's boards leave the list.
+    other_name, other = new_user(api, "o")
+    title = unique("Cheap tickets ")
+    post_board(api, other, title)
+    block_from_board(w, title)
+    expect(w.board_card(title)).to_have_count(0)
+
+    # Both listed in the account menu's list; unblocking one leaves the other.
+    w.tid("account-button").click()
+    w.tid("account-blocked").click()
+    expect(w.tid("blocked-view")).to_be_visible()
+    expect(w.tid(f"blocked-{pest_name}")).to_be_visible()
+    expect(w.tid(f"blocked-{other_name}")).to_be_visible()
+    w.axe("blocked-en-dark-desktop")
+    w.shot("87-blocked-list-en-dark-desktop")
+    w.tid(f"blocked-{pest_name}").get_by_role("button", name=f"Unblock {pest_name}").click()
+    expect(w.tid("blocked-notice")).to_have_text(
+        f"{pest_name} is unblocked. Chats that ended stay read-only."
+    )
+    expect(w.tid(f"blocked-{pest_name}")).to_have_count(0)
+    expect(w.tid(f"blocked-{other_name}")).to_be_visible()
+    blocks = api.get("/boards/blocks", headers=auth(writer)).json()["items"]
+    assert [b["user"]["username"] for b in blocks] == [other_name]

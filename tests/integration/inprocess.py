@@ -48,6 +48,7 @@ def _settings(
         redis_prefix=prefix,
         auth_jwks_url=f"http://127.0.0.1:{ports['auth']}/auth/.well-known/jwks.json",
         boards_url=f"http://127.0.0.1:{ports['boards']}",
+        chat_url=f"http://127.0.0.1:{ports['chat']}",
         instance_id=f"{name}-{ports[name]}",
         **extra,
     )

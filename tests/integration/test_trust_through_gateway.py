@@ -14,6 +14,7 @@ import pytest
 
 from duochat_embedded.localstack import LocalStack
 from duochat_testing.chat import StompClient, StompError, collect
+from tests.integration.conftest import OPERATOR
 from tests.integration.flows import register_and_login
 from tests.integration.test_notify_through_gateway import next_event, sse_events
 
@@ -24,6 +25,12 @@ def test_leave_block_and_mute_reach_chat_and_notify(stack: LocalStack) -> None:
     # in the main thread for the whole session.
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, trust_story(stack)).result()
+
+
+@pytest.mark.timeout(300)
+def test_an_operator_reads_the_reported_messages_as_chat_stored_them(stack: LocalStack) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, report_story(stack)).result()
 
 
 def token(headers: dict[str, str]) -> str:
@@ -120,3 +127,59 @@ async def trust_story(stack: LocalStack) -> None:
         assert {r["roomId"] for r in live}.isdisjoint({left_room, pest_room})
         board_now = (await client.get(f"/boards/{board['id']}", headers=writer)).json()
         assert board_now["applicantCount"] == 0
+
+
+async def report_story(stack: LocalStack) -> None:
+    """boards copies the named messages from chat when the report is filed: the operator reads
+    their text, an unsend afterwards does not erase it, the reporter names ids and cannot send
+    text, and only an operator lists reports (anonymous, the reported user, the reporter and an
+    operator asked)."""
+    ws_url = stack.gateway_url.replace("http://", "ws://") + "/ws-stomp"
+    with httpx.Client(base_url=stack.gateway_url, timeout=10) as sync:
+        writer = register_and_login(sync, f"rep{uuid.uuid4().hex[:6]}")
+        spammer = register_and_login(sync, f"spm{uuid.uuid4().hex[:6]}")
+        operator = register_and_login(sync, OPERATOR)
+        board = sync.post("/boards", json={"title": "chess"}, headers=writer).json()
+        room = sync.post(f"/boards/{board['id']}/apply", headers=spammer).json()["roomId"]
+    s = await StompClient.open(ws_url, token(spammer))
+    try:
+        await s.subscribe(room, since=0)
+        for text in ("buy followers at example.com", "send 50 to my account"):
+            await asyncio.wait_for(await s.send(room, text), 10)
+        spam = await collect(s, 2)
+    finally:
+        await s.close()
+    ids = [m["id"] for m in spam]
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+        forged = {"reason": "scam", "roomId": room, "messageIds": ids}
+        forged["messages"] = [{"id": ids[0], "message": "words never said"}]
+        assert (
+            await client.post("/boards/reports", json=forged, headers=writer)
+        ).status_code == 422
+        body = {"reason": "scam", "roomId": room, "messageIds": [*ids, 999]}
+        filed = await client.post("/boards/reports", json=body, headers=writer)
+        assert filed.status_code == 201, filed.text
+        # The spammer unsends one afterwards: chat erases it, the report keeps its copy.
+        gone = await client.delete(f"/chat/rooms/{room}/messages/{ids[1]}", headers=spammer)
+        assert gone.status_code == 204
+        history = (await client.get(f"/chat/rooms/{room}/messages", headers=writer)).json()
+        assert [m.get("deleted", False) for m in history["items"] if m["id"] in ids] == [
+            False,
+            True,
+        ]
+
+        spammer_id = (await client.get("/auth/me", headers=spammer)).json()["id"]
+        asked = {"userId": spammer_id}
+        anonymous = await client.get("/boards/reports", params=asked)
+        assert anonymous.status_code == 401
+        for who in (writer, spammer):  # the reporter (the report's owner) and the reported
+            refused = await client.get("/boards/reports", params=asked, headers=who)
+            assert refused.status_code == 403 and refused.json()["code"] == "not_operator"
+        listed = await client.get("/boards/reports", params=asked, headers=operator)
+        assert listed.status_code == 200, listed.text
+        (report,) = listed.json()["items"]
+        assert report["messageIds"] == [*ids, 999]
+        assert [(m["id"], m["sender"], m["message"], m["deleted"]) for m in report["messages"]] == [
+            (ids[0], spam[0]["sender"], "buy followers at example.com", False),
+            (ids[1], spam[0]["sender"], "send 50 to my account", False),
+        ]

@@ -34,8 +34,9 @@ WEB_HEALTH_COMMAND = ("wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{WEB_P
 # The private DNS namespace Service Connect resolves service names in.
 INTERNAL_NAMESPACE = "duochat.internal"
 # Who calls whom inside the VPC (Service Connect), and nothing else: every service that
-# verifies tokens fetches auth's JWKS; chat asks boards about room membership.
-INTERNAL_CALLS = {"auth": ("boards", "chat", "notify"), "boards": ("chat",)}
+# verifies tokens fetches auth's JWKS; chat asks boards about room membership; boards asks
+# chat for the messages a report names.
+INTERNAL_CALLS = {"auth": ("boards", "chat", "notify"), "boards": ("chat",), "chat": ("boards",)}
 
 
 # What /.dockerignore lets into the build context; each image keeps only its own part.
@@ -156,7 +157,7 @@ class DuochatStack(Stack):
             self, "JwtPrivateKey", config.jwt_key_secret_name
         )
         # Service to service: by name through Service Connect, never out through the ALB.
-        auth, boards = by_service("auth"), by_service("boards")
+        auth, boards, chat = by_service("auth"), by_service("boards"), by_service("chat")
         common_environment = {
             "DUOCHAT_ENVIRONMENT": "production",
             "DUOCHAT_AUTH_JWKS_URL": f"http://auth:{auth.port}/auth/.well-known/jwks.json",
@@ -174,7 +175,10 @@ class DuochatStack(Stack):
             "DUOCHAT_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "DUOCHAT_METRICS_ENVIRONMENT": config.name,
         }
-        extra_environment = {"chat": {"DUOCHAT_BOARDS_URL": f"http://boards:{boards.port}"}}
+        extra_environment = {
+            "chat": {"DUOCHAT_BOARDS_URL": f"http://boards:{boards.port}"},
+            "boards": {"DUOCHAT_CHAT_URL": f"http://chat:{chat.port}"},
+        }
         extra_secrets = {
             "auth": {"DUOCHAT_JWT_PRIVATE_KEY": ecs.Secret.from_secrets_manager(jwt_key)}
         }

@@ -161,6 +161,9 @@ def test_internal_calls_use_service_connect(synthesized: Synthesized, env: str) 
     assert environment(by_port[ports["chat"]])["DUOCHAT_BOARDS_URL"] == (
         f"http://boards:{ports['boards']}"
     )
+    assert environment(by_port[ports["boards"]])["DUOCHAT_CHAT_URL"] == (
+        f"http://chat:{ports['chat']}"
+    )
     (namespace,) = props(template, "AWS::ServiceDiscovery::PrivateDnsNamespace")
     for service in props(template, "AWS::ECS::Service"):
         port = service["LoadBalancers"][0]["ContainerPort"]

@@ -472,13 +472,16 @@ async def history(http_url: str, room_id: str, token: str) -> list[dict[str, Any
 
 
 class HoldProxy:
-    """A loopback TCP proxy in front of a server (MariaDB), driven by a test: once armed, the
-    first client packet that contains ``marker`` (say ``b"COMMIT"``) passes, and from then on
-    the server's answers on that connection are held until ``release()``. So a test can stop a
-    process at the moment its COMMIT ran on the server but its answer had not arrived."""
+    """A loopback TCP proxy in front of a server (MariaDB, Redis), driven by a test: once
+    armed, the first client packet that contains ``marker`` (say ``b"COMMIT"``) passes, and
+    from then on the server's answers on that connection are held until ``release()``. So a
+    test can stop a process at the moment its COMMIT ran on the server but its answer had not
+    arrived. With ``hold_request`` the packet itself waits instead (and what follows it on its
+    connection): a command sent but not yet arrived, while other connections go on."""
 
-    def __init__(self, target_port: int = 3306) -> None:
+    def __init__(self, target_port: int = 3306, *, hold_request: bool = False) -> None:
         self.target_port = target_port
+        self.hold_request = hold_request
         self.port = 0
         self.marker: bytes | None = None
         self.holding = asyncio.Event()  # set when an answer is being held
@@ -517,12 +520,14 @@ class HoldProxy:
                 if self.marker is not None and self.marker in data and not self.holding.is_set():
                     held.set()
                     self.holding.set()
+                    if self.hold_request:
+                        await self._released.wait()
                 up_w.write(data)
                 await up_w.drain()
 
         async def downstream() -> None:
             while data := await up_r.read(65536):
-                if held.is_set():
+                if held.is_set() and not self.hold_request:
                     await self._released.wait()
                     held.clear()
                 writer.write(data)

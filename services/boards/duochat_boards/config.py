@@ -21,6 +21,8 @@ class Settings(ServiceSettings):
     # GET /boards/rooms lists a read-only room (rejected, closed, left, blocked) this many days
     # after it ended, unless asked for every room (ended=include) or none (ended=exclude).
     ended_rooms_listed_days: int = Field(default=30, ge=0, le=3650)
+    # Where boards asks chat for the messages a report names (chat's history API).
+    chat_url: str = "http://127.0.0.1:8000"
     # Reports one user may file per window (429 too_many_reports beyond).
     reports_per_window: int = Field(default=5, ge=1)
     report_window_seconds: int = Field(default=3600, ge=1, le=7 * 86400)

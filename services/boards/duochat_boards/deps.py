@@ -7,9 +7,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Request
 
 from duochat_boards.config import Settings
+from duochat_boards.evidence import MessageSource
 from duochat_boards.outbox import Outbox
 from duochat_common.errors import ErrorBody
 from duochat_common.ratelimit import WindowLimiter
+from duochat_common.tokens import bearer_token
 
 
 def _outbox(request: Request) -> Outbox:
@@ -27,7 +29,19 @@ def _report_limiter(request: Request) -> WindowLimiter:
     return limiter
 
 
+def _message_source(request: Request) -> MessageSource:
+    source: MessageSource = request.app.state.message_source
+    return source
+
+
+def _token(request: Request) -> str:
+    """The caller's own access token (verified by ``CurrentUser``), to ask chat on their behalf."""
+    return bearer_token(request.headers.get("authorization")) or ""
+
+
 OutboxDep = Annotated[Outbox, Depends(_outbox)]
+MessageSourceDep = Annotated[MessageSource, Depends(_message_source)]
+TokenDep = Annotated[str, Depends(_token)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ReportLimiterDep = Annotated[WindowLimiter, Depends(_report_limiter)]
 # Ids are BIGINT; a larger number is a 422, not a database overflow.
@@ -44,6 +58,7 @@ _DESCRIBED = {
     "`room_read_only`, `user_blocked`)",
     422: "The request is malformed",
     429: "Too many requests; retry after Retry-After seconds",
+    503: "A service it needs (chat, for a report's messages) did not answer; retry later",
 }
 
 

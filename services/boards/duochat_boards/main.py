@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+
+import httpx
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +13,7 @@ from fastapi import FastAPI
 from opentelemetry.trace import TracerProvider
 
 from duochat_boards.config import Settings
+from duochat_boards.evidence import ChatHistory
 from duochat_boards.outbox import Outbox
 from duochat_boards.routes import router
 from duochat_common.app import Lifespan, build_app
@@ -46,8 +49,13 @@ def _lifespan(
                 window_seconds=settings.report_window_seconds,
             )
             app.state.verifier = verifier or verifier_for(settings)
-            async with _relay(outbox, settings.outbox_relay_seconds):
-                yield
+            async with httpx.AsyncClient(timeout=5.0) as http:
+                # Where reports copy the messages they name from: chat's history API, unless
+                # a test put a source of its own in ``app.state`` before starting the app.
+                if getattr(app.state, "message_source", None) is None:
+                    app.state.message_source = ChatHistory(http, settings.chat_url)
+                async with _relay(outbox, settings.outbox_relay_seconds):
+                    yield
 
     return lifespan
 

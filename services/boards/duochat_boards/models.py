@@ -142,6 +142,10 @@ class Report(BoardsBase):
     board_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     # A JSON list of chat message ids in ``room_id``; "[]" when none were named.
     message_ids: Mapped[str] = mapped_column(Text)
+    # A JSON list of those messages as chat had them when the report was filed (its id, type,
+    # sender, text, time, and whether it was unsent already): the operators' evidence. NULL
+    # for reports filed before it was kept.
+    messages: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 

@@ -1,18 +1,21 @@
 """Reports: a user reports another from a room they share (optionally naming messages) or from
-a board the other wrote. The report is stored for the operators, and the reporter's block of
-the reported user follows in the same transaction. Each user may file ``limit`` reports per
-window (429 ``too_many_reports`` beyond)."""
+a board the other wrote. The report is stored for the operators, with a copy of the named
+messages as chat stored them (``evidence``), and the reporter's block of the reported user
+follows in the same transaction. Each user may file ``limit`` reports per window (429
+``too_many_reports`` beyond)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from duochat_boards.blocks import stage_block
+from duochat_boards.evidence import MessageSource
 from duochat_boards.models import Board, Report, ReportReason, Room
 from duochat_boards.outbox import Outbox
 from duochat_boards.retry import again_on_race
@@ -52,15 +55,21 @@ async def report(
     session: AsyncSession,
     outbox: Outbox,
     limiter: WindowLimiter,
+    source: MessageSource,
     user: AuthUser,
+    token: str,
     reason: ReportReason,
     note: str,
     room_id: str | None,
     board_id: int | None,
     message_ids: Sequence[int],
 ) -> Report:
-    """File a report and block the reported user (rate-limited per reporter)."""
+    """File a report, with chat's copy of the named messages (asked with the reporter's
+    ``token``), and block the reported user (rate-limited per reporter)."""
     reported_id, reported_name = await _reported(session, user, room_id=room_id, board_id=board_id)
+    messages = []
+    if room_id is not None and message_ids:
+        messages = await source.messages(room_id=room_id, ids=message_ids, token=token)
     stage = partial(
         _stage,
         session,
@@ -72,6 +81,7 @@ async def report(
         room_id=room_id,
         board_id=board_id,
         message_ids=message_ids,
+        messages=messages,
     )
     # Counted once the report is known to be valid: a mistyped one costs nothing.
     await limiter.hit(
@@ -95,6 +105,7 @@ async def _stage(
     room_id: str | None,
     board_id: int | None,
     message_ids: Sequence[int],
+    messages: list[dict[str, Any]],
 ) -> tuple[Report, list[EventData]]:
     row = Report(
         reporter_id=user.id,
@@ -106,6 +117,7 @@ async def _stage(
         room_id=room_id,
         board_id=board_id,
         message_ids=json.dumps(list(message_ids)),
+        messages=json.dumps(messages, ensure_ascii=False),
         created_at=utcnow(),
     )
     session.add(row)

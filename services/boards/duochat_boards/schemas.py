@@ -179,6 +179,17 @@ class ReportIn(CamelModel):
         return self
 
 
+class ReportedMessage(CamelModel):
+    """A reported message as chat had it when the report was filed."""
+
+    id: int
+    type: str
+    sender: str
+    message: str  # empty when it had been unsent already
+    created_at: str
+    deleted: bool = False
+
+
 class ReportOut(CamelModel):
     id: int
     reporter: UserOut
@@ -188,6 +199,8 @@ class ReportOut(CamelModel):
     room_id: str | None
     board_id: int | None
     message_ids: list[int]
+    # The named messages that chat has, copied at report time (ids chat does not know have none).
+    messages: list[ReportedMessage]
     created_at: datetime
 
     @classmethod
@@ -201,6 +214,7 @@ class ReportOut(CamelModel):
             room_id=report.room_id,
             board_id=report.board_id,
             message_ids=json.loads(report.message_ids),
+            messages=json.loads(report.messages or "[]"),
             created_at=_utc(report.created_at),
         )
 

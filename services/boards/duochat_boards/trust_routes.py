@@ -7,7 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from duochat_boards import blocks, reports
-from duochat_boards.deps import OutboxDep, ReportLimiterDep, UserId, errors, with_body
+from duochat_boards.deps import (
+    MessageSourceDep,
+    OutboxDep,
+    ReportLimiterDep,
+    TokenDep,
+    UserId,
+    errors,
+    with_body,
+)
 from duochat_boards.models import ReportReason
 from duochat_boards.schemas import BlockIn, BlockList, BlockOut, ReportIn, ReportOut, ReportPage
 from duochat_common.deps import CurrentUser, OperatorUser, SessionDep
@@ -47,7 +55,7 @@ async def unblock(
 
 
 @router.post(
-    "/reports", status_code=201, response_model=ReportOut, responses=with_body(403, 404, 429)
+    "/reports", status_code=201, response_model=ReportOut, responses=with_body(403, 404, 429, 503)
 )
 async def report(
     body: ReportIn,
@@ -55,12 +63,16 @@ async def report(
     session: SessionDep,
     outbox: OutboxDep,
     limiter: ReportLimiterDep,
+    source: MessageSourceDep,
+    token: TokenDep,
 ) -> ReportOut:
     row = await reports.report(
         session=session,
         outbox=outbox,
         limiter=limiter,
+        source=source,
         user=user,
+        token=token,
         reason=ReportReason(body.reason),
         note=body.note,
         room_id=body.room_id,

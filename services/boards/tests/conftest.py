@@ -4,7 +4,7 @@ real Redis under a per-test namespace, and access tokens from a stand-in signer.
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from duochat_boards.config import Settings
 from duochat_boards.main import create_app
 from duochat_common.db import Database
+from duochat_common.errors import Unavailable
 from duochat_common.events import Envelope
 from duochat_common.events.schemas import BOARDS_STREAM
 from duochat_common.redis_store import create_redis
@@ -39,6 +40,36 @@ class Caller:
     @property
     def ref(self) -> dict[str, Any]:
         return {"id": self.id, "username": self.username}
+
+
+class ChatMessages:
+    """chat's messages as boards sees them (``MessageSource``), kept in memory: rooms the tests
+    fill, and the token each question came with. The real source, chat's history API, is
+    tested against real chat in tests/integration."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, dict[int, dict[str, Any]]] = {}
+        self.asked: list[tuple[str, str]] = []
+        self.down = False
+
+    def add(self, room_id: str, message_id: int, sender: str, text: str) -> None:
+        self.rooms.setdefault(room_id, {})[message_id] = {
+            "id": message_id,
+            "type": "TALK",
+            "sender": sender,
+            "message": text,
+            "createdAt": "2026-01-05T09:30:00.123Z",
+            "deleted": False,
+        }
+
+    async def messages(
+        self, *, room_id: str, ids: Sequence[int], token: str
+    ) -> list[dict[str, Any]]:
+        self.asked.append((room_id, token))
+        if self.down:
+            raise Unavailable("chat does not answer; try again", retry_after=5)
+        room = self.rooms.get(room_id, {})
+        return [copy.deepcopy(room[i]) for i in sorted(ids) if i in room]
 
 
 class Api:
@@ -177,8 +208,16 @@ def settings(database_url: str, prefix: str, redis_shape: tuple[str, bool]) -> S
 
 
 @pytest.fixture
-async def app(settings: Settings, db: Database, signer: TestSigner) -> AsyncIterator[FastAPI]:
+def chat_messages() -> ChatMessages:
+    return ChatMessages()
+
+
+@pytest.fixture
+async def app(
+    settings: Settings, db: Database, signer: TestSigner, chat_messages: ChatMessages
+) -> AsyncIterator[FastAPI]:
     app = create_app(settings, verifier=signer.verifier(), database=db)
+    app.state.message_source = chat_messages  # instead of chat's history API
     async with app.router.lifespan_context(app):
         yield app
 

@@ -28,9 +28,10 @@ def settings(tmp_path) -> Settings:
 
 
 @pytest.fixture
-async def client(settings, signer) -> AsyncIterator[httpx.AsyncClient]:
+async def client(settings, signer, chat_messages) -> AsyncIterator[httpx.AsyncClient]:
     service("boards").migrate(settings)
     app = create_app(settings, verifier=signer.verifier())
+    app.state.message_source = chat_messages  # instead of chat's history API
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:
@@ -88,10 +89,13 @@ async def test_readyz(client):
     assert response.json()["checks"] == {"database": "ok", "redis": "ok"}
 
 
-async def test_leave_block_report_and_mute_on_sqlite(client, api, alice, bob, carol, olive):
+async def test_leave_block_report_and_mute_on_sqlite(
+    client, api, alice, bob, carol, olive, chat_messages
+):
     board = await api.create_board(alice)
     left = await api.apply(bob, board["id"])
     stays = await api.apply(carol, board["id"])
+    chat_messages.add(stays["roomId"], 2, carol.username, "you will regret this")
 
     assert (await client.post(f"/boards/rooms/{left['roomId']}/leave", headers=bob.headers)).json()[
         "status"
@@ -122,3 +126,4 @@ async def test_leave_block_report_and_mute_on_sqlite(client, api, alice, bob, ca
     ] == 0
     reports = (await client.get("/boards/reports", headers=olive.headers)).json()["items"]
     assert [(r["reported"]["id"], r["messageIds"]) for r in reports] == [(carol.id, [2])]
+    assert [m["message"] for m in reports[0]["messages"]] == ["you will regret this"]

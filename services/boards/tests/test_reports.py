@@ -21,9 +21,11 @@ async def report(client, who, **body):
     return await client.post("/boards/reports", json=body, headers=who.headers)
 
 
-async def test_a_report_is_stored_and_blocks(client, api, alice, bob, olive, events):
+async def test_a_report_is_stored_and_blocks(client, api, alice, bob, olive, events, chat_messages):
     board = await api.create_board(alice)
     room = await api.apply(bob, board["id"])
+    chat_messages.add(room["roomId"], 3, "alice", "send me the money first")
+    chat_messages.add(room["roomId"], 5, "alice", "not this one")
 
     filed = await report(
         client,
@@ -39,6 +41,11 @@ async def test_a_report_is_stored_and_blocks(client, api, alice, bob, olive, eve
     assert body["reporter"] == bob.ref and body["reported"] == alice.ref
     assert (body["reason"], body["note"], body["messageIds"]) == ("scam", "asked for money", [3, 7])
     assert (body["roomId"], body["boardId"]) == (room["roomId"], None)
+    # chat's copy of the named messages (id 7 chat does not have), asked as the reporter.
+    assert [(m["id"], m["sender"], m["message"]) for m in body["messages"]] == [
+        (3, "alice", "send me the money first")
+    ]
+    assert chat_messages.asked == [(room["roomId"], bob.token)]
     blocks = (await client.get("/boards/blocks", headers=bob.headers)).json()["items"]
     assert [b["user"] for b in blocks] == [alice.ref]
     blocked = UserBlocked.parse((await events())[-1])
@@ -121,3 +128,31 @@ async def test_reporting_yourself_or_a_room_not_yours_is_refused(client, api, al
     assert stranger.status_code == 403 and stranger.json()["code"] == "not_member"
     nowhere = await report(client, carol, roomId="no-such-room", reason="spam")
     assert nowhere.status_code == 404 and nowhere.json()["code"] == "room_not_found"
+
+
+async def test_the_evidence_outlives_an_unsend_and_chat_down_files_nothing(
+    client, api, alice, bob, olive, chat_messages
+):
+    board = await api.create_board(alice)
+    room = (await api.apply(bob, board["id"]))["roomId"]
+    chat_messages.add(room, 1, "alice", "wire 500 to this account")
+
+    # chat does not answer: 503, nothing stored, no block, and it does not count.
+    chat_messages.down = True
+    down = await report(client, bob, roomId=room, reason="scam", messageIds=[1])
+    assert down.status_code == 503 and down.json()["code"] == "unavailable"
+    assert down.headers["retry-after"] == "5"
+    assert (await client.get("/boards/reports", headers=olive.headers)).json()["items"] == []
+    assert (await client.get("/boards/blocks", headers=bob.headers)).json()["items"] == []
+
+    chat_messages.down = False
+    filed = await report(client, bob, roomId=room, reason="scam", messageIds=[1])
+    assert filed.status_code == 201, filed.text
+    chat_messages.rooms[room].clear()  # unsent (or gone) in chat afterwards
+    (listed,) = (await client.get("/boards/reports", headers=olive.headers)).json()["items"]
+    assert [m["message"] for m in listed["messages"]] == ["wire 500 to this account"]
+    # A report naming no message, or from a board, does not ask chat.
+    asked = len(chat_messages.asked)
+    other = await api.create_board(alice, title="another")
+    assert (await report(client, bob, boardId=other["id"], reason="spam")).status_code == 201
+    assert len(chat_messages.asked) == asked

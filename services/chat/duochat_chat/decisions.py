@@ -21,10 +21,11 @@ from duochat_chat.membership import Membership, Person, RoomInfo
 from duochat_chat.messages import (
     STATUS,
     SYSTEM,
-    closed_text,
-    matched_text,
-    rejected_text,
-    withdrew_text,
+    Notice,
+    closed_notice,
+    left_notice,
+    matched_notice,
+    rejected_notice,
 )
 from duochat_common.events.envelope import Envelope
 from duochat_common.events.schemas import (
@@ -65,33 +66,33 @@ class BoardDecisions:
             )
         elif envelope.type == BoardMatched.TYPE:
             matched = BoardMatched.parse(envelope)
-            pair = matched_text(
+            pair = matched_notice(
                 matched.writer.username, matched.matched.applicant.username, matched.board_title
             )
             await self._post_status(
                 matched, [matched.matched], RoomStatus.MATCHED, pair, to_applicant=False
             )
-            text = rejected_text(matched.writer.username)
-            await self._post_status(matched, matched.rejected, RoomStatus.REJECTED, text)
+            notice = rejected_notice(matched.writer.username)
+            await self._post_status(matched, matched.rejected, RoomStatus.REJECTED, notice)
         elif envelope.type == BoardClosed.TYPE:
             closed = BoardClosed.parse(envelope)
-            text = closed_text(closed.writer.username, closed.board_title)
-            await self._post_status(closed, closed.rooms, RoomStatus.CLOSED, text)
+            notice = closed_notice(closed.writer.username, closed.board_title)
+            await self._post_status(closed, closed.rooms, RoomStatus.CLOSED, notice)
         elif envelope.type == RoomLeft.TYPE:
             left = RoomLeft.parse(envelope)
             room = left.room
             other = room.applicant if left.by.id == room.writer.id else room.writer
-            text = withdrew_text(left.by.username)
-            await self._end([room], SYSTEM, RoomStatus.LEFT, text, audience=other.id)
+            notice = left_notice(left.by.username)
+            await self._end([room], SYSTEM, RoomStatus.LEFT, notice, audience=other.id)
         elif envelope.type == UserBlocked.TYPE:
-            await self._end(UserBlocked.parse(envelope).rooms, STATUS, RoomStatus.BLOCKED, "")
+            await self._end(UserBlocked.parse(envelope).rooms, STATUS, RoomStatus.BLOCKED, None)
 
     async def _end(
         self,
         rooms: list[RoomDetail],
         kind: str,
         status: RoomStatus,
-        text: str,
+        notice: Notice | None,
         *,
         audience: int | None = None,
     ) -> None:
@@ -105,9 +106,7 @@ class BoardDecisions:
                 room.writer,
                 RoomRef(room_id=room.room_id, applicant=room.applicant),
             )
-            draft = Draft(
-                room.room_id, kind, None, "system", text, new_status=status, audience=audience
-            )
+            draft = system_draft(room.room_id, status, notice, audience=audience, kind=kind)
             futures.append(self.router.submit(draft))
         await asyncio.gather(*futures)
         for room in rooms:
@@ -135,7 +134,7 @@ class BoardDecisions:
         event: BoardMatched | BoardClosed,
         refs: list[RoomRef],
         status: RoomStatus,
-        text: str,
+        notice: Notice,
         *,
         to_applicant: bool = True,
     ) -> None:
@@ -145,17 +144,28 @@ class BoardDecisions:
         futures = []
         for ref in refs:
             await self._ensure(event.board_id, event.board_title, event.writer, ref)
-            draft = Draft(
-                ref.room_id,
-                SYSTEM,
-                None,
-                "system",
-                text,
-                new_status=status,
-                audience=ref.applicant.id if to_applicant else None,
-                trace=current_traceparent(),  # the board event's trace, if traced
-            )
+            audience = ref.applicant.id if to_applicant else None
+            draft = system_draft(ref.room_id, status, notice, audience=audience)
+            draft.trace = current_traceparent()  # the board event's trace, if traced
             futures.append(self.router.submit(draft))
         await asyncio.gather(*futures)
         for ref in refs:
             self.membership.forget(ref.room_id)
+
+
+def system_draft(
+    room_id: str, status: str, notice: Notice | None, *, audience: int | None, kind: str = SYSTEM
+) -> Draft:
+    """A draft that moves ``room_id`` to ``status``: with the ``notice`` line (SYSTEM), or
+    without a line (``STATUS``, ``notice`` None)."""
+    return Draft(
+        room_id,
+        kind,
+        None,
+        "system",
+        "" if notice is None else notice.text,
+        new_status=status,
+        audience=audience,
+        code=None if notice is None else notice.kind,
+        params=None if notice is None else notice.params,
+    )

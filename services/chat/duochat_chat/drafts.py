@@ -26,6 +26,9 @@ class Draft:
     new_status: str | None = None
     # SYSTEM only: the one member the line is meant for (None: both).
     audience: int | None = None
+    # SYSTEM only: the line's code and parameters (``messages.Notice``), stored with the text.
+    code: str | None = None
+    params: dict[str, str] | None = None
     # Where the outcome goes: a future on this instance, or (origin, request) elsewhere.
     future: asyncio.Future[Stored | None] | None = field(default=None, repr=False)
     origin: str | None = None

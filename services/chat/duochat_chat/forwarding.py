@@ -47,6 +47,8 @@ def _pack(d: Draft) -> list[Any]:
         d.audience,
         d.sent_ms,
         d.trace,
+        d.code,
+        d.params,
     ]
 
 
@@ -66,6 +68,8 @@ def _unpack(item: list[Any]) -> Draft:
         audience=item[10] if len(item) > 10 else None,
         sent_ms=item[11] if len(item) > 11 else 0,
         trace=item[12] if len(item) > 12 else None,
+        code=item[13] if len(item) > 13 else None,
+        params=item[14] if len(item) > 14 else None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import func, select
@@ -23,6 +24,8 @@ def row_wire(row: Any) -> dict[str, object]:
         user_count=row.user_count,
         client_message_id=row.client_message_id,
         deleted=row.deleted_at is not None,
+        code=row.code,
+        params=None if row.params is None else json.loads(row.params),
     )
 
 

@@ -47,10 +47,13 @@ def wire(
     user_count: int,
     client_message_id: str | None = None,
     deleted: bool = False,
+    code: str | None = None,
+    params: dict[str, str] | None = None,
 ) -> dict[str, object]:
     """The body's fields (``created_at`` may come already formatted, as the writer does).
     ``clientMessageId`` goes back only when the client chose it (server-made keys start with
-    ``~``), so the sender can settle its pending item."""
+    ``~``), so the sender can settle its pending item. ``code`` and ``params`` name a SYSTEM
+    line (``Notice``)."""
     out: dict[str, object] = {
         "id": id,
         "type": type,
@@ -62,10 +65,18 @@ def wire(
     }
     if client_message_id and not client_message_id.startswith(SERVER_KEY):
         out["clientMessageId"] = client_message_id
+    if code is not None:
+        out["code"] = code
+        out["params"] = params or {}
     if deleted:
         out["message"] = ""
         out["deleted"] = True
     return out
+
+
+def params_column(params: dict[str, str] | None) -> str | None:
+    """A SYSTEM line's parameters as stored (JSON text)."""
+    return None if params is None else json.dumps(params, ensure_ascii=False)
 
 
 def encode_body(**fields: object) -> Body:
@@ -84,29 +95,42 @@ def left_text(username: str) -> str:
     return f"{username} left the room."
 
 
-def rejected_text(writer: str) -> str:
-    return (
-        f"{writer} matched with someone else this time. Thank you for applying: "
-        "this chat is now read-only, and other boards are waiting for you."
-    )
-
-
-def matched_text(writer: str, applicant: str, title: str) -> str:
-    return (
-        f'{writer} and {applicant} matched on "{title}". '
-        "Next step: agree on a time and a place right here."
-    )
-
-
 def transient(**fields: object) -> Body:
     """A READ, TYPING or DELETED signal: delivered on the room's subscription, never stored."""
     return Body.of(json.dumps(fields, ensure_ascii=False, separators=(",", ":")))
 
 
-def withdrew_text(username: str) -> str:
-    """The SYSTEM line of a member who left the room for good (``room.left``)."""
-    return f"{username} left this chat. It is now read-only."
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A SYSTEM line: a stable kind (its ``code`` on the wire; not named so here, where it is
+    no error code) and its ``params``, which clients word in their own language, and ``text``,
+    the English wording kept in ``message`` for older clients."""
+
+    kind: str
+    params: dict[str, str]
+    text: str
 
 
-def closed_text(writer: str, title: str) -> str:
-    return f'{writer} closed the board "{title}". This chat is now read-only.'
+def matched_notice(writer: str, applicant: str, title: str) -> Notice:
+    text = f'{writer} and {applicant} matched on "{title}". ' + (
+        "Next step: agree on a time and a place right here."
+    )
+    return Notice("matched", {"writer": writer, "applicant": applicant, "title": title}, text)
+
+
+def rejected_notice(writer: str) -> Notice:
+    text = (
+        f"{writer} matched with someone else this time. Thank you for applying: "
+        "this chat is now read-only, and other boards are waiting for you."
+    )
+    return Notice("rejected", {"writer": writer}, text)
+
+
+def closed_notice(writer: str, title: str) -> Notice:
+    text = f'{writer} closed the board "{title}". This chat is now read-only.'
+    return Notice("closed", {"writer": writer, "title": title}, text)
+
+
+def left_notice(username: str) -> Notice:
+    """The line of a member who left the room for good (``room.left``)."""
+    return Notice("left", {"user": username}, f"{username} left this chat. It is now read-only.")

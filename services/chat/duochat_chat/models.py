@@ -62,6 +62,10 @@ class Message(ChatBase):
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     # A SYSTEM line meant for one member (the rejected applicant): it is not the other's unread.
     audience_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    # A SYSTEM line's machine code and its parameters (JSON), which clients word in their own
+    # language; ``message`` keeps the English text for clients that predate them.
+    code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    params: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ReadMark(ChatBase):

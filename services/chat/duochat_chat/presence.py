@@ -62,6 +62,10 @@ class Presence:
         self.names: dict[int, str] = {}
         self._cache: dict[str, tuple[float, Here]] = {}
         self._nodes: dict[str, frozenset[str]] = {}  # room -> the instances last seen there
+        # A refresh and a leave must not cross: a refresh that read the local entries before a
+        # leave, and whose ZADD reached Redis after the leave's ZREM, would bring the departed
+        # user back for a whole TTL (no QUIT, and no alarm for what is sent to them meanwhile).
+        self._writing = asyncio.Lock()
 
     def nodes_of(self, room_id: str) -> frozenset[str] | None:
         """The instances last seen holding the room's subscribers (None: never looked)."""
@@ -135,7 +139,8 @@ class Presence:
                 self.saw(room_id, self._nodes.get(room_id, frozenset()) - {self.instance})
         self.invalidate(room_id)
         try:
-            await self.redis.zrem(self.key(room_id), self._member(user_id))
+            async with self._writing:
+                await self.redis.zrem(self.key(room_id), self._member(user_id))
         except RedisError:
             log.warning("presence leave not recorded (redis unavailable)")
         return user_id not in await self.members(room_id)
@@ -191,6 +196,10 @@ class Presence:
 
     async def refresh(self) -> None:
         """Re-announce every local entry (also restores them after a Redis restart)."""
+        async with self._writing:
+            await self._refresh()
+
+    async def _refresh(self) -> None:
         if not self.local:
             return
         expiry = self._expiry()

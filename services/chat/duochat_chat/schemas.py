@@ -17,6 +17,9 @@ class MessageOut(CamelModel):
     user_count: int
     client_message_id: str | None = None
     deleted: bool | None = None
+    # A SYSTEM line's machine code (matched, rejected, closed, left) and its parameters.
+    code: str | None = None
+    params: dict[str, str] | None = None
 
 
 class HistoryPage(CamelModel):

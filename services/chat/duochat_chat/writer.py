@@ -48,6 +48,7 @@ from duochat_chat.messages import (
     Body,
     encode_body,
     iso,
+    params_column,
     utcnow_ms,
 )
 from duochat_chat.metrics import ChatMetrics
@@ -119,6 +120,8 @@ class _Plan:
                 "client_message_id": d.key,
                 "deleted_at": None,
                 "audience_id": d.audience,
+                "code": d.code,
+                "params": params_column(d.params),
             }
         )
         self.outcome.append(Stored(d.room_id, message_id, body))
@@ -456,6 +459,8 @@ class MessageWriter:
                     created_at=now_iso,
                     user_count=len(here.members),
                     client_message_id=d.key,
+                    code=d.code,
+                    params=d.params,
                 )
                 event = message_sent_event(d, room, message_id, sender, here, now_iso)
             except Rejected as exc:

@@ -36,8 +36,10 @@ async def test_match_posts_system_message_and_makes_rejected_rooms_read_only(cha
     writer, tw = chat.user("writer")
     winner, twin = chat.user()
     loser, tl = chat.user()
-    won = await chat.room(writer, winner)
-    lost = await chat.room(writer, loser)
+    # Owned by different instances: whichever takes the event forwards one line (with its
+    # code and parameters) to the other.
+    won = await chat.room(writer, winner, owner="chat0")
+    lost = await chat.room(writer, loser, owner="chat1")
     w = await chat.client(0, tw)
     lo = await chat.client(1, tl)
     await w.subscribe(lost, sub_id="lost", since=0)
@@ -57,6 +59,7 @@ async def test_match_posts_system_message_and_makes_rejected_rooms_read_only(cha
     (system,) = await collect(lo, 1, kind="SYSTEM")
     assert system["sender"] == "system"
     assert system["message"].startswith("writer matched with someone else this time.")
+    assert (system["code"], system["params"]) == ("rejected", {"writer": "writer"})
     assert (await collect(w, 1, kind="SYSTEM")) == [{**system, "_subscription": "lost"}]
     # The line is the rejected applicant's news, not the writer's unread.
     async with httpx.AsyncClient(base_url=chat.procs[0].http) as http:
@@ -76,10 +79,13 @@ async def test_match_posts_system_message_and_makes_rejected_rooms_read_only(cha
     await win.subscribe(won, since=0)
     (pair,) = await collect(win, 1, kind="SYSTEM")
     assert pair["message"].startswith(f'writer and {winner.username} matched on "a board"')
+    names = {"writer": "writer", "applicant": winner.username, "title": "a board"}
+    assert (pair["code"], pair["params"]) == ("matched", names)
     await (await win.send(won, "see you at 7"))
     async with httpx.AsyncClient(base_url=chat.procs[0].http) as http:
         page = (await http.get(f"/chat/rooms/{lost}/messages", headers=auth(tl))).json()
-    assert [m["type"] for m in page["items"]].count("SYSTEM") == 1
+    (stored,) = [m for m in page["items"] if m["type"] == "SYSTEM"]
+    assert (stored["code"], stored["params"]) == ("rejected", {"writer": "writer"})
 
     closed = BoardClosed(
         board_id=board_id,
@@ -90,6 +96,7 @@ async def test_match_posts_system_message_and_makes_rejected_rooms_read_only(cha
     await bus.publish(stream, closed.envelope())
     (bye,) = await collect(w, 1, kind="SYSTEM")
     assert "closed the board" in bye["message"]
+    assert (bye["code"], bye["params"]) == ("closed", {"writer": "writer", "title": "a board"})
     fut = await win.send(won, "hello?")
     try:
         await fut

@@ -83,6 +83,8 @@ async def test_a_member_who_leaves_is_announced_on_both_instances_and_the_room_c
     (line,) = await collect(w, 1, kind="SYSTEM")
     assert line["sender"] == "system"
     assert line["message"] == "abe left this chat. It is now read-only."
+    # Clients word the line in their own language from its code and parameters.
+    assert (line["code"], line["params"]) == ("left", {"user": "abe"})
     assert (await collect(a, 1, kind="SYSTEM"))[0]["id"] == line["id"]
     # The line is the other member's news: it counts as the writer's unread, not the leaver's.
     async with httpx.AsyncClient(base_url=chat.procs[1].http) as http:
@@ -95,6 +97,9 @@ async def test_a_member_who_leaves_is_announced_on_both_instances_and_the_room_c
     stored = await history(chat, room, tw)
     assert [m["type"] for m in stored].count("SYSTEM") == 1
     assert [m["message"] for m in stored if m["type"] == "TALK"] == ["hi, are we on?"]
+    assert [m for m in stored if m["type"] == "SYSTEM"] == [
+        {k: v for k, v in line.items() if not k.startswith("_")}
+    ]
 
 
 async def test_a_block_closes_shared_rooms_on_both_instances_without_a_word(chat):

@@ -123,6 +123,8 @@ export function useRoom(roomId) {
       createdAt: msg.createdAt,
       status: 'delivered',
     })
+    // A SYSTEM line's code and parameters: the app words it (systemLine.js).
+    if (msg.code) Object.assign(item, { code: msg.code, params: msg.params || {} })
     byId.set(msg.id, item)
     place(item)
     return true

@@ -146,6 +146,13 @@ export default {
     unread: 'no unread messages | 1 unread message | {n} unread messages',
     muted: 'Muted',
   },
+  // The chat server's SYSTEM lines, by code (docs/contract.md, "SYSTEM lines").
+  system: {
+    matched: '{writer} and {applicant} matched on "{title}". Next step: agree on a time and a place right here.',
+    rejected: '{writer} matched with someone else this time. Thank you for applying: this chat is now read-only, and other boards are waiting for you.',
+    closed: '{writer} closed the board "{title}". This chat is now read-only.',
+    left: '{user} left this chat. It is now read-only.',
+  },
   room: {
     back: 'Back to chats',
     here: 'in the room',

@@ -144,6 +144,13 @@ export default {
     unread: '읽지 않은 메시지 {n}개',
     muted: '알림 끔',
   },
+  // 채팅 서버의 SYSTEM 줄, 코드별 (docs/contract.md, "SYSTEM lines").
+  system: {
+    matched: '{writer}님과 {applicant}님이 “{title}” 글에서 매칭됐어요. 다음 단계: 여기서 시간과 장소를 정해 보세요.',
+    rejected: '{writer}님이 이번에는 다른 분과 매칭했어요. 지원해 주셔서 고마워요. 이 채팅은 이제 읽기만 할 수 있고, 다른 글들이 기다리고 있어요.',
+    closed: '{writer}님이 “{title}” 글을 마감했어요. 이 채팅은 이제 읽기만 할 수 있어요.',
+    left: '{user}님이 채팅방을 나갔어요. 이제 읽기만 할 수 있어요.',
+  },
   room: {
     back: '채팅 목록으로',
     here: '채팅방에 있음',
