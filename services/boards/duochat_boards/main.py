@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-
-import httpx
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from opentelemetry.trace import TracerProvider
 
