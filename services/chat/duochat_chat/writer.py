@@ -147,6 +147,22 @@ def _stored_before(
     return found if found is not None else planned.get((d.room_id, d.sender_id, d.key))
 
 
+def _body(d: Draft, message_id: int, sender: str, users: int, created_at: str) -> Body:
+    """The MESSAGE body that clients get for the draft stored as ``message_id``."""
+    return encode_body(
+        id=message_id,
+        type=d.type,
+        room_id=d.room_id,
+        sender=sender,
+        message=d.text,
+        created_at=created_at,
+        user_count=users,
+        client_message_id=d.key,
+        code=d.code,
+        params=d.params,
+    )
+
+
 class Relayed(Protocol):
     """Outbox rows whose events are in Redis: a batch deletes them in its transaction."""
 
@@ -450,18 +466,7 @@ class MessageWriter:
                 here = present.get(d.room_id) or Here.empty()
                 message_id = heads.get(d.room_id, room.head) + 1
                 sender = d.sender_name if d.type != SYSTEM else SYSTEM_SENDER
-                body = encode_body(
-                    id=message_id,
-                    type=d.type,
-                    room_id=d.room_id,
-                    sender=sender,
-                    message=d.text,
-                    created_at=now_iso,
-                    user_count=len(here.members),
-                    client_message_id=d.key,
-                    code=d.code,
-                    params=d.params,
-                )
+                body = _body(d, message_id, sender, len(here.members), now_iso)
                 event = message_sent_event(d, room, message_id, sender, here, now_iso)
             except Rejected as exc:
                 plan.outcome.append(exc)
