@@ -21,6 +21,10 @@ notify + auth + boards + Redis + MariaDB. Then: CONNECT -> CONNECTED time, and t
 idle, authenticated, subscribed connection on a fresh instance. Every message is checked: none
 lost (receipted but never delivered to the peer), none delivered twice, none stored twice.
 
+Yardstick: a bare one-process STOMP relay (``bench.bare_relay``: no auth, no storage, no
+Redis) driven by the same members and loops in the same run, since this machine's speed moves
+from hour to hour; chat's CPU per message is also given as a multiple of the relay's.
+
 Results are printed and written to this benchmark's section of bench/RESULTS.md.
 """
 
@@ -255,6 +259,40 @@ async def socketio(args: argparse.Namespace, prefix: str) -> list[Round]:
             p.wait(10)
 
 
+async def bare(args: argparse.Namespace, rooms: list[Room]) -> list[Round]:
+    """The yardstick (``bench.bare_relay``): the same members and loops on one bare process."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.bare_relay", "--port", str(port)], cwd=ROOT
+    )
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/")
+        rounds = []
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            members = await open_members(session, rooms, [port])
+            for _ in range(args.repeat):
+                closed = await measure(
+                    closed_loop(members, warmup=args.warmup, duration=args.duration),
+                    [proc.pid],
+                    [],
+                )
+                opened = await measure(
+                    open_loop(members, rate=args.rate, duration=args.duration), [proc.pid], []
+                )
+                rounds.append(Round(closed, opened))
+                print(
+                    f"  bare relay round: closed {closed.run.rate:,.0f} msg/s, "
+                    f"{closed.us_per_msg(closed.chat_cpu):.0f} us CPU/msg",
+                    file=sys.stderr,
+                )
+            for m in members:
+                await m.close()
+        return rounds
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 async def wait_http(url: str, within: float = 120) -> None:
     deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as session:
@@ -324,6 +362,8 @@ def report(args: argparse.Namespace, results: dict[str, Any], took: float) -> st
         row(f"duochat, {n} chat instances", out["rounds"], out["checks"])
     if results.get("socketio"):
         row("python-socketio, 2 instances", results["socketio"], None)
+    if results.get("bare"):
+        row("bare STOMP relay, 1 process (yardstick)", results["bare"], None)
     lines.append("")
 
     def rate(rounds: list[Round]) -> float:
@@ -341,6 +381,13 @@ def report(args: argparse.Namespace, results: dict[str, Any], took: float) -> st
         verdicts.append(
             f"chat CPU per message at 2 instances {cpu(two['rounds']):.0f} us (target <= 250 us)"
         )
+        if results.get("bare"):
+            yardstick = cpu(results["bare"])
+            verdicts.append(
+                f"that is {cpu(two['rounds']) / yardstick:.2f}x the bare relay's "
+                f"{yardstick:.0f} us in this run (the socket work alone, on this machine "
+                "at this hour)"
+            )
         p99 = med([r.open.run.pct(99) for r in two["rounds"]])
         verdicts.append(f"open-loop p99 at 2 instances {p99:.1f} ms (target < 25 ms)")
     eight = results["ours"].get(8)
@@ -379,6 +426,8 @@ async def main_async(args: argparse.Namespace) -> str:
         rooms = await make_rooms(stack, args.rooms)
         for n in args.instances:
             results["ours"][n] = await ours(args, stack, rooms, n)
+        if not args.no_bare:
+            results["bare"] = await bare(args, rooms)
         if args.connects:
             await asyncio.to_thread(stack.scale_chat, 2)
             results["connect"] = await connect_times(stack, rooms, args.connects)
@@ -406,6 +455,7 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=5000, help="idle connections (0 = skip)")
     parser.add_argument("--connects", type=int, default=300)
     parser.add_argument("--no-socketio", action="store_true")
+    parser.add_argument("--no-bare", action="store_true", help="skip the bare relay yardstick")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--run-dir", default="", help="where the services' logs go")
     args = parser.parse_args()

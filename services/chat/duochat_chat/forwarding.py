@@ -30,6 +30,7 @@ from duochat_common.events.bus import cancel_requested
 
 log = logging.getLogger(__name__)
 STREAM_TTL_MS = 3_600_000  # an instance's streams outlive it by an hour at most
+TRIM_EVERY_S = 1.0  # how often an instance trims what it has read from its inbox
 
 
 def _pack(d: Draft) -> list[Any]:
@@ -195,6 +196,7 @@ class Router:
         """Read this instance's inbox: drafts to write (or pass on), and watch notes."""
         stream = self.inbox_key(self.instance)
         last = "0-0"
+        trimmed = time.monotonic()
         backoff = 0.05
         while not cancel_requested():
             try:
@@ -206,7 +208,11 @@ class Router:
                     for entry_id, fields in entries:
                         last = entry_id
                         self._take(fields)
-                await self.redis.xtrim(stream, minid=last)
+                # What was read goes, at most once a second: a round trip per read cost as
+                # much as the read itself under load.
+                if time.monotonic() - trimmed >= TRIM_EVERY_S:
+                    trimmed = time.monotonic()
+                    await self.redis.xtrim(stream, minid=last)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError):
