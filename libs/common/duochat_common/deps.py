@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -28,6 +28,17 @@ async def get_current_user(
         raise Unauthorized("sign in first: send Authorization: Bearer <access token>")
     verifier: TokenVerifier = request.app.state.verifier
     return await verifier.verify(credentials.credentials)
+
+
+def from_state(name: str) -> Callable[[Request], Any]:
+    """A dependency that gives ``app.state.<name>``, what the app's lifespan put there: one
+    for every service instead of a three-line getter per object per service."""
+
+    def dependency(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    dependency.__name__ = f"state_{name}"
+    return dependency
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

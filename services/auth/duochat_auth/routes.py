@@ -21,41 +21,11 @@ from duochat_auth.schemas import (
     TokenPair,
 )
 from duochat_common.clientaddr import client_address
-from duochat_common.deps import CurrentUser, SessionDep
+from duochat_common.deps import CurrentUser, SessionDep, from_state
 from duochat_common.errors import Unauthorized, error_responses
 from duochat_common.wire import UserOut
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-
-
-def _keys(request: Request) -> KeyRing:
-    keys: KeyRing = request.app.state.keys
-    return keys
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def _limiter(request: Request) -> LoginLimiter:
-    limiter: LoginLimiter = request.app.state.limiter
-    return limiter
-
-
-def _passwords(request: Request) -> Passwords:
-    passwords: Passwords = request.app.state.passwords
-    return passwords
-
-
-def _metrics(request: Request) -> AuthMetrics:
-    metrics: AuthMetrics = request.app.state.auth_metrics
-    return metrics
-
-
-def _signups(request: Request) -> WindowLimiter:
-    signups: WindowLimiter = request.app.state.signups
-    return signups
 
 
 def _address(request: Request) -> str:
@@ -63,13 +33,13 @@ def _address(request: Request) -> str:
     return client_address(
         request.client.host if request.client else None,
         request.headers.get("x-forwarded-for"),
-        _settings(request).trusted_networks(),
+        request.app.state.settings.trusted_networks(),
     )
 
 
-KeysDep = Annotated[KeyRing, Depends(_keys)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
-PasswordsDep = Annotated[Passwords, Depends(_passwords)]
+KeysDep = Annotated[KeyRing, Depends(from_state("keys"))]
+SettingsDep = Annotated[Settings, Depends(from_state("settings"))]
+PasswordsDep = Annotated[Passwords, Depends(from_state("passwords"))]
 
 
 @router.post(
@@ -83,7 +53,7 @@ async def register(
     request: Request,
     session: SessionDep,
     passwords: PasswordsDep,
-    signups: Annotated[WindowLimiter, Depends(_signups)],
+    signups: Annotated[WindowLimiter, Depends(from_state("signups"))],
 ) -> UserOut:
     user = await service.register(
         session=session,
@@ -109,9 +79,9 @@ async def login(
     session: SessionDep,
     keys: KeysDep,
     settings: SettingsDep,
-    limiter: Annotated[LoginLimiter, Depends(_limiter)],
+    limiter: Annotated[LoginLimiter, Depends(from_state("limiter"))],
     passwords: PasswordsDep,
-    metrics: Annotated[AuthMetrics, Depends(_metrics)],
+    metrics: Annotated[AuthMetrics, Depends(from_state("auth_metrics"))],
 ) -> TokenPair:
     with metrics.login():
         pair = await service.login(

@@ -9,29 +9,10 @@ from fastapi import Depends, Path, Request
 from duochat_boards.config import Settings
 from duochat_boards.evidence import MessageSource
 from duochat_boards.outbox import Outbox
+from duochat_common.deps import from_state
 from duochat_common.errors import ErrorBody
 from duochat_common.ratelimit import WindowLimiter
 from duochat_common.tokens import bearer_token
-
-
-def _outbox(request: Request) -> Outbox:
-    outbox: Outbox = request.app.state.outbox
-    return outbox
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def _report_limiter(request: Request) -> WindowLimiter:
-    limiter: WindowLimiter = request.app.state.report_limiter
-    return limiter
-
-
-def _message_source(request: Request) -> MessageSource:
-    source: MessageSource = request.app.state.message_source
-    return source
 
 
 def _token(request: Request) -> str:
@@ -39,11 +20,11 @@ def _token(request: Request) -> str:
     return bearer_token(request.headers.get("authorization")) or ""
 
 
-OutboxDep = Annotated[Outbox, Depends(_outbox)]
-MessageSourceDep = Annotated[MessageSource, Depends(_message_source)]
+OutboxDep = Annotated[Outbox, Depends(from_state("outbox"))]
+MessageSourceDep = Annotated[MessageSource, Depends(from_state("message_source"))]
 TokenDep = Annotated[str, Depends(_token)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
-ReportLimiterDep = Annotated[WindowLimiter, Depends(_report_limiter)]
+SettingsDep = Annotated[Settings, Depends(from_state("settings"))]
+ReportLimiterDep = Annotated[WindowLimiter, Depends(from_state("report_limiter"))]
 # Ids are BIGINT; a larger number is a 422, not a database overflow.
 BoardId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
