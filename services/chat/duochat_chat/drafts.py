@@ -38,6 +38,8 @@ class Draft:
     # float to encode; 0: not a client's frame), and its span's traceparent when tracing is on.
     sent_ms: int = 0
     trace: str | None = None
+    # Counted in its room's lane on the instance that sent it, until it settles (``forwarding``).
+    in_lane: bool = field(default=False, repr=False)
 
 
 @dataclass(slots=True)

@@ -7,6 +7,17 @@ sender instance's delivery stream (see ``delivery``), and ``on_ack`` settles the
 A forwarded draft that is not answered in ``resend_s``, or whose owner left the live set, is
 sent again to whoever owns the room now. That is safe because every draft carries an
 idempotency key: a resend is stored once, and answered with the first id.
+
+Order through a move. A sender's messages to one room are stored in the order it sent them,
+even when it does not wait for each receipt and the room changes owner in between:
+
+- on the sending instance, a room's drafts in flight form a *lane* with one destination: a new
+  draft whose room now has another owner waits until every earlier one has settled (``_Lane``);
+- on any instance, a draft for a room its writer still has queued or in flight goes through
+  the writer too, which hands the room's drafts on in their order once they are not its own
+  (``MessageWriter.holds``), so none overtakes them on the way to the new owner.
+
+In the steady state a lane never waits: every draft of a room goes the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +26,8 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -74,6 +87,16 @@ def _unpack(item: list[Any]) -> Draft:
     )
 
 
+@dataclass(slots=True)
+class _Lane:
+    """A room's drafts from this instance that have not settled: where they went, how many,
+    and the drafts held back until they have (the room's owner changed meanwhile)."""
+
+    dest: str = ""
+    count: int = 0
+    held: deque[Draft] = field(default_factory=deque)
+
+
 class Router:
     def __init__(
         self,
@@ -101,23 +124,73 @@ class Router:
         self._out: dict[str, list[list[Any]]] = {}
         self._flush_scheduled = False
         self.forwarded = 0
+        self._lanes: dict[str, _Lane] = {}
+        self.held = 0  # drafts that waited for a room's earlier ones (a move)
 
     # -- sending -------------------------------------------------------------------------------
 
     def submit(self, draft: Draft) -> asyncio.Future[Stored | None]:
         """Store a draft from this instance; the future settles once it is stored (or not)."""
         draft.future = asyncio.get_running_loop().create_future()
-        self.route(draft)
+        lane = self._lanes.get(draft.room_id)
+        if lane is None:
+            lane = self._lanes[draft.room_id] = _Lane()
+        owner = self.ring.owner(draft.room_id)
+        if lane.held or (lane.count and lane.dest != owner):
+            lane.held.append(draft)  # the room moved under earlier drafts: after them
+            self.held += 1
+        else:
+            self._enter(lane, draft, owner)
         return draft.future
 
+    def _enter(self, lane: _Lane, draft: Draft, owner: str) -> None:
+        lane.dest = owner
+        lane.count += 1
+        draft.in_lane = True
+        self.route(draft)
+
+    def _left_lane(self, draft: Draft) -> None:
+        """A draft of this instance's settled: the drafts held behind it may go."""
+        draft.in_lane = False
+        lane = self._lanes.get(draft.room_id)
+        if lane is None:
+            return
+        lane.count -= 1
+        if lane.count > 0:
+            return
+        while lane.held:
+            owner = self.ring.owner(draft.room_id)
+            if lane.count and lane.dest != owner:
+                return
+            self._enter(lane, lane.held.popleft(), owner)
+        if lane.count <= 0:
+            del self._lanes[draft.room_id]
+
     def route(self, draft: Draft) -> None:
+        """Send a draft on to its room's owner: this instance's writer, or another's inbox."""
+        assert self.writer is not None
         owner = self.ring.owner(draft.room_id)
-        if owner == self.instance or draft.hops >= MAX_HOPS:
+        if (
+            owner == self.instance
+            or draft.hops >= MAX_HOPS
+            or self.writer.holds(draft.room_id)  # the writer hands it on, in order
+        ):
             # Instances that disagree about the owner for a moment could pass a draft around:
             # after a few hops it is written where it is (a stale owner is fenced anyway).
+            self.writer.enqueue(draft)
+            return
+        self._send(draft, owner)
+
+    def reroute(self, draft: Draft) -> None:
+        """A draft the writer gave back (its room is not this instance's now), in order."""
+        owner = self.ring.owner(draft.room_id)
+        if owner == self.instance or draft.hops >= MAX_HOPS:
             assert self.writer is not None
             self.writer.enqueue(draft)
             return
+        self._send(draft, owner)
+
+    def _send(self, draft: Draft, owner: str) -> None:
         if draft.origin is None:
             self._seq += 1
             draft.origin, draft.request = self.instance, self._seq
@@ -158,6 +231,8 @@ class Router:
         """The outcome of a draft sent from this instance."""
         if draft.origin == self.instance:
             self.pending.pop(draft.request, None)
+        if draft.in_lane:
+            self._left_lane(draft)
         fut = draft.future
         if fut is None or fut.done():
             return

@@ -15,8 +15,7 @@ dies is dropped when its entry expires (``ttl``).
 Instances may disagree for a moment after a change (a member entering or leaving moves the room
 when its instances change). That is safe: a SEND that reaches a non-owner is forwarded, and a
 stale owner's insert is fenced by the database (see ``writer``). A sender's messages keep their
-order through a move unless two of them are in flight across it; the web app sends one at a
-time.
+order through a move, even when several are in flight across it (see ``forwarding``).
 """
 
 from __future__ import annotations

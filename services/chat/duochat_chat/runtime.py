@@ -219,7 +219,7 @@ def _messaging(
         presence=presence,
         ring=ring,
         deliver=delivery.stored,
-        reroute=router.route,
+        reroute=router.reroute,
         batch=settings.write_batch,
         queue_max=settings.write_queue_max,
         relayed=relay,

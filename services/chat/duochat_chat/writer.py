@@ -3,7 +3,8 @@
 Every draft that reaches the writer (from this instance's sockets, or forwarded by another
 instance) is batched with whatever else is waiting. For each batch the writer:
 
-1. hands back (``reroute``) drafts of rooms this instance no longer owns;
+1. hands back (``reroute``) drafts of rooms this instance no longer owns, in their order (while
+   a room has drafts here, the router queues its later ones here too: ``holds``);
 2. reads who is in each room (``userCount``, ``inRoom``, and the instances to deliver to);
 3. assigns ids in memory from each room's highest stored id, with no row lock: only the owner
    writes a room;
@@ -197,6 +198,7 @@ class MessageWriter:
         self.queue_max = queue_max
         self.rooms: dict[str, OwnedRoom] = {}
         self._queue: deque[Draft] = deque()
+        self._rooms_here: dict[str, int] = {}  # room -> its drafts queued or being written
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -224,8 +226,14 @@ class MessageWriter:
         self.enqueue(draft)
         return draft.future
 
+    def holds(self, room_id: str) -> bool:
+        """Whether drafts of the room are queued here or being written."""
+        return room_id in self._rooms_here
+
     def enqueue(self, draft: Draft) -> None:
         self._queue.append(draft)
+        here = self._rooms_here
+        here[draft.room_id] = here.get(draft.room_id, 0) + 1
         self._idle.clear()
         self._wake.set()
 
@@ -274,6 +282,14 @@ class MessageWriter:
         finally:
             await self._drop_connection()
 
+    def _let_go(self, room_id: str) -> None:
+        here = self._rooms_here
+        left = here.get(room_id, 0) - 1
+        if left > 0:
+            here[room_id] = left
+        else:
+            here.pop(room_id, None)
+
     async def _write(self, drafts: list[Draft]) -> None:
         # Presence first: it is who is in each room, and it picks each room's owner.
         room_ids = sorted({d.room_id for d in drafts})
@@ -287,9 +303,16 @@ class MessageWriter:
             if self.ring.owns(draft.room_id) or draft.hops >= MAX_HOPS:
                 mine.append(draft)
             else:
+                self._let_go(draft.room_id)
                 self.reroute(draft)
-        if not mine:
-            return
+        try:
+            if mine:
+                await self._write_mine(mine, present)
+        finally:
+            for draft in mine:
+                self._let_go(draft.room_id)
+
+    async def _write_mine(self, mine: list[Draft], present: dict[str, Here]) -> None:
         room_ids = sorted({d.room_id for d in mine})
         self._drop_moved()
         await self._load(room_ids)

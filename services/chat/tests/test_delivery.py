@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 
@@ -51,6 +52,35 @@ async def test_cross_instance_delivery_in_one_order(chat) -> None:
     assert sorted(m["sender"] for m in enters) == ["alice", "bob"]  # each first visit, once
     all_ids = [m["id"] for m in page["items"]]
     assert all_ids == list(range(1, len(all_ids) + 1))  # dense per room
+
+
+async def test_a_senders_messages_keep_their_order_when_the_room_moves_under_them(chat) -> None:
+    """Alice is alone on chat0, so chat0 owns the room; Bob subscribing on chat1 moves it to
+    chat1 (the room is picked so) while Alice's SENDs are in flight, none awaited. Every message
+    is stored once, and in the order she sent it: the router holds the later ones back until
+    those sent before the move have settled, and no stale owner lets one overtake another."""
+    for _ in range(5):  # the move lands at a different point each time
+        alice, ta = chat.user("alice")
+        bob, tb = chat.user("bob")
+        room = await chat.room(alice, bob, owner="chat1")
+        a = await chat.client(0, ta)
+        await a.subscribe(room, since=0)
+        b = await chat.client(1, tb)
+
+        async def talk() -> list[Any]:
+            receipts = []
+            for i in range(40):
+                receipts.append(await a.send(room, f"m{i}"))
+                await asyncio.sleep(0.002)
+            return await asyncio.gather(*receipts)
+
+        sending = asyncio.create_task(talk())
+        await asyncio.sleep(0.02)
+        await b.subscribe(room, since=0)  # the room moves to chat1 now
+        await sending
+        seen = await collect(b, 40)
+        assert [m["message"] for m in seen] == [f"m{i}" for i in range(40)]
+        assert [m["id"] for m in seen] == sorted({m["id"] for m in seen})
 
 
 TRICKY = [

@@ -1,6 +1,7 @@
 """The router, in process: a draft goes to its room's owner, and a draft that comes back to
 the instance that sent it (two instances disagreed about the owner for a moment) still settles
-the sender's own future. The ring, presence, outbound queue and writer are fakes."""
+the sender's own future; a sender's drafts keep their order when the room moves under them.
+The ring, presence, outbound queue and writer are fakes."""
 
 from __future__ import annotations
 
@@ -38,9 +39,13 @@ class Queue:
 class Writer:
     def __init__(self) -> None:
         self.drafts: list[Draft] = []
+        self.holding: set[str] = set()  # rooms with drafts queued or being written
 
     def enqueue(self, draft: Draft) -> None:
         self.drafts.append(draft)
+
+    def holds(self, room_id: str) -> bool:
+        return room_id in self.holding
 
 
 class Seen:
@@ -112,3 +117,61 @@ async def test_a_watch_note_tells_where_the_new_subscriber_is() -> None:
     r._take({"w": "r2", "n": "d"})
     assert seen.nodes["r2"] == frozenset({"d"})
     r._take({"d": json.dumps([["r3"]])})  # a bad entry is logged and skipped
+
+
+def sent(out: Queue) -> list[tuple[str, list[str]]]:
+    """What went to other instances' inboxes: (stream, the drafts' texts)."""
+    return [(x.stream, [item[4] for item in json.loads(x.fields["d"])]) for x in out.appended]
+
+
+def talk(text: str) -> Draft:
+    return Draft("r1", TALK, 1, "alice", text, key=text)
+
+
+async def test_a_draft_waits_for_the_earlier_ones_when_the_room_moved_away() -> None:
+    r, ring, out, writer, _ = router(owner="a")
+    first = r.submit(talk("m0"))  # a owns the room: to its own writer
+    ring.current = "b"  # the room moves while m0 is not written yet
+    later = [r.submit(talk(f"m{i}")) for i in (1, 2)]
+    await asyncio.sleep(0)
+    assert [d.text for d in writer.drafts] == ["m0"] and out.appended == [], "held back"
+    assert r.held == 2
+
+    r.settle(writer.drafts[0], Stored("r1", 1, None))  # m0 written (or handed on and stored)
+    assert (await first) == Stored("r1", 1, None)
+    await asyncio.sleep(0)
+    assert sent(out) == [("inbox:b", ["m1", "m2"])], "then the rest, in their order"
+    for request in sorted(r.pending):
+        r.on_ack(request, "r1", request + 1, None)
+    assert [f.result() for f in later] == [Stored("r1", 2, None), Stored("r1", 3, None)]
+    assert r._lanes == {}, "a room with nothing in flight keeps no lane"
+
+
+async def test_drafts_follow_each_other_to_one_owner_without_waiting() -> None:
+    r, ring, out, _, _ = router(owner="b")
+    for i in range(3):
+        r.submit(talk(f"m{i}"))
+    await asyncio.sleep(0)
+    assert sent(out) == [("inbox:b", ["m0", "m1", "m2"])] and r.held == 0
+    ring.current = "c"  # moved from b to c with all three in flight at b
+    r.submit(talk("m3"))
+    await asyncio.sleep(0)
+    assert len(out.appended) == 1, "m3 waits for b's answers"
+    for request in sorted(r.pending):
+        r.on_ack(request, "r1", request, None)
+    await asyncio.sleep(0)
+    assert sent(out)[1:] == [("inbox:c", ["m3"])]
+
+
+async def test_a_forwarded_draft_goes_through_the_writer_while_it_holds_the_room() -> None:
+    """Another instance's draft for a room that moved on while this writer still has some of
+    its drafts: the writer hands it on after them, not the router before them."""
+    r, _, out, writer, _ = router(owner="b")
+    writer.holding.add("r1")
+    item = ["r1", TALK, 2, "bob", "late", "k9", None, "c", 5, 1]
+    r._take({"d": json.dumps([item])})
+    await asyncio.sleep(0)
+    assert [d.text for d in writer.drafts] == ["late"] and out.appended == []
+    r.reroute(writer.drafts[0])  # the writer gives it back once the earlier ones are gone
+    await asyncio.sleep(0)
+    assert sent(out) == [("inbox:b", ["late"])]

@@ -287,16 +287,19 @@ def test_a_draft_for_a_room_the_writer_no_longer_owns_is_given_back(tmp_path: Pa
         try:
             late = Draft("r1", TALK, 1, "alice", "sent to the old owner", key="k1", hops=1)
             a.writer.enqueue(late)
+            assert a.writer.holds("r1"), "the router queues the room's next drafts behind it"
             for _ in range(100):
                 if a.rerouted:
                     break
                 await asyncio.sleep(0.01)
             assert a.rerouted == [late], "handed back, for the new owner"
+            assert not a.writer.holds("r1"), "and the room's later drafts go straight there"
             assert await stored(db) == [], "and not written here"
             # After MAX_HOPS forwards between instances that disagree, it is written where it
             # is (the database fences a stale owner).
             assert await a.send("r1", "written anyway", hops=MAX_HOPS) == 1
             assert len(a.rerouted) == 1
+            assert not a.writer.holds("r1")
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
