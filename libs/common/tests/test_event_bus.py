@@ -4,7 +4,9 @@
 - a poison entry (unparseable, or one whose handler keeps failing) goes to the dead-letter
   stream and does not hold up the entries behind it;
 - an event that is delivered again after it was handled changes nothing;
-- a consumer survives its group disappearing (NOGROUP).
+- a consumer survives its group disappearing (NOGROUP);
+- an entry may hold several events (a producer's batch): they are handled in order, the entry
+  is acknowledged once all are, and a failing one neither repeats nor loses the others.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ import pytest
 from redis.asyncio import Redis
 
 from duochat_common.events import Consumer, Envelope, EventBus
-from duochat_common.events.bus import dead_letter_stream
+from duochat_common.events.bus import (
+    EVENTS_PER_ENTRY,
+    dead_letter_stream,
+    entry_envelopes,
+    entry_fields,
+    stream_events,
+)
 from duochat_common.events.schemas import BoardApplied, UserRef
 from duochat_common.redis_store import create_redis
 from duochat_common.testing import redis_shape_url, unique_prefix
@@ -622,3 +630,81 @@ async def test_a_member_that_reads_is_never_taken_over(any_redis: Redis, stream:
     other = consumer(any_redis, stream, Recorder(), name="other", block_ms=50, dead_after_ms=300)
     assert await other.take_over_dead() == 0
     assert await pending(any_redis, stream) == 1
+
+
+async def publish_entry(redis: Redis, stream: str, events: list[Envelope]) -> None:
+    """One stream entry holding ``events``, as chat's outbox relay appends a batch."""
+    await redis.xadd(stream, entry_fields([e.to_json() for e in events]))  # type: ignore[arg-type]
+
+
+async def test_an_entry_of_several_events_is_handled_in_order_and_acked_once(
+    any_redis: Redis, stream: str
+) -> None:
+    batch = [event(i) for i in range(5)]
+    await publish_entry(any_redis, stream, batch[:3])
+    await publish_entry(any_redis, stream, batch[3:4])  # one event: the plain `event` field
+    await publish_entry(any_redis, stream, batch[4:] + batch[:1])  # a repeat, in a later entry
+    entries: Any = await any_redis.xrange(stream)
+    assert [list(fields) for _, fields in entries] == [["events"], ["event"], ["events"]]
+    assert await stream_events(any_redis, stream) == [*batch, batch[0]]
+
+    handler = Recorder()
+    reader = consumer(any_redis, stream, handler)
+    await reader.ensure_group()
+    assert await reader.run_once() == 3
+    assert handler.seen == batch, "in order, and the repeated event once"
+    assert await pending(any_redis, stream) == 0
+
+
+async def test_a_failing_event_keeps_its_entry_pending_and_the_others_are_not_repeated(
+    any_redis: Redis, stream: str
+) -> None:
+    bad = event(1, "poison")
+    batch = [event(0), bad, event(2)]
+    await publish_entry(any_redis, stream, batch)
+
+    handler = Recorder(
+        fail=lambda e: RuntimeError("cannot handle this") if e.type == "poison" else None
+    )
+    reader = consumer(any_redis, stream, handler, block_ms=50, claim_idle_ms=50, max_attempts=3)
+    await reader.ensure_group()
+    await reader.run_once()
+    assert handler.seen == [batch[0], batch[2]], "the poison does not hold up the rest"
+    assert await pending(any_redis, stream) == 1, "the entry waits for its retry"
+
+    async def dead_lettered() -> bool:
+        await reader.run_once()
+        return bool(await any_redis.xlen(dead_letter_stream(stream)))
+
+    await eventually(dead_lettered)
+    (dead,) = await dead_letters(any_redis, stream)
+    assert entry_envelopes(dead)[2] == batch, "the entry whole, under the field it came in"
+    assert "RuntimeError: cannot handle this" in dead["reason"]
+    assert handler.seen == [batch[0], batch[2]], "the good events ran once, not once per retry"
+    assert handler.calls == 2 + 3
+    assert await pending(any_redis, stream) == 0
+
+
+async def test_an_unparseable_entry_of_several_events_is_dead_lettered(
+    any_redis: Redis, stream: str
+) -> None:
+    await any_redis.xadd(stream, {"events": '[{"type": "x"}, 42]'})
+    await EventBus(any_redis).publish(stream, event(9))
+    handler = Recorder()
+    reader = consumer(any_redis, stream, handler)
+    await reader.ensure_group()
+    await reader.run_once()
+    assert [e.data for e in handler.seen] == [{"n": 9}]
+    (dead,) = await dead_letters(any_redis, stream)
+    assert dead["events"] == '[{"type": "x"}, 42]' and dead["reason"].startswith("unparseable")
+    assert await pending(any_redis, stream) == 0
+
+
+def test_an_entry_holds_one_event_plainly_and_a_batch_as_an_array() -> None:
+    one, two = event(1), event(2)
+    assert entry_fields([one.to_json()]) == {"event": one.to_json()}
+    fields = entry_fields([one.to_json(), two.to_json()])
+    assert entry_envelopes(fields) == ("events", fields["events"], [one, two])
+    with pytest.raises(ValueError):
+        entry_envelopes({"events": "[]"})
+    assert EVENTS_PER_ENTRY <= 100, "a read of 100 entries stays a bounded batch"

@@ -31,7 +31,7 @@ from duochat_chat.outbound import Append, Outbound
 from duochat_chat.presence import Here
 from duochat_chat.rooms import OwnedRoom
 from duochat_common.db import Database
-from duochat_common.events.bus import FIELD, cancel_requested
+from duochat_common.events.bus import EVENTS_PER_ENTRY, cancel_requested, entry_fields
 
 log = logging.getLogger(__name__)
 EVENTS_MAXLEN = 200_000
@@ -57,14 +57,16 @@ class OutboxRelay:
         self._in_flight: set[str] = set()
 
     def publish(self, outbox_id: str, events: list[str]) -> None:
-        """Append a committed outbox row's events; the row goes once they are in Redis."""
+        """Append a committed outbox row's events, up to ``EVENTS_PER_ENTRY`` to a stream entry
+        (one XADD for a batch, not one per message); the row goes once they are in Redis."""
+        chunks = [events[i : i + EVENTS_PER_ENTRY] for i in range(0, len(events), EVENTS_PER_ENTRY)]
         self._in_flight.add(outbox_id)
-        last = len(events) - 1
-        for i, event in enumerate(events):
+        last = len(chunks) - 1
+        for i, chunk in enumerate(chunks):
             self.outbound.put(
                 Append(
                     self.stream,
-                    {FIELD: event},
+                    entry_fields(chunk),
                     maxlen=EVENTS_MAXLEN,
                     droppable=False,
                     on_done=(lambda: self._relayed(outbox_id)) if i == last else None,

@@ -5,7 +5,6 @@ arrived (a loopback proxy between chat and MariaDB holds the answer). SIGKILL th
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from duochat_chat.ring import rendezvous
+from duochat_common.events.bus import stream_events
 from duochat_common.testing import REDIS_URL, unique_prefix
 from duochat_testing.chat import ChatProcess, HoldProxy, StompClient, chat_env, new_room
 
@@ -106,22 +106,20 @@ async def events_for(chat, prefix: str, room_id: str, message_id: int, within: f
     found: set[str] = set()
     async with asyncio.timeout(within):
         while not found:
-            for _, fields in await chat.redis.xrange(f"{prefix}events.chat"):
-                event = json.loads(fields["event"])
-                data = event["data"]
+            for event in await stream_events(chat.redis, f"{prefix}events.chat"):
+                data = event.data
                 if (
-                    event["type"] == "chat.message.sent"
+                    event.type == "chat.message.sent"
                     and data["roomId"] == room_id
                     and data["messageId"] == message_id
                 ):
-                    found.add(event["id"])
+                    found.add(event.id)
             if not found:
                 await asyncio.sleep(0.2)
     await asyncio.sleep(2.0)  # a late duplicate of a different event would show up now
-    for _, fields in await chat.redis.xrange(f"{prefix}events.chat"):
-        event = json.loads(fields["event"])
-        if event["data"].get("roomId") == room_id and event["data"]["messageId"] == message_id:
-            found.add(event["id"])
+    for event in await stream_events(chat.redis, f"{prefix}events.chat"):
+        if event.data.get("roomId") == room_id and event.data["messageId"] == message_id:
+            found.add(event.id)
     return found
 
 

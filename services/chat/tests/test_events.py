@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 
+from duochat_common.events.bus import stream_events
 from duochat_common.events.envelope import Envelope
 from duochat_common.events.schemas import CHAT_STREAM, ChatMessageSent, ChatRoomRead
 
@@ -13,8 +14,7 @@ from duochat_common.events.schemas import CHAT_STREAM, ChatMessageSent, ChatRoom
 async def events_for(chat, room: str, kind: str, count: int) -> list[Envelope]:
     async with asyncio.timeout(10):
         while True:
-            entries = await chat.redis.xrange(f"{chat.prefix}{CHAT_STREAM}")
-            found = [Envelope.from_json(fields["event"]) for _, fields in entries]
+            found = await stream_events(chat.redis, f"{chat.prefix}{CHAT_STREAM}")
             found = [e for e in found if e.type == kind and e.data.get("roomId") == room]
             if len(found) >= count:
                 return found

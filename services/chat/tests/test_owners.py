@@ -8,6 +8,7 @@ import json
 
 import httpx
 
+from duochat_common.events.bus import stream_events
 from duochat_testing.chat import ChatProcess, StompError, converse, finish, talking
 
 
@@ -159,12 +160,10 @@ async def test_events_of_a_conversation_leave_through_the_outbox(chat) -> None:
     stream = f"{chat.prefix}events.chat"
     async with asyncio.timeout(10):
         while True:
-            entries = await chat.redis.xrange(stream)
             ids = [
-                json.loads(fields["event"])["data"]["messageId"]
-                for _, fields in entries
-                if json.loads(fields["event"])["type"] == "chat.message.sent"
-                and json.loads(fields["event"])["data"]["roomId"] == room
+                event.data["messageId"]
+                for event in await stream_events(chat.redis, stream)
+                if event.type == "chat.message.sent" and event.data["roomId"] == room
             ]
             if len(ids) >= 22:
                 break

@@ -5,7 +5,8 @@ transaction and two Redis round trips, so one at a time they bound how many mess
 notify keeps up with. Here a batch of events becomes one transaction and one push. If the
 batch handler fails, the batch goes through the shared per-event path, with its retries and
 dead-lettering, so one poison event still cannot block the group. Handlers are idempotent, so
-re-running the events of a failed batch one by one stores and pushes nothing twice.
+re-running the events of a failed batch one by one stores and pushes nothing twice. An entry
+may hold several events (``events``, see ``duochat_common.events.bus``): all join the batch.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from duochat_common.events import Consumer, Envelope
-from duochat_common.events.bus import FIELD
+from duochat_common.events.bus import entry_envelopes
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +32,18 @@ class BatchConsumer(Consumer):
         self.batch_handler = batch_handler
 
     async def _process(self, entries: list[tuple[str, dict[str, Any]]]) -> int:
-        parsed: list[tuple[str, Envelope]] = []
-        for entry_id, fields in entries:
+        parsed: list[Envelope] = []
+        for _entry_id, fields in entries:
             try:
-                parsed.append((entry_id, Envelope.from_json((fields or {}).get(FIELD, ""))))
+                parsed += entry_envelopes(fields)[2]
             except (ValidationError, ValueError, json.JSONDecodeError):
                 # An unparseable entry is dead-lettered by the shared path.
                 return await super()._process(entries)
         if len(parsed) < 2:
             return await super()._process(entries)
-        done = await self.already_done([env.id for _, env in parsed])
+        done = await self.already_done([env.id for env in parsed])
         todo: dict[str, Envelope] = {}
-        for (_, envelope), already in zip(parsed, done, strict=True):
+        for envelope, already in zip(parsed, done, strict=True):
             if not already:
                 todo.setdefault(envelope.id, envelope)
         try:
@@ -55,10 +56,11 @@ class BatchConsumer(Consumer):
                 extra={"fields": {"stream": self.stream, "events": len(todo)}},
             )
             return await super()._process(entries)
+        ids = [entry_id for entry_id, _ in entries]
         async with self.redis.pipeline(transaction=False) as pipe:
             for event_id in todo:
                 pipe.set(self._done_key(event_id), "1", ex=self.done_ttl_s)
-            pipe.xack(self.stream, self.group, *(entry_id for entry_id, _ in parsed))
-            pipe.hdel(self._attempts_key, *(entry_id for entry_id, _ in parsed))
+            pipe.xack(self.stream, self.group, *ids)
+            pipe.hdel(self._attempts_key, *ids)
             await pipe.execute()
-        return len(parsed)
+        return len(entries)

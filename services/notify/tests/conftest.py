@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from duochat_common.events import EventBus
+from duochat_common.events.bus import entry_fields
 from duochat_common.events.schemas import BOARDS_STREAM, CHAT_STREAM, EventData
 from duochat_common.redis_store import create_redis
 from duochat_common.services import service
@@ -127,6 +128,13 @@ class Cluster:
         envelope = event.envelope()
         await self.bus.publish(self.settings.key(stream), envelope)
         return envelope.id
+
+    async def publish_entry(self, events: list[EventData]) -> None:
+        """Several chat events in one stream entry, the way chat's outbox relay appends a
+        batch (``duochat_common.events.bus.entry_fields``)."""
+        stream = self.settings.key(CHAT_STREAM)
+        fields = entry_fields([event.envelope().to_json() for event in events])
+        await self.bus.redis.xadd(stream, fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="package")

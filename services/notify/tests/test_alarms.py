@@ -65,6 +65,16 @@ async def test_list_pages_newest_first(cluster, http, alarms_of):
     assert ids == sorted(ids, reverse=True)
 
 
+async def test_a_batch_of_events_in_one_stream_entry_makes_every_alarm_in_order(
+    cluster, http, alarms_of
+):
+    user, token = cluster.user()
+    await cluster.publish_entry([chat("room-b", user, f"b{n}", message_id=n) for n in range(7)])
+    await alarms_of(http, token, 7)
+    page = (await http.get("/notify/alarms", params={"limit": 50}, headers=auth(token))).json()
+    assert [a["preview"] for a in page["items"]] == [f"b{n}" for n in reversed(range(7))]
+
+
 async def test_mark_read_by_ids_and_by_room_tells_open_streams(cluster, http, alarms_of, sse):
     user, token = cluster.user()
     for n in range(4):

@@ -12,6 +12,12 @@ Delivery is at least once. A consumer:
   ``dead_after_ms`` (a live one reads at least every ``block_ms``): an instance that died and
   came back under another name has its entries handled within seconds, not ``claim_idle_ms``.
 
+An entry holds one event (field ``event``: the envelope as JSON) or, from a producer that
+appends a batch at once, several (field ``events``: a JSON array of envelopes, at most
+``EVENTS_PER_ENTRY``): one XADD per batch instead of one per event. A consumer handles the events
+of an entry in order and acknowledges the entry once all are handled; an entry whose events keep
+failing is dead-lettered whole (its done events are marked and skipped if it is ever replayed).
+
 No command touches two keys, so the bus runs on one Redis and on a Redis Cluster alike: the
 markers are checked with one pipelined EXISTS per key, and the dead-letter step appends before
 it acks (a crash in between dead-letters the entry twice, which loses nothing).
@@ -32,7 +38,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -49,6 +55,31 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Envelope], Awaitable[None]]
 FIELD = "event"
+MANY_FIELD = "events"
+EVENTS_PER_ENTRY = 50
+_ENVELOPES = TypeAdapter(list[Envelope])
+
+
+def entry_fields(events: Sequence[str]) -> dict[str, str]:
+    """The fields of one entry holding ``events`` (envelopes as JSON, at most
+    ``EVENTS_PER_ENTRY``): one event as ``event``, several as the ``events`` array."""
+    if len(events) == 1:
+        return {FIELD: events[0]}
+    return {MANY_FIELD: "[" + ",".join(events) + "]"}
+
+
+def entry_envelopes(fields: dict[str, Any] | None) -> tuple[str, str, list[Envelope]]:
+    """An entry's field name, raw text and envelopes; raises ValueError (or pydantic's
+    ValidationError) when they cannot be read."""
+    fields = fields or {}
+    many = fields.get(MANY_FIELD)
+    if many is not None:
+        envelopes = _ENVELOPES.validate_json(many)
+        if not envelopes:
+            raise ValueError("an entry with no events")
+        return MANY_FIELD, many, envelopes
+    raw = fields.get(FIELD, "")
+    return FIELD, raw, [Envelope.from_json(raw)]
 
 
 def cancel_requested() -> bool:
@@ -64,6 +95,12 @@ def cancel_requested() -> bool:
 
 def dead_letter_stream(stream: str) -> str:
     return f"{stream}.dead"
+
+
+async def stream_events(redis: aioredis.Redis, stream: str) -> list[Envelope]:
+    """Every event in a stream, in order (for tests and tools: consumers read by group)."""
+    entries: Any = await redis.xrange(stream)
+    return [e for _, fields in entries for e in entry_envelopes(fields)[2]]
 
 
 class EventBus:
@@ -143,7 +180,9 @@ class Consumer:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def _dead_letter(self, entry_id: str, raw: str, reason: str) -> None:
+    async def _dead_letter(
+        self, entry_id: str, raw: str, reason: str, *, field: str = FIELD
+    ) -> None:
         log.error(
             "event dead-lettered",
             extra={"fields": {"stream": self.stream, "entry": entry_id, "reason": reason}},
@@ -153,7 +192,7 @@ class Consumer:
         # Three keys in three slots: append first, so that a crash can only repeat the letter.
         await self.redis.xadd(
             dead_letter_stream(self.stream),
-            {FIELD: raw, "entry": entry_id, "group": self.group, "reason": reason[:500]},
+            {field: raw, "entry": entry_id, "group": self.group, "reason": reason[:500]},
             maxlen=100_000,
             approximate=True,
         )
@@ -172,20 +211,28 @@ class Consumer:
             return [bool(found) for found in await pipe.execute()]
 
     async def _process(self, entries: list[tuple[str, dict[str, Any]]]) -> int:
-        parsed: list[tuple[str, str, Envelope]] = []
+        parsed: list[tuple[str, str, str, list[Envelope]]] = []
         for entry_id, fields in entries:
-            raw = (fields or {}).get(FIELD, "")
             try:
-                parsed.append((entry_id, raw, Envelope.from_json(raw)))
+                field, raw, envelopes = entry_envelopes(fields)
             except (ValidationError, ValueError, json.JSONDecodeError) as exc:
-                await self._dead_letter(entry_id, raw, f"unparseable: {exc}")
+                raw = str((fields or {}).get(MANY_FIELD) or (fields or {}).get(FIELD, ""))
+                field = MANY_FIELD if (fields or {}).get(MANY_FIELD) is not None else FIELD
+                await self._dead_letter(entry_id, raw, f"unparseable: {exc}", field=field)
+                continue
+            parsed.append((entry_id, field, raw, envelopes))
         if not parsed:
             return 0
-        done = await self.already_done([env.id for _, _, env in parsed])
+        done = iter(await self.already_done([e.id for *_, envs in parsed for e in envs]))
         handled = 0
         in_batch: set[str] = set()  # the same event twice in one batch runs once
-        for (entry_id, raw, envelope), already in zip(parsed, done, strict=True):
-            if not already and envelope.id not in in_batch:
+        for entry_id, field, raw, envelopes in parsed:
+            marked: list[str] = []  # handled now: marked done whatever the entry's outcome
+            failed: Exception | None = None
+            for envelope in envelopes:
+                already = next(done)
+                if already or envelope.id in in_batch:
+                    continue
                 try:
                     if self.tracer is None:
                         await self.handler(envelope)
@@ -193,25 +240,40 @@ class Consumer:
                         with self.span([envelope]):
                             await self.handler(envelope)
                 except Exception as exc:
-                    attempts = int(await self.redis.hincrby(self._attempts_key, entry_id, 1))
+                    failed = exc
                     log.warning(
                         "event handler failed",
                         exc_info=True,
-                        extra={
-                            "fields": {"type": envelope.type, "id": envelope.id, "try": attempts}
-                        },
+                        extra={"fields": {"type": envelope.type, "id": envelope.id}},
                     )
-                    if attempts >= self.max_attempts:
-                        await self._dead_letter(entry_id, raw, f"{type(exc).__name__}: {exc}")
                     continue
-            in_batch.add(envelope.id)
+                in_batch.add(envelope.id)
+                marked.append(envelope.id)
+            if failed is not None:
+                await self._failed(entry_id, field, raw, marked, failed)
+                continue
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(self._done_key(envelope.id), "1", ex=self.done_ttl_s)
+                for event_id in marked:
+                    pipe.set(self._done_key(event_id), "1", ex=self.done_ttl_s)
                 pipe.xack(self.stream, self.group, entry_id)
                 pipe.hdel(self._attempts_key, entry_id)
                 await pipe.execute()
             handled += 1
         return handled
+
+    async def _failed(
+        self, entry_id: str, field: str, raw: str, marked: list[str], exc: Exception
+    ) -> None:
+        """An entry with an event whose handler failed: the events handled are marked done,
+        the entry stays pending for a retry, and after ``max_attempts`` it is dead-lettered."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event_id in marked:
+                pipe.set(self._done_key(event_id), "1", ex=self.done_ttl_s)
+            pipe.hincrby(self._attempts_key, entry_id, 1)
+            attempts = int((await pipe.execute())[-1])
+        log.warning("event entry failed", extra={"fields": {"entry": entry_id, "try": attempts}})
+        if attempts >= self.max_attempts:
+            await self._dead_letter(entry_id, raw, f"{type(exc).__name__}: {exc}", field=field)
 
     @contextlib.contextmanager
     def span(self, envelopes: Sequence[Envelope]) -> Iterator[None]:
