@@ -167,25 +167,24 @@ class Router:
             del self._lanes[draft.room_id]
 
     def route(self, draft: Draft) -> None:
-        """Send a draft on to its room's owner: this instance's writer, or another's inbox."""
+        """Send a draft on to its room's owner: this instance's writer, or another's inbox;
+        behind the writer while it holds drafts of the room (it hands them on, in order)."""
+        self._route(draft, behind_writer=True)
+
+    def reroute(self, draft: Draft) -> None:
+        """A draft the writer gave back (its room is not this instance's now), in order."""
+        self._route(draft, behind_writer=False)
+
+    def _route(self, draft: Draft, *, behind_writer: bool) -> None:
         assert self.writer is not None
         owner = self.ring.owner(draft.room_id)
         if (
             owner == self.instance
             or draft.hops >= MAX_HOPS
-            or self.writer.holds(draft.room_id)  # the writer hands it on, in order
+            or (behind_writer and self.writer.holds(draft.room_id))
         ):
             # Instances that disagree about the owner for a moment could pass a draft around:
             # after a few hops it is written where it is (a stale owner is fenced anyway).
-            self.writer.enqueue(draft)
-            return
-        self._send(draft, owner)
-
-    def reroute(self, draft: Draft) -> None:
-        """A draft the writer gave back (its room is not this instance's now), in order."""
-        owner = self.ring.owner(draft.room_id)
-        if owner == self.instance or draft.hops >= MAX_HOPS:
-            assert self.writer is not None
             self.writer.enqueue(draft)
             return
         self._send(draft, owner)

@@ -216,8 +216,8 @@ class Consumer:
             try:
                 field, raw, envelopes = entry_envelopes(fields)
             except (ValidationError, ValueError, json.JSONDecodeError) as exc:
-                raw = str((fields or {}).get(MANY_FIELD) or (fields or {}).get(FIELD, ""))
-                field = MANY_FIELD if (fields or {}).get(MANY_FIELD) is not None else FIELD
+                field = MANY_FIELD if MANY_FIELD in (fields or {}) else FIELD
+                raw = str((fields or {}).get(field, ""))
                 await self._dead_letter(entry_id, raw, f"unparseable: {exc}", field=field)
                 continue
             parsed.append((entry_id, field, raw, envelopes))
