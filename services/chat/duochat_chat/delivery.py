@@ -3,11 +3,13 @@ instance that has subscribers in its rooms through that instance's own stream
 (``chat:deliver:<instance>``), together with the outcomes of the drafts that instance forwarded.
 
 So an instance reads only the traffic of rooms its own sockets are in, and the work of each
-instance grows with its own traffic, not the cluster's. Each stream entry carries a batch:
-fields ``r<k>`` (room), ``i<k>`` (message id, ``0`` for a transient ENTER/QUIT), ``b<k>`` (the
-MESSAGE body as clients get it), ``a`` (acks: ``[request, roomId, id, error]``), and ``t``
-(when the batch's first message was sent, in ms: the receiving instance's send-to-deliver
-sample).
+instance grows with its own traffic, not the cluster's. Each stream entry carries a batch, each
+field JSON: ``m`` (the messages, ``[[roomId, [[id, body, size], ...]], ...]``: id ``0`` for a
+transient ENTER/QUIT, the MESSAGE body as clients get it and its UTF-8 size), ``a`` (acks:
+``[[request, roomId, id, error], ...]``), and ``t`` (when the batch's first message was sent, in
+ms: the receiving instance's send-to-deliver sample). A batch is a few fields, not three per
+message: redis-py packs and parses each field in Python, and that cost more than the rest of
+the entry's way.
 
 The streams are the fast path. A message whose entry never arrives (an instance killed between
 commit and append, a Redis restart) is found by the hub's gap fill and sweep, which read the
@@ -17,12 +19,12 @@ database.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -80,20 +82,25 @@ class Delivery:
                 acks.setdefault(draft.origin, []).append(_ack(draft, result))
             if isinstance(result, Stored) and result.body is not None:
                 by_room.setdefault(result.room_id, []).append((result.id, result.body))
-        out: dict[str, dict[str, Any]] = {}
+        messages: dict[str, list[Any]] = {}  # node -> [[room, [[id, body, size], ...]], ...]
         for room_id, entries in by_room.items():
             self.hub.on_entries(room_id, entries)
             here = present.get(room_id)
-            for node in here.nodes if here is not None else ():
-                if node != me:
-                    _add(out.setdefault(node, {}), room_id, entries)
+            nodes = [n for n in here.nodes if n != me] if here is not None else ()
+            if nodes:
+                packed = [room_id, [[i, b.text, b.size] for i, b in entries]]
+                for node in nodes:
+                    messages.setdefault(node, []).append(packed)
+        out: dict[str, dict[str, Any]] = {}
+        for node, rooms in messages.items():
+            out[node] = {"m": orjson.dumps(rooms)}
         sent_ms = drafts[0].sent_ms if by_room else 0  # one sample per batch (see metrics)
         if sent_ms:
             self.metrics.delivered_by_owner.observe(max(0.0, time.time() - sent_ms / 1000))
             for fields in out.values():
                 fields["t"] = sent_ms
         for node, node_acks in acks.items():
-            out.setdefault(node, {})["a"] = json.dumps(node_acks)
+            out.setdefault(node, {})["a"] = orjson.dumps(node_acks)
         for node, fields in out.items():
             self.outbound.put(Append(self.deliver_key(node), fields, expire_ms=STREAM_TTL_MS))
         if events:
@@ -105,8 +112,7 @@ class Delivery:
         self.hub.on_entries(room_id, [(0, body)])
         for node in here.nodes:
             if node != self.instance:
-                fields: dict[str, Any] = {}
-                _add(fields, room_id, [(0, body)])
+                fields = {"m": orjson.dumps([[room_id, [[0, body.text, body.size]]]])}
                 self.outbound.put(Append(self.deliver_key(node), fields, expire_ms=STREAM_TTL_MS))
 
     async def run_reader(self, *, count: int = 1000, block_ms: int = 1000) -> None:
@@ -139,14 +145,18 @@ class Delivery:
         try:
             hub = self.hub
             sent_ms = fields.get("t")
-            for k in range((len(fields) - ("a" in fields) - (sent_ms is not None)) // 3):
-                hub.on_entries(fields[f"r{k}"], [(int(fields[f"i{k}"]), Body.of(fields[f"b{k}"]))])
+            messages = fields.get("m")
+            if messages is not None:
+                for room_id, entries in orjson.loads(messages):
+                    hub.on_entries(
+                        room_id, [(int(i), Body(text, size)) for i, text, size in entries]
+                    )
             if sent_ms is not None:
                 sent = int(sent_ms) / 1000
                 self.metrics.delivered_from_stream.observe(max(0.0, time.time() - sent))
             acks = fields.get("a")
             if acks is not None:
-                for request, room_id, message_id, error in json.loads(acks):
+                for request, room_id, message_id, error in orjson.loads(acks):
                     self.router.on_ack(int(request), room_id, int(message_id), error)
         except Exception:
             log.exception("bad delivery entry %s", entry_id)
@@ -156,12 +166,3 @@ def _ack(draft: Draft, result: Outcome) -> list[Any]:
     if isinstance(result, Exception):
         return [draft.request, draft.room_id, 0, str(result)]
     return [draft.request, draft.room_id, result.id if result is not None else 0, None]
-
-
-def _add(fields: dict[str, Any], room_id: str, entries: list[tuple[int, Body]]) -> None:
-    k = len(fields) // 3
-    for message_id, body in entries:
-        fields[f"r{k}"] = room_id
-        fields[f"i{k}"] = message_id
-        fields[f"b{k}"] = body.text
-        k += 1

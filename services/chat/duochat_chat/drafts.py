@@ -4,8 +4,9 @@ stored message makes."""
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
+
+import orjson
 
 from duochat_chat.messages import Body
 from duochat_chat.presence import Here
@@ -86,7 +87,7 @@ def message_sent_event(
     }
     if d.trace is not None:
         envelope["traceparent"] = d.trace
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(envelope).decode()
 
 
 def message_event_id(room_id: str, message_id: int) -> str:

@@ -23,13 +23,13 @@ In the steady state a lane never waits: every draft of a room goes the same way.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -221,7 +221,7 @@ class Router:
         out, self._out = self._out, {}
         for owner, items in out.items():
             self.forwarded += len(items)
-            fields = {"d": json.dumps(items, ensure_ascii=False)}
+            fields = {"d": orjson.dumps(items)}
             self.outbound.put(Append(self.inbox_key(owner), fields, expire_ms=STREAM_TTL_MS))
 
     # -- outcomes ------------------------------------------------------------------------------
@@ -315,7 +315,7 @@ class Router:
                     self.presence.saw_node(watched, node)
             packed = fields.get("d")
             if packed is not None:
-                for item in json.loads(packed):
+                for item in orjson.loads(packed):
                     self.route(self._own(_unpack(item)))
         except Exception:
             log.exception("bad inbox entry")

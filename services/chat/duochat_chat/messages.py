@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
+
 TALK, ENTER, QUIT, SYSTEM = "TALK", "ENTER", "QUIT", "SYSTEM"
 READ, TYPING, DELETED = "READ", "TYPING", "DELETED"  # transient: never stored, no id
 STATUS = "STATUS"  # a draft that only moves a room's status (a silent block): no line at all
@@ -34,6 +36,15 @@ class Body:
     @classmethod
     def of(cls, text: str) -> Body:
         return cls(text, len(text.encode()))
+
+    @classmethod
+    def of_json(cls, doc: object) -> Body:
+        """``doc`` as compact JSON (UTF-8, not escaped to ASCII), by orjson: the body of every
+        message is encoded once, on the hot path, and orjson does it several times faster than
+        the standard library, with the same output. Text that is not Unicode (a lone
+        surrogate) raises ``orjson.JSONEncodeError``, a ``TypeError``."""
+        raw = orjson.dumps(doc)
+        return cls(raw.decode(), len(raw))
 
 
 def wire(
@@ -84,7 +95,7 @@ def encode_body(**fields: object) -> Body:
 
 
 def encode(doc: dict[str, object]) -> Body:
-    return Body.of(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
+    return Body.of_json(doc)
 
 
 def entered_text(username: str) -> str:
@@ -97,7 +108,7 @@ def left_text(username: str) -> str:
 
 def transient(**fields: object) -> Body:
     """A READ, TYPING or DELETED signal: delivered on the room's subscription, never stored."""
-    return Body.of(json.dumps(fields, ensure_ascii=False, separators=(",", ":")))
+    return Body.of_json(fields)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from redis.exceptions import RedisError
 from duochat_common.events.bus import cancel_requested
 
 log = logging.getLogger(__name__)
+# An expiring stream has its expiry set on its first append and renewed this often after: its
+# TTL (an hour) is far longer, and one PEXPIRE per flush per stream was two commands in five.
+EXPIRY_RENEW_S = 60.0
 
 
 @dataclass(slots=True)
@@ -47,6 +51,7 @@ class Outbound:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._expiry_set: dict[str, float] = {}  # stream -> when its expiry was last set
 
     def put(self, item: Append) -> None:
         self._items.append(item)
@@ -82,19 +87,24 @@ class Outbound:
     async def _flush(self) -> None:
         while self._items:
             take = [self._items.popleft() for _ in range(min(self.batch, len(self._items)))]
+            now = time.monotonic()
+            expiring: dict[str, int] = {}
             try:
-                expiring: dict[str, int] = {}
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for item in take:
                         pipe.xadd(item.stream, item.fields, maxlen=item.maxlen, approximate=True)
                         if item.expire_ms is not None:
-                            expiring[item.stream] = item.expire_ms
+                            set_at = self._expiry_set.get(item.stream)
+                            if set_at is None or now - set_at >= EXPIRY_RENEW_S:
+                                expiring[item.stream] = item.expire_ms
                     for stream, expire_ms in expiring.items():  # once per stream, after its XADDs
                         pipe.pexpire(stream, expire_ms)
                     await pipe.execute()
             except BaseException:
                 self._items.extendleft(reversed(take))  # in order, for the retry
                 raise
+            for stream in expiring:
+                self._expiry_set[stream] = now
             for item in take:
                 if item.on_done is not None:
                     try:

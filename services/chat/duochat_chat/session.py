@@ -18,6 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import jwt
+import orjson
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
@@ -383,10 +384,15 @@ def parse_send(body: bytes | str, max_chars: int) -> tuple[str, str, str, str]:
     breaks a rule is refused with the rule. ``key`` is the ``clientMessageId``, or one the
     server makes."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        # RecursionError: JSON nested thousands deep (the frame limit allows 16 KiB of it).
-        raise Refused('the body must be JSON: {"type","roomId","message"}') from None
+        data = orjson.loads(body)  # the fast path: several times the standard parser's speed
+    except orjson.JSONDecodeError:
+        # The standard parser reads what orjson refuses but JSON allows (a lone surrogate
+        # escape, which the rule below then names) and refuses the rest as before.
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # RecursionError: JSON nested thousands deep (the frame limit allows 16 KiB of it).
+            raise Refused('the body must be JSON: {"type","roomId","message"}') from None
     if not isinstance(data, dict):
         raise Refused('the body must be a JSON object: {"type","roomId","message"}')
     room_id, kind, text = data.get("roomId"), data.get("type", TALK), data.get("message", "")

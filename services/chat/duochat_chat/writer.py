@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -34,6 +33,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol
 
+import orjson
 import pymysql
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import DBAPIError
@@ -527,7 +527,7 @@ class MessageWriter:
         # if the row is left behind (see ``outbox``).
         outbox = {
             "id": plan.outbox_id,
-            "payload": json.dumps({"messages": plan.refs}, ensure_ascii=False),
+            "payload": orjson.dumps({"messages": plan.refs}).decode(),
             "created_at": plan.now,
         }
         if conn.dialect.name != "sqlite":
