@@ -1,0 +1,49 @@
+"""The outbound queue on a real Redis: appends in order, and an instance's streams get their
+expiry on their first append and then once a minute, not with every flush."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+
+from duochat_chat import outbound
+from duochat_chat.outbound import Append, Outbound
+from duochat_common.testing import REDIS_URL
+
+
+async def _flushed(queue: Outbound, *items: Append) -> None:
+    for item in items:
+        queue.put(item)
+    runner = asyncio.create_task(queue.run())
+    try:
+        assert await queue.flushed(5.0)
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_a_stream_gets_its_expiry_once_and_again_after_the_renewal_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    redis = aioredis.from_url(REDIS_URL, decode_responses=True)
+    stream = f"test:outbound:{uuid.uuid4().hex}"
+    queue = Outbound(redis)
+    try:
+        await _flushed(queue, Append(stream, {"n": 1}, expire_ms=60_000))
+        assert 0 < await redis.pttl(stream) <= 60_000
+        # Within the interval a flush sends no PEXPIRE: a TTL taken away stays away.
+        await redis.persist(stream)
+        await _flushed(queue, Append(stream, {"n": 2}, expire_ms=60_000))
+        assert await redis.pttl(stream) == -1
+        # Once the interval has passed, the next flush renews it.
+        monkeypatch.setattr(outbound, "EXPIRY_RENEW_S", 0.0)
+        await _flushed(queue, Append(stream, {"n": 3}, expire_ms=60_000))
+        assert 0 < await redis.pttl(stream) <= 60_000
+        entries = await redis.xrange(stream)
+        assert [fields["n"] for _, fields in entries] == ["1", "2", "3"]
+    finally:
+        await redis.delete(stream)
+        await redis.aclose()
