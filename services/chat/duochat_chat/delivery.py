@@ -8,8 +8,8 @@ field JSON: ``m`` (the messages, ``[[roomId, [[id, body, size], ...]], ...]``: i
 transient ENTER/QUIT, the MESSAGE body as clients get it and its UTF-8 size), ``a`` (acks:
 ``[[request, roomId, id, error], ...]``), and ``t`` (when the batch's first message was sent, in
 ms: the receiving instance's send-to-deliver sample). A batch is a few fields, not three per
-message: redis-py packs and parses each field in Python, and that cost more than the rest of
-the entry's way. (Through a rolling deploy from the former layout, fields ``r<k>``/``i<k>``/
+message: redis-py packs and parses each field in Python, and orjson encodes the batch in one
+call. (Through a rolling deploy from the former layout, fields ``r<k>``/``i<k>``/
 ``b<k>``, an entry of the other layout is skipped: its messages arrive by the hub's gap fill and
 sweep, a second or two late, and its acks, unchanged, still settle.)
 
