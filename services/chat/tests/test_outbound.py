@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -42,7 +43,7 @@ async def test_a_stream_gets_its_expiry_once_and_again_after_the_renewal_interva
         monkeypatch.setattr(outbound, "EXPIRY_RENEW_S", 0.0)
         await _flushed(queue, Append(stream, {"n": 3}, expire_ms=60_000))
         assert 0 < await redis.pttl(stream) <= 60_000
-        entries = await redis.xrange(stream)
+        entries: Any = await redis.xrange(stream)
         assert [fields["n"] for _, fields in entries] == ["1", "2", "3"]
     finally:
         await redis.delete(stream)
