@@ -108,14 +108,19 @@ class StompMember(Member):
             self.errors.append(data[:300])
 
     async def send(self, sent_ns: int) -> None:
+        if self.ws.closed:  # the server closed it (its ERROR is in ``errors``): nothing to send on
+            return
         self.seq += 1
         body = (
             f'{{"type":"TALK","roomId":"{self.room}","message":"{self.idx}|{self.seq}|{sent_ns}"}}'
         )
-        await self.ws.send_str(
-            "SEND\ndestination:/pub/chat/message\ncontent-type:application/json\n"
-            f"receipt:{self.seq}\n\n{body}\x00"
-        )
+        try:
+            await self.ws.send_str(
+                "SEND\ndestination:/pub/chat/message\ncontent-type:application/json\n"
+                f"receipt:{self.seq}\n\n{body}\x00"
+            )
+        except aiohttp.ClientConnectionResetError:
+            self.errors.append(f"socket closed while sending message {self.seq}")
 
     async def close(self) -> None:
         self.reader.cancel()
