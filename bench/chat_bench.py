@@ -42,8 +42,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -81,13 +83,25 @@ class Round:
     open: Phase
 
 
-async def measure(coro: Any, servers: list[int], others: list[int]) -> Phase:
+async def measure(
+    loop: Callable[..., Awaitable[Run]], servers: list[int], others: list[int]
+) -> Phase:
+    """Run ``loop`` and count the servers' CPU over its measured window only: CPU spent in
+    the warm-up (and the drain after) on messages that are not counted is not charged to the
+    counted ones."""
     mine, rest = Cpu(servers), Cpu(others)
-    mine.start()
-    rest.start()
-    run = await coro
-    chat = mine.stop()
-    return Phase(run, chat, chat + rest.stop())
+    took: dict[str, float] = {}
+
+    def on_window(opening: bool) -> None:
+        if opening:
+            mine.start()
+            rest.start()
+        else:
+            took["chat"] = mine.stop()
+            took["rest"] = rest.stop()
+
+    run = await loop(on_window=on_window)
+    return Phase(run, took["chat"], took["chat"] + took["rest"])
 
 
 async def open_members(
@@ -145,10 +159,12 @@ async def ours(args: argparse.Namespace, stack: Stack, rooms: list[Room], n: int
         members = await open_members(session, rooms, ports)
         for k in range(args.repeat):
             closed = await measure(
-                closed_loop(members, warmup=args.warmup, duration=args.duration), servers, others
+                partial(closed_loop, members, warmup=args.warmup, duration=args.duration),
+                servers,
+                others,
             )
             opened = await measure(
-                open_loop(members, rate=args.rate, duration=args.duration), servers, others
+                partial(open_loop, members, rate=args.rate, duration=args.duration), servers, others
             )
             rounds.append(Round(closed, opened))
             print(
@@ -248,12 +264,14 @@ async def socketio(args: argparse.Namespace, prefix: str) -> list[Round]:
         rounds = []
         for _ in range(args.repeat):
             closed = await measure(
-                closed_loop(members, warmup=args.warmup, duration=args.duration),
+                partial(closed_loop, members, warmup=args.warmup, duration=args.duration),
                 pids,
                 infra_pids(),
             )
             opened = await measure(
-                open_loop(members, rate=args.rate, duration=args.duration), pids, infra_pids()
+                partial(open_loop, members, rate=args.rate, duration=args.duration),
+                pids,
+                infra_pids(),
             )
             rounds.append(Round(closed, opened))
             print(f"  socketio round: closed {closed.run.rate:,.0f} msg/s", file=sys.stderr)
@@ -279,12 +297,14 @@ async def bare(args: argparse.Namespace, rooms: list[Room]) -> list[Round]:
             members = await open_members(session, rooms, [port])
             for _ in range(args.repeat):
                 closed = await measure(
-                    closed_loop(members, warmup=args.warmup, duration=args.duration),
+                    partial(closed_loop, members, warmup=args.warmup, duration=args.duration),
                     [proc.pid],
                     [],
                 )
                 opened = await measure(
-                    open_loop(members, rate=args.rate, duration=args.duration), [proc.pid], []
+                    partial(open_loop, members, rate=args.rate, duration=args.duration),
+                    [proc.pid],
+                    [],
                 )
                 rounds.append(Round(closed, opened))
                 print(

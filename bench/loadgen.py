@@ -199,7 +199,18 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-async def closed_loop(members: list[Member], *, warmup: float, duration: float) -> Run:
+# Told True when the measured window opens and False when it closes, so the CPU counted is that
+# of the messages counted (not the warm-up's, which would be charged to them otherwise).
+OnWindow = Callable[[bool], None]
+
+
+def _no_window(_opening: bool) -> None:
+    pass
+
+
+async def closed_loop(
+    members: list[Member], *, warmup: float, duration: float, on_window: OnWindow = _no_window
+) -> Run:
     """Each member sends its next message when its previous one reached its peer."""
     settle_heap()
     window = Window()
@@ -218,17 +229,21 @@ async def closed_loop(members: list[Member], *, warmup: float, duration: float) 
     for m in members:
         await m.send(time.perf_counter_ns())
     await asyncio.sleep(warmup)
+    on_window(True)
     window.measuring = True
     started = time.perf_counter()
     await asyncio.sleep(duration)
     window.measuring = False
     elapsed = time.perf_counter() - started
+    on_window(False)
     running = False
     await asyncio.sleep(1.0)  # let the in-flight messages land before the next phase
     return Run(window.delivered, elapsed, window.latencies)
 
 
-async def open_loop(members: list[Member], *, rate: float, duration: float) -> Run:
+async def open_loop(
+    members: list[Member], *, rate: float, duration: float, on_window: OnWindow = _no_window
+) -> Run:
     """Messages at a fixed total rate, round-robin over members; latency from the planned
     send time (so a generator that falls behind shows up as latency, not as lower load)."""
     settle_heap()
@@ -239,6 +254,7 @@ async def open_loop(members: list[Member], *, rate: float, duration: float) -> R
 
     for m in members:
         m.on_talk = on_talk
+    on_window(True)
     window.measuring = True
     interval_ns = int(1e9 / rate)
     total = int(rate * duration)
@@ -255,4 +271,5 @@ async def open_loop(members: list[Member], *, rate: float, duration: float) -> R
     elapsed = (time.perf_counter_ns() - start) / 1e9
     await asyncio.sleep(2.0)
     window.measuring = False
+    on_window(False)
     return Run(window.delivered, elapsed, window.latencies)
