@@ -16,13 +16,16 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from duochat_common.events import Consumer, Envelope, EventBus
+from duochat_common.events import bus as bus_module
 from duochat_common.events.bus import (
+    DONE_SHARDS,
     EVENTS_PER_ENTRY,
     dead_letter_stream,
     entry_envelopes,
@@ -393,6 +396,47 @@ async def test_the_same_event_twice_in_one_batch_is_handled_once(
     await reader.run_once()
     assert [e.data["n"] for e in handler.seen] == [1, 2]
     assert await pending(any_redis, stream) == 0
+
+
+async def test_a_batch_is_marked_done_in_one_set_per_shard_not_a_key_per_event(
+    any_redis: Redis, stream: str, prefix: str
+) -> None:
+    batch = [event(i) for i in range(EVENTS_PER_ENTRY)]
+    await publish_entry(any_redis, stream, batch)
+    handler = Recorder()
+    reader = consumer(any_redis, stream, handler)
+    await reader.ensure_group()
+    await reader.run_once()
+    assert len(handler.seen) == EVENTS_PER_ENTRY
+    markers = [k async for k in any_redis.scan_iter(match=f"{stream}:done:*", count=1000)]
+    assert 0 < len(markers) <= DONE_SHARDS, markers
+    assert sum([await any_redis.scard(k) for k in markers]) == EVENTS_PER_ENTRY
+    for key in markers:  # each set expires, two buckets of done_ttl_s after it began at most
+        assert 0 < await any_redis.ttl(key) <= 2 * reader.done_ttl_s
+    assert await reader.already_done([e.id for e in batch] + [event(99).id]) == [True] * len(
+        batch
+    ) + [False]
+
+
+async def test_an_event_is_remembered_across_a_bucket_boundary_for_done_ttl_at_least(
+    any_redis: Redis, stream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = {"now": 1_000_000.0}
+    monkeypatch.setattr(
+        bus_module, "time", SimpleNamespace(time=lambda: clock["now"], monotonic=time.monotonic)
+    )
+    reader = consumer(any_redis, stream, Recorder(), done_ttl_s=100)
+    once = event(1)
+    clock["now"] = 1_000_099.0  # the last second of a bucket
+    async with any_redis.pipeline(transaction=False) as pipe:
+        reader.mark_done(pipe, [once.id])
+        await pipe.execute()
+    clock["now"] = 1_000_100.0  # the next bucket: still remembered
+    assert await reader.already_done([once.id]) == [True]
+    clock["now"] = 1_000_199.0  # done_ttl_s after it was marked: still remembered
+    assert await reader.already_done([once.id]) == [True]
+    clock["now"] = 1_000_200.0  # two buckets on: no longer looked up (and its set expires)
+    assert await reader.already_done([once.id]) == [False]
 
 
 async def test_a_handled_event_reclaimed_from_a_dead_consumer_is_skipped(

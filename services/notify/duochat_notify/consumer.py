@@ -58,8 +58,7 @@ class BatchConsumer(Consumer):
             return await super()._process(entries)
         ids = [entry_id for entry_id, _ in entries]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for event_id in todo:
-                pipe.set(self._done_key(event_id), "1", ex=self.done_ttl_s)
+            self.mark_done(pipe, list(todo))
             pipe.xack(self.stream, self.group, *ids)
             pipe.hdel(self._attempts_key, *ids)
             await pipe.execute()
