@@ -19,10 +19,10 @@ of an entry in order and acknowledges the entry once all are handled; an entry w
 failing is dead-lettered whole (its done events are marked and skipped if it is ever replayed).
 
 The done markers of a group are sets of event ids, ``DONE_SHARDS`` per time bucket of
-``done_ttl_s`` (``<stream>:done:<group>:<bucket>:<shard>``, each expiring two buckets after it
-began), so an event is remembered for ``done_ttl_s`` at least. A batch is checked with one
-SMISMEMBER per shard and bucket it touches and marked with one SADD per shard, instead of one
-EXISTS and one SET per event: those were two thirds of notify's CPU per chat message (bench
+``done_ttl_s`` (``<stream>:done:<group>:<bucket>:<shard>``, each expiring when the bucket after
+its own ends), so an event is remembered for ``done_ttl_s`` at least. A batch is checked with
+one SMISMEMBER per shard and bucket it touches and marked with one SADD per shard, instead of
+one EXISTS and one SET per event: those were two thirds of notify's CPU per chat message (bench
 notes of 2026-12-01). Markers of the former layout (a key per event) are not read: an entry
 handled before an upgrade but not yet acknowledged is handled once more after it.
 
@@ -66,7 +66,7 @@ Handler = Callable[[Envelope], Awaitable[None]]
 FIELD = "event"
 MANY_FIELD = "events"
 EVENTS_PER_ENTRY = 50
-DONE_SHARDS = 8  # sets of done markers per group and time bucket
+DONE_SHARDS = 4  # sets of done markers per group and time bucket
 _ENVELOPES = TypeAdapter(list[Envelope])
 
 
@@ -171,6 +171,7 @@ class Consumer:
         self._last_dead_check = 0.0
         # Derived from the stream name, so they share its namespace (``settings.key``).
         self._attempts_key = f"{stream}:attempts:{group}"
+        self._expiring: set[str] = set()  # done-marker sets whose expiry this consumer set
         self._last_claim = 0.0
         self._recovered = False
         self.tracer = tracer
@@ -197,7 +198,11 @@ class Consumer:
         for shard, ids in self._by_shard(event_ids).items():
             key = self._done_key(bucket, shard)
             pipe.sadd(key, *ids)
-            pipe.expire(key, 2 * self.done_ttl_s)
+            if key not in self._expiring:  # the same time whoever sets it: once is enough
+                if len(self._expiring) > 1000:
+                    self._expiring.clear()
+                self._expiring.add(key)
+                pipe.expireat(key, (bucket + 2) * self.done_ttl_s)
 
     async def ensure_group(self) -> None:
         try:
