@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from duochat_common.events import Consumer, Envelope, EventBus
 from duochat_common.events import bus as bus_module
 from duochat_common.events.bus import (
+    DONE_EXPIRY_RENEW_S,
     DONE_SHARDS,
     EVENTS_PER_ENTRY,
     dead_letter_stream,
@@ -399,7 +400,7 @@ async def test_the_same_event_twice_in_one_batch_is_handled_once(
 
 
 async def test_a_batch_is_marked_done_in_one_set_per_shard_not_a_key_per_event(
-    any_redis: Redis, stream: str, prefix: str
+    any_redis: Redis, stream: str
 ) -> None:
     batch = [event(i) for i in range(EVENTS_PER_ENTRY)]
     await publish_entry(any_redis, stream, batch)
@@ -416,6 +417,13 @@ async def test_a_batch_is_marked_done_in_one_set_per_shard_not_a_key_per_event(
     assert await reader.already_done([e.id for e in batch] + [event(99).id]) == [True] * len(
         batch
     ) + [False]
+    # A Redis that restarted empty: the next batch's set gets its expiry again (within a minute).
+    await any_redis.delete(*markers)
+    reader._expiring = {k: t - DONE_EXPIRY_RENEW_S for k, t in reader._expiring.items()}
+    await publish_entry(any_redis, stream, [event(100)])
+    await reader.run_once()
+    again = [k async for k in any_redis.scan_iter(match=f"{stream}:done:*", count=1000)]
+    assert again and all([await any_redis.ttl(k) > 0 for k in again])
 
 
 async def test_an_event_is_remembered_across_a_bucket_boundary_for_done_ttl_at_least(
