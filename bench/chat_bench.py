@@ -170,7 +170,8 @@ async def ours(args: argparse.Namespace, stack: Stack, rooms: list[Room], n: int
             print(
                 f"  round {k + 1}: closed {closed.run.rate:,.0f} msg/s, "
                 f"{closed.us_per_msg(closed.chat_cpu):.0f} us chat CPU/msg; "
-                f"open p99 {opened.run.pct(99):.1f} ms",
+                f"open p99 {opened.run.pct(99):.1f} ms, "
+                f"{opened.us_per_msg(opened.chat_cpu):.0f} us chat CPU/msg",
                 file=sys.stderr,
             )
         await asyncio.sleep(2.0)  # whatever is in flight lands

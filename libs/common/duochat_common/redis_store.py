@@ -15,6 +15,8 @@ On a cluster every command must touch keys of one hash slot: keys used together 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from importlib.metadata import entry_points
 from typing import Any, cast
 
@@ -34,6 +36,39 @@ def is_cluster(client: object) -> bool:
 def hash_tag(name: str) -> str:
     """``name`` as a hash tag, so that every key built on it lands in one cluster slot."""
     return "{" + name.replace("{", "(").replace("}", ")") + "}"
+
+
+class ExpiryRenewals:
+    """When each key written often last had its expiry set: such a key needs it only once in a
+    while, not with every write (one expiry command per write was two commands in five), but
+    again now and then, since a Redis that restarted empty gets the key back with none."""
+
+    def __init__(self, every_s: float = 60.0, max_keys: int = 10_000) -> None:
+        self.every_s = every_s
+        self.max_keys = max_keys
+        self._at: dict[str, float] = {}
+
+    def due(self, key: str) -> bool:
+        """Whether the write of ``key`` about to be sent should set its expiry too; a True is
+        counted as done (a write that fails is retried, and the key's next renewal comes
+        ``every_s`` later at the latest)."""
+        now = time.monotonic()
+        at = self._at.get(key)
+        if at is not None and now - at < self.every_s:
+            return False
+        if len(self._at) >= self.max_keys:
+            self._at.clear()
+        self._at[key] = now
+        return True
+
+    def forget(self, keys: Iterable[str] | None = None) -> None:
+        """The expiry of ``keys`` (of every key: None) is due again at their next write (the
+        write that was to set it failed)."""
+        if keys is None:
+            self._at.clear()
+        else:
+            for key in keys:
+                self._at.pop(key, None)
 
 
 class NoMemoryBackend(RuntimeError):

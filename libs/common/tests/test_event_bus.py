@@ -25,7 +25,6 @@ from redis.asyncio import Redis
 from duochat_common.events import Consumer, Envelope, EventBus
 from duochat_common.events import bus as bus_module
 from duochat_common.events.bus import (
-    DONE_EXPIRY_RENEW_S,
     DONE_SHARDS,
     EVENTS_PER_ENTRY,
     dead_letter_stream,
@@ -419,7 +418,7 @@ async def test_a_batch_is_marked_done_in_one_set_per_shard_not_a_key_per_event(
     ) + [False]
     # A Redis that restarted empty: the next batch's set gets its expiry again (within a minute).
     await any_redis.delete(*markers)
-    reader._expiring = {k: t - DONE_EXPIRY_RENEW_S for k, t in reader._expiring.items()}
+    reader._expiring.forget()  # as a minute later
     await publish_entry(any_redis, stream, [event(100)])
     await reader.run_once()
     again = [k async for k in any_redis.scan_iter(match=f"{stream}:done:*", count=1000)]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,11 +23,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from duochat_common.events.bus import cancel_requested
+from duochat_common.redis_store import ExpiryRenewals
 
 log = logging.getLogger(__name__)
-# An expiring stream has its expiry set on its first append and renewed this often after: its
-# TTL (an hour) is far longer, and one PEXPIRE per flush per stream was two commands in five.
-EXPIRY_RENEW_S = 60.0
 
 
 @dataclass(slots=True)
@@ -51,7 +48,9 @@ class Outbound:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._expiry_set: dict[str, float] = {}  # stream -> when its expiry was last set
+        # An expiring stream has its expiry set on its first append, then once a minute (its
+        # TTL, an hour, is far longer).
+        self.expiries = ExpiryRenewals()
 
     def put(self, item: Append) -> None:
         self._items.append(item)
@@ -87,24 +86,21 @@ class Outbound:
     async def _flush(self) -> None:
         while self._items:
             take = [self._items.popleft() for _ in range(min(self.batch, len(self._items)))]
-            now = time.monotonic()
             expiring: dict[str, int] = {}
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for item in take:
                         pipe.xadd(item.stream, item.fields, maxlen=item.maxlen, approximate=True)
-                        if item.expire_ms is not None:
-                            set_at = self._expiry_set.get(item.stream)
-                            if set_at is None or now - set_at >= EXPIRY_RENEW_S:
+                        if item.expire_ms is not None and item.stream not in expiring:
+                            if self.expiries.due(item.stream):
                                 expiring[item.stream] = item.expire_ms
                     for stream, expire_ms in expiring.items():  # once per stream, after its XADDs
                         pipe.pexpire(stream, expire_ms)
                     await pipe.execute()
             except BaseException:
                 self._items.extendleft(reversed(take))  # in order, for the retry
+                self.expiries.forget(expiring)  # a Redis that restarted empty needs them again
                 raise
-            for stream in expiring:
-                self._expiry_set[stream] = now
             for item in take:
                 if item.on_done is not None:
                     try:

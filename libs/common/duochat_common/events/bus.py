@@ -53,6 +53,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from duochat_common.events.envelope import Envelope
+from duochat_common.redis_store import ExpiryRenewals
 from duochat_common.tracing import consumer_span, link_to
 
 if TYPE_CHECKING:
@@ -67,9 +68,6 @@ FIELD = "event"
 MANY_FIELD = "events"
 EVENTS_PER_ENTRY = 50
 DONE_SHARDS = 4  # sets of done markers per group and time bucket
-# A consumer sets a done-marker set's expiry when it first writes the set, and again at most
-# this often: a Redis that restarted empty would otherwise get the set back with no expiry.
-DONE_EXPIRY_RENEW_S = 60.0
 _ENVELOPES = TypeAdapter(list[Envelope])
 
 
@@ -174,7 +172,8 @@ class Consumer:
         self._last_dead_check = 0.0
         # Derived from the stream name, so they share its namespace (``settings.key``).
         self._attempts_key = f"{stream}:attempts:{group}"
-        self._expiring: dict[str, float] = {}  # done-marker set -> when its expiry was set
+        # A done-marker set's expiry is set when the consumer first writes it, then once a minute.
+        self._expiring = ExpiryRenewals()
         self._last_claim = 0.0
         self._recovered = False
         self.tracer = tracer
@@ -201,11 +200,7 @@ class Consumer:
         for shard, ids in self._by_shard(event_ids).items():
             key = self._done_key(bucket, shard)
             pipe.sadd(key, *ids)
-            now = time.monotonic()
-            if now - self._expiring.get(key, -DONE_EXPIRY_RENEW_S) >= DONE_EXPIRY_RENEW_S:
-                if len(self._expiring) > 1000:
-                    self._expiring.clear()
-                self._expiring[key] = now  # the same time whoever sets it: once in a while
+            if self._expiring.due(key):  # an absolute time: the same whoever sets it
                 pipe.expireat(key, (bucket + 2) * self.done_ttl_s)
 
     async def ensure_group(self) -> None:
