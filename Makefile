@@ -38,6 +38,7 @@ bench: env web deps
 	$(PYTHON) -m bench.notify_fanout
 	$(PYTHON) -m bench.room_entry
 	$(PYTHON) -m bench.auth_hashing
+	$(PYTHON) -m bench.redis_roundtrip
 
 ## synth: the CDK app's CloudFormation templates into infra/cdk/cdk.out (no AWS, no Docker)
 synth: env

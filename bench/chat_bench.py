@@ -275,7 +275,12 @@ async def socketio(args: argparse.Namespace, prefix: str) -> list[Round]:
                 infra_pids(),
             )
             rounds.append(Round(closed, opened))
-            print(f"  socketio round: closed {closed.run.rate:,.0f} msg/s", file=sys.stderr)
+            print(
+                f"  socketio round: closed {closed.run.rate:,.0f} msg/s, "
+                f"{closed.us_per_msg(closed.chat_cpu):.0f} us CPU/msg; open "
+                f"{opened.us_per_msg(opened.chat_cpu):.0f} us CPU/msg",
+                file=sys.stderr,
+            )
         for m in members:
             await m.close()
         return rounds
@@ -310,7 +315,8 @@ async def bare(args: argparse.Namespace, rooms: list[Room]) -> list[Round]:
                 rounds.append(Round(closed, opened))
                 print(
                     f"  bare relay round: closed {closed.run.rate:,.0f} msg/s, "
-                    f"{closed.us_per_msg(closed.chat_cpu):.0f} us CPU/msg",
+                    f"{closed.us_per_msg(closed.chat_cpu):.0f} us CPU/msg; open "
+                    f"{opened.us_per_msg(opened.chat_cpu):.0f} us CPU/msg",
                     file=sys.stderr,
                 )
             for m in members:
