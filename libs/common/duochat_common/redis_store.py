@@ -40,8 +40,9 @@ def hash_tag(name: str) -> str:
 
 class ExpiryRenewals:
     """When each key written often last had its expiry set: such a key needs it only once in a
-    while, not with every write (one expiry command per write was two commands in five), but
-    again now and then, since a Redis that restarted empty gets the key back with none."""
+    while, not with every write (an expiry command with each write of a small batch doubles its
+    commands), but again now and then, since a Redis that restarted empty gets the key back
+    with none."""
 
     def __init__(self, every_s: float = 60.0, max_keys: int = 10_000) -> None:
         self.every_s = every_s
