@@ -91,9 +91,8 @@ class Outbound:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for item in take:
                         pipe.xadd(item.stream, item.fields, maxlen=item.maxlen, approximate=True)
-                        if item.expire_ms is not None and item.stream not in expiring:
-                            if self.expiries.due(item.stream):
-                                expiring[item.stream] = item.expire_ms
+                        if item.expire_ms is not None and self.expiries.due(item.stream):
+                            expiring[item.stream] = item.expire_ms
                     for stream, expire_ms in expiring.items():  # once per stream, after its XADDs
                         pipe.pexpire(stream, expire_ms)
                     await pipe.execute()
