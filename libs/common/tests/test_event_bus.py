@@ -16,6 +16,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -25,6 +26,7 @@ from redis.asyncio import Redis
 from duochat_common.events import Consumer, Envelope, EventBus
 from duochat_common.events import bus as bus_module
 from duochat_common.events.bus import (
+    CLOCK_SKEW_S,
     DONE_SHARDS,
     EVENTS_PER_ENTRY,
     dead_letter_stream,
@@ -367,6 +369,9 @@ async def test_a_handler_that_fails_once_is_retried(any_redis: Redis, stream: st
 
     await eventually(retried)
     assert await any_redis.xlen(dead_letter_stream(stream)) == 0
+    # The failed try was counted; the retry's success clears the count (a new entry, read with
+    # ``>``, has none to clear).
+    assert await any_redis.hlen(f"{stream}:attempts:{GROUP}") == 0
 
 
 async def test_an_event_delivered_twice_is_handled_once(any_redis: Redis, stream: str) -> None:
@@ -413,9 +418,7 @@ async def test_a_batch_is_marked_done_in_one_set_per_shard_not_a_key_per_event(
     assert sum([await any_redis.scard(k) for k in markers]) == EVENTS_PER_ENTRY
     for key in markers:  # each set expires when the bucket after its own ends
         assert 0 < await any_redis.ttl(key) <= 2 * reader.done_ttl_s
-    assert await reader.already_done([e.id for e in batch] + [event(99).id]) == [True] * len(
-        batch
-    ) + [False]
+    assert await reader.already_done([*batch, event(99)]) == [True] * len(batch) + [False]
     # A Redis that restarted empty: the next batch's set gets its expiry again (within a minute).
     await any_redis.delete(*markers)
     reader._expiring.forget()  # as a minute later
@@ -441,11 +444,39 @@ async def test_an_event_is_remembered_across_a_bucket_boundary_for_done_ttl_at_l
         reader.mark_done(pipe, [once.id])
         await pipe.execute()
     clock["now"] = base + 100.0  # the next bucket: still remembered
-    assert await reader.already_done([once.id]) == [True]
+    assert await reader.already_done([once]) == [True]
     clock["now"] = base + 199.0  # done_ttl_s after it was marked: still remembered
-    assert await reader.already_done([once.id]) == [True]
+    assert await reader.already_done([once]) == [True]
     clock["now"] = base + 200.0  # two buckets on: no longer looked up (and its set expires)
-    assert await reader.already_done([once.id]) == [False]
+    assert await reader.already_done([once]) == [False]
+
+
+async def test_an_event_made_in_this_bucket_is_not_looked_up_in_the_one_before(
+    real_redis: Redis, stream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = (int(time.time()) // 1000 + 1) * 1000  # buckets of 1000 s, ahead of the real time
+    clock = {"now": float(base + 999)}
+    monkeypatch.setattr(
+        bus_module, "time", SimpleNamespace(time=lambda: clock["now"], monotonic=time.monotonic)
+    )
+    reader = consumer(real_redis, stream, Recorder(), done_ttl_s=1000)
+    made_late = base + 1000 + CLOCK_SKEW_S + 1  # well after the next bucket began
+    before, late = (
+        event(1),
+        Envelope(
+            type="test.happened", data={"n": 2}, occurred_at=datetime.fromtimestamp(made_late, UTC)
+        ),
+    )
+    async with real_redis.pipeline(transaction=False) as pipe:  # both marked in bucket 0
+        reader.mark_done(pipe, [before.id, late.id])
+        await pipe.execute()
+    clock["now"] = made_late + 1.0
+    # An event made before this bucket began is looked up in the one before too; one made
+    # after cannot have been marked there, so that set is not read for it (a marker that
+    # could not exist, planted here to show it).
+    assert await reader.already_done([before, late]) == [True, False]
+    clock["now"] = base + 999.0
+    assert await reader.already_done([before, late]) == [True, True]
 
 
 async def test_a_handled_event_reclaimed_from_a_dead_consumer_is_skipped(

@@ -31,17 +31,19 @@ class BatchConsumer(Consumer):
         super().__init__(*args, **kwargs)
         self.batch_handler = batch_handler
 
-    async def _process(self, entries: list[tuple[str, dict[str, Any]]]) -> int:
+    async def _process(
+        self, entries: list[tuple[str, dict[str, Any]]], *, fresh: bool = False
+    ) -> int:
         parsed: list[Envelope] = []
         for _entry_id, fields in entries:
             try:
                 parsed += entry_envelopes(fields)[2]
             except (ValidationError, ValueError, json.JSONDecodeError):
                 # An unparseable entry is dead-lettered by the shared path.
-                return await super()._process(entries)
+                return await super()._process(entries, fresh=fresh)
         if len(parsed) < 2:
-            return await super()._process(entries)
-        done = await self.already_done([env.id for env in parsed])
+            return await super()._process(entries, fresh=fresh)
+        done = await self.already_done(parsed)
         todo: dict[str, Envelope] = {}
         for envelope, already in zip(parsed, done, strict=True):
             if not already:
@@ -55,11 +57,12 @@ class BatchConsumer(Consumer):
                 exc_info=True,
                 extra={"fields": {"stream": self.stream, "events": len(todo)}},
             )
-            return await super()._process(entries)
+            return await super()._process(entries, fresh=fresh)
         ids = [entry_id for entry_id, _ in entries]
         async with self.redis.pipeline(transaction=False) as pipe:
             self.mark_done(pipe, list(todo))
             pipe.xack(self.stream, self.group, *ids)
-            pipe.hdel(self._attempts_key, *ids)
+            if not fresh:
+                pipe.hdel(self._attempts_key, *ids)
             await pipe.execute()
         return len(entries)
