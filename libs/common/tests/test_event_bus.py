@@ -347,6 +347,35 @@ async def test_an_event_whose_handler_keeps_failing_is_dead_lettered(
     assert await pending(any_redis, stream) == 0
 
 
+async def test_after_a_partial_batch_the_next_read_lingers_so_a_trickle_is_batched(
+    real_redis: Redis, stream: str
+) -> None:
+    bus = EventBus(real_redis)
+    handler = Recorder()
+    reader = consumer(real_redis, stream, handler, block_ms=2000, linger_ms=1000)
+    await reader.ensure_group()
+    await bus.publish(stream, event(1))
+    assert await reader.run_once() == 1  # after a quiet spell: read at once
+    await bus.publish(stream, event(2))
+    second = asyncio.create_task(reader.run_once())
+    await asyncio.sleep(0.1)
+    await bus.publish(stream, event(3))  # within the linger: read with the one before
+    assert await second == 2
+    assert [e.data["n"] for e in handler.seen] == [1, 2, 3]
+
+
+async def test_a_full_batch_is_followed_by_a_read_at_once(real_redis: Redis, stream: str) -> None:
+    bus = EventBus(real_redis)
+    for i in range(3):
+        await bus.publish(stream, event(i))  # an entry each
+    reader = consumer(real_redis, stream, Recorder(), batch=2, linger_ms=5000)
+    await reader.ensure_group()
+    assert await reader.run_once() == 2  # a full batch: more may be waiting
+    started = time.monotonic()
+    assert await reader.run_once() == 1
+    assert time.monotonic() - started < 2.0
+
+
 async def test_a_handler_that_fails_once_is_retried(any_redis: Redis, stream: str) -> None:
     failures = {"left": 1}
 

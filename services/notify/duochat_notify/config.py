@@ -42,6 +42,10 @@ class Settings(ServiceSettings):
     # Event consumption. An instance with ``consume_events`` off only serves streams and REST.
     consume_events: bool = True
     consumer_block_ms: int = 2000
+    # After a read that found less than a full batch, the next read waits this long: a steady
+    # trickle of events is handled a few at a time instead of one per three Redis round trips
+    # (at most this much later; an event after a quiet spell is read at once).
+    consumer_linger_ms: int = 5
     consumer_claim_idle_ms: int = 30_000
 
     preview_max_chars: int = 100

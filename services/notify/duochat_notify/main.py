@@ -114,6 +114,7 @@ def _consumers(
             batch_handler=triggers.handle_batch,
             block_ms=settings.consumer_block_ms,
             claim_idle_ms=settings.consumer_claim_idle_ms,
+            linger_ms=settings.consumer_linger_ms,
             metrics=app.state.bus_metrics,
             tracer=app.state.telemetry.tracer,
         )

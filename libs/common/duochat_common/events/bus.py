@@ -172,6 +172,7 @@ class Consumer:
         max_attempts: int = 5,
         done_ttl_s: int = 7 * 86400,
         dead_after_ms: int = 10_000,
+        linger_ms: int = 0,
         metrics: BusMetrics | None = None,
         tracer: Tracer | None = None,
     ) -> None:
@@ -193,6 +194,10 @@ class Consumer:
         # A done-marker set's expiry is set when the consumer first writes it, then once a minute.
         self._expiring = ExpiryRenewals()
         self._last_claim = 0.0
+        # After a read that returned less than a full batch, the next waits this long, so that
+        # a steady trickle is handled in batches instead of an entry or two per round trip.
+        self.linger_s = linger_ms / 1000
+        self._read_after = 0.0
         self._recovered = False
         self.tracer = tracer
         self._consumed = self._dead = None
@@ -480,13 +485,19 @@ class Consumer:
         if now - self._last_claim >= self.claim_idle_ms / 2000:
             self._last_claim = now
             seen += await self.reclaim()
+        wait = self._read_after - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
         reply: Any = await self.redis.xreadgroup(
             self.group, self.consumer, {self.stream: ">"}, count=self.batch, block=self.block_ms
         )
+        read = 0
         for _stream, entries in reply or []:
-            seen += len(entries)
+            read += len(entries)
             await self._process(entries, fresh=True)
-        return seen
+        partial = 0 < read < self.batch
+        self._read_after = time.monotonic() + self.linger_s if partial else 0.0
+        return seen + read
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Consume until ``stop`` is set or the task is cancelled; survives Redis outages."""
