@@ -263,15 +263,15 @@ class Consumer:
         bucket = int(time.time()) // self.done_ttl_s
         recent = bucket * self.done_ttl_s + CLOCK_SKEW_S  # made after: marked in this bucket
         older = [e.id for e in events if _made_at(e) < recent]
-        lookups = [(bucket, ids) for ids in self._by_shard([e.id for e in events]).values()]
-        lookups += [(bucket - 1, ids) for ids in self._by_shard(older).values()]
+        lookups = [(bucket, *s) for s in self._by_shard([e.id for e in events]).items()]
+        lookups += [(bucket - 1, *s) for s in self._by_shard(older).items()]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for in_bucket, ids in lookups:
-                pipe.smismember(self._done_key(in_bucket, _shard(ids[0])), ids)
+            for in_bucket, shard, ids in lookups:
+                pipe.smismember(self._done_key(in_bucket, shard), ids)
             replies = await pipe.execute()
         done = {
             event_id
-            for (_, ids), reply in zip(lookups, replies, strict=True)
+            for (_, _, ids), reply in zip(lookups, replies, strict=True)
             for event_id, hit in zip(ids, reply, strict=True)
             if hit
         }
