@@ -185,5 +185,5 @@ def _routing_readings(rt: Runtime) -> Iterable[Read]:
     yield Read(
         "duochat_chat_redis_backlog",
         "Appends to Redis (forwards, deliveries, events) waiting to go out",
-        lambda: rt.outbound.pending() + rt.events_out.pending(),
+        rt.outbound.pending,
     )

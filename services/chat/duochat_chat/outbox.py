@@ -69,6 +69,7 @@ class OutboxRelay:
                     entry_fields(chunk),
                     maxlen=EVENTS_MAXLEN,
                     droppable=False,
+                    bulk=True,
                     on_done=(lambda: self._relayed(outbox_id)) if i == last else None,
                 )
             )

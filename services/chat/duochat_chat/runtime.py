@@ -67,7 +67,6 @@ class Runtime:
     history: History
     ring: Ring
     outbound: Outbound
-    events_out: Outbound
     router: Router
     writer: MessageWriter
     delivery: Delivery
@@ -101,7 +100,6 @@ class Runtime:
         while self.router.pending and loop.time() < deadline:  # noqa: ASYNC110 - shutdown only
             await asyncio.sleep(0.05)
         await self.outbound.flushed(max(0.1, deadline - loop.time()))
-        await self.events_out.flushed(max(0.1, deadline - loop.time()))
         for session in list(self.sessions):
             await session.out.flush()
 
@@ -192,11 +190,10 @@ def _messaging(
     """The path of a message: owners, forwarding, the writer, delivery and the events'
     outbox, wired to each other (the ``Runtime`` fields of the same names)."""
     ring, outbound, router = _routing(settings, redis, instance, presence)
-    events_out = Outbound(redis)  # its own queue: see ``_routing``
     key = settings.key
     relay = OutboxRelay(
         db,
-        events_out,
+        outbound,  # in its lane for events (see ``outbound``)
         stream=key(CHAT_STREAM),
         stale_s=settings.outbox_stale_s,
         sweep_s=settings.outbox_sweep_s,
@@ -228,7 +225,6 @@ def _messaging(
     return {
         "ring": ring,
         "outbound": outbound,
-        "events_out": events_out,
         "router": router,
         "relay": relay,
         "history": history,
@@ -251,8 +247,6 @@ def _routing(
         ttl_s=settings.ring_ttl_s,
     )
     ring.nodes_of = presence.nodes_of
-    # Two queues: what a conversation waits for (forwards, deliveries, acks) never queues
-    # behind the events that notify reads.
     outbound = Outbound(redis)
     router = Router(
         instance=instance,
@@ -277,7 +271,6 @@ async def start(runtime: Runtime, *more: Coroutine[Any, Any, None]) -> None:
         runtime.ring.run(),
         runtime.writer.run(),
         runtime.outbound.run(),
-        runtime.events_out.run(),
         runtime.router.run_inbox(),
         runtime.router.run_resends(),
         runtime.delivery.run_reader(),
