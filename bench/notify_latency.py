@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import secrets
@@ -39,6 +40,7 @@ from websockets.typing import Subprotocol
 
 from bench.results import RESULTS
 from bench.results import record as record_section
+from duochat_chat.config import Settings as ChatSettings
 from duochat_common.events.schemas import CHAT_STREAM
 from duochat_common.redis_store import create_redis
 from duochat_embedded import localstack
@@ -421,6 +423,19 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=40.0, help="messages per second, in all")
     parser.add_argument("--no-record", action="store_true", help="do not touch bench/RESULTS.md")
     args = parser.parse_args()
+    # Each writer sends to its rooms in turn; past chat's per-user send limit its SENDs get
+    # ERROR frames and the receivers wait for alarms that never come.
+    limit = float(
+        os.environ.get(
+            "DUOCHAT_SENDS_PER_SECOND", ChatSettings.model_fields["sends_per_second"].default
+        )
+    )
+    if args.rate / args.writers > limit:
+        parser.error(
+            f"--rate {args.rate:g} over {args.writers} writers is {args.rate / args.writers:g} "
+            f"SENDs a second per writer, past chat's limit of {limit:g} per user: give at least "
+            f"--writers {math.ceil(args.rate / limit)}"
+        )
 
     if args.base_url:
         events_key = f"{args.redis_prefix}{CHAT_STREAM}"
