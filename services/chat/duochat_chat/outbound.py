@@ -44,8 +44,8 @@ class Append:
     # Streams named after an instance expire when it is gone for good.
     expire_ms: int | None = None
     on_done: Callable[[], None] | None = None
-    droppable: bool = True
-    bulk: bool = False  # an event entry: in the lane that rides along (see the module's doc)
+    # An event entry: in the lane that rides along and is never shed (see the module's doc).
+    bulk: bool = False
 
 
 class Outbound:
@@ -83,15 +83,9 @@ class Outbound:
             self._shed()
 
     def _shed(self) -> None:
-        keep: deque[Append] = deque()
-        dropped = 0
-        excess = len(self._items) - self.max_backlog
-        for item in self._items:
-            if dropped < excess and item.droppable:
-                dropped += 1
-            else:
-                keep.append(item)
-        self._items = keep
+        dropped = len(self._items) - self.max_backlog
+        for _ in range(dropped):
+            self._items.popleft()
         log.error("redis backlog full: dropped %d oldest deliveries", dropped)
 
     def pending(self) -> int:

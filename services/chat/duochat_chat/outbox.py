@@ -68,7 +68,6 @@ class OutboxRelay:
                     self.stream,
                     entry_fields(chunk),
                     maxlen=EVENTS_MAXLEN,
-                    droppable=False,
                     bulk=True,
                     on_done=(lambda: self._relayed(outbox_id)) if i == last else None,
                 )

@@ -58,7 +58,7 @@ async def test_a_flush_that_failed_sets_the_expiry_on_its_retry() -> None:
     queue = Outbound(away)
     try:
         queue.put(Append(stream, {"n": 1}, expire_ms=60_000))
-        queue.put(Append(events, {"e": 1}, droppable=False, bulk=True))
+        queue.put(Append(events, {"e": 1}, bulk=True))
         with pytest.raises((RedisError, OSError)):
             await queue._flush()
         assert queue.pending() == 2  # kept, in order, for the retry
@@ -89,9 +89,7 @@ async def test_events_ride_with_a_conversations_appends_in_one_round_trip() -> N
     done: list[str] = []
     try:
         queue.put(Append(deliver, {"n": 1}))
-        queue.put(
-            Append(events, {"e": 1}, droppable=False, bulk=True, on_done=lambda: done.append("e"))
-        )
+        queue.put(Append(events, {"e": 1}, bulk=True, on_done=lambda: done.append("e")))
         await queue._flush()
         assert round_trips == 1
         assert done == ["e"]
@@ -108,7 +106,7 @@ async def test_a_backlog_of_events_holds_a_conversation_for_one_bounded_round_tr
     queue = Outbound(redis, riders=4, bulk_batch=50)
     try:
         for n in range(200):
-            queue.put(Append(events, {"e": n}, droppable=False, bulk=True))
+            queue.put(Append(events, {"e": n}, bulk=True))
         queue.put(Append(deliver, {"n": 1}))
         # The conversation's append goes first, with at most four events riding along ...
         take, riding = queue._take()

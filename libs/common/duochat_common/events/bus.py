@@ -112,10 +112,6 @@ def cancel_requested() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-def _shard(event_id: str) -> int:
-    return zlib.crc32(event_id.encode()) % DONE_SHARDS
-
-
 def _made_at(event: Envelope) -> float:
     """When the event was made, in seconds (an ``occurredAt`` without a zone is UTC)."""
     made = event.occurred_at
@@ -212,7 +208,7 @@ class Consumer:
     def _by_shard(self, event_ids: Sequence[str]) -> dict[int, list[str]]:
         shards: dict[int, list[str]] = {}
         for event_id in event_ids:
-            shards.setdefault(_shard(event_id), []).append(event_id)
+            shards.setdefault(zlib.crc32(event_id.encode()) % DONE_SHARDS, []).append(event_id)
         return shards
 
     def mark_done(self, pipe: Any, event_ids: Sequence[str]) -> None:
